@@ -1,0 +1,1 @@
+"""lipdub.audio: see docs/architecture.md."""

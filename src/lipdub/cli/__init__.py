@@ -1,0 +1,41 @@
+"""Command line: argument parsing only. Each sub-command lives in its own module with `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from lipdub import __version__
+from lipdub.errors import LipdubError
+
+# sub-command modules, in the order `lipdub --help` lists them
+COMMANDS = ["animate", "faces", "cues", "cache", "weights", "serve", "data", "train"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipdub", description="Make a face in a photo or video speak.")
+    parser.add_argument("--version", action="version", version=f"lipdub {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"lipdub.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LipdubError as err:
+        if debug:
+            raise
+        print(f"lipdub: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lipdub: interrupted", file=sys.stderr)
+        return 130

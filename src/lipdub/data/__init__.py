@@ -1,0 +1,1 @@
+"""lipdub.data: see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""lipdub.engines: see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""lipdub.engines.viseme: see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""lipdub.engines.wav2lip: see docs/architecture.md."""

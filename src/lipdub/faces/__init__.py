@@ -1,0 +1,1 @@
+"""lipdub.faces: see docs/architecture.md."""

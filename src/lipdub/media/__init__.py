@@ -1,0 +1,1 @@
+"""lipdub.media: see docs/architecture.md."""

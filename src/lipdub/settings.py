@@ -1,0 +1,66 @@
+"""User-facing settings in one place, overridable by environment (`LIPDUB_*`), shared by CLI, web app and tests."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class Settings(BaseSettings):
+    """Settings users touch. `LIPDUB_HOME` moves every file lipdub keeps (weights, caches, web data)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIPDUB_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("lipdub")))
+    device: Device = "auto"
+    batch_size: int = 32
+    checkpoint: Path | None = None  # default Wav2Lip checkpoint; None -> the viseme engine
+    threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                         else (os.cpu_count() or 1))
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.home / "weights"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def web_dir(self) -> Path:
+        return self.home / "web"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Map `auto` to the best available torch device; check an explicit one exists."""
+    import torch
+
+    from lipdub.errors import LipdubError
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LipdubError("--device cuda asked for, but torch sees no CUDA device")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise LipdubError("--device mps asked for, but torch sees no MPS device")
+    if device not in ("cpu", "cuda", "mps"):
+        raise LipdubError(f"unknown device {device!r} (use auto, cpu, cuda or mps)")
+    return device

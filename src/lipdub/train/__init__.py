@@ -1,0 +1,1 @@
+"""lipdub.train: see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""lipdub.web: see docs/architecture.md."""
