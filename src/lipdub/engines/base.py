@@ -20,7 +20,7 @@ class FrameJob:
     index: int  # audio frame index: which of the prepared audio's frames drives this mouth
     frame: np.ndarray  # (H, W, 3) uint8 RGB, full frame
     face: Face
-    box: Box | None = None  # an explicit crop box (--box); None -> the engine derives one from the face
+    box: Box  # the crop box (top, bottom, left, right): --box, or faces.crop_box(face, frame.shape)
 
 
 @dataclass
