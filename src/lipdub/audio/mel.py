@@ -1,0 +1,97 @@
+"""Wav2Lip's mel spectrogram and its per-video-frame 16-column windows, as the reference computes them."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from scipy.signal import lfilter
+
+SAMPLE_RATE = 16000
+N_FFT = 800
+HOP = 200
+WIN = 800
+NUM_MELS = 80
+FMIN, FMAX = 55, 7600
+PREEMPHASIS = 0.97
+REF_LEVEL_DB = 20
+MIN_LEVEL_DB = -100
+MAX_ABS_VALUE = 4.0
+MEL_STEP = 16  # mel columns per model window
+MEL_FPS = SAMPLE_RATE / HOP  # 80 mel frames per second
+
+
+@lru_cache(maxsize=1)
+def _mel_basis() -> np.ndarray:
+    """Slaney-scale, area-normalised 80x401 filterbank (librosa's default, as the reference used)."""
+    import librosa
+
+    basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX)
+    return basis.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _hann() -> np.ndarray:
+    """Periodic Hann window of WIN samples (scipy's `get_window('hann', fftbins=True)`)."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WIN) / WIN)
+
+
+def _stft_magnitude(y: np.ndarray) -> np.ndarray:
+    """|STFT| as librosa 0.7 computed it: centred with reflect padding, float64 rfft stored as complex64."""
+    padded = np.pad(y, N_FFT // 2, mode="reflect")
+    n_frames = 1 + (len(padded) - N_FFT) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]  # (T, 800)
+    spec = np.fft.rfft(frames * _hann(), axis=1).astype(np.complex64)  # (T, 401)
+    return np.abs(spec).T  # (401, T) float32
+
+
+def melspectrogram(wav: np.ndarray) -> np.ndarray:
+    """Normalised log-mel of 16 kHz mono audio: (80, 1 + len(wav)//200) float32 in [-4, 4]."""
+    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if len(wav) < 2:
+        raise ValueError("audio is too short for a mel spectrogram (needs at least 2 samples)")
+    emphasised = lfilter([1.0, -PREEMPHASIS], [1.0], wav)  # float64
+    mel = _mel_basis() @ _stft_magnitude(emphasised)  # (80, T) float32
+    db = 20.0 * np.log10(np.maximum(1e-5, mel)) - REF_LEVEL_DB
+    norm = 2 * MAX_ABS_VALUE * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
+    return np.clip(norm, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+
+
+def chunk_starts(num_mel_frames: int, fps: float, n_frames: int | None = None) -> list[int]:
+    """Start column of the 16-column mel window for each video frame.
+
+    Without `n_frames`: the reference rule (frame i starts at int(80*i/fps); the first window that would run
+    past the end is replaced by one at T-16 and ends the list, so the tail of the audio gets no frame).
+    With `n_frames`: exactly that many starts, frame i at min(int(80*i/fps), T-16), so a video can cover all
+    the audio; every frame the reference also produces gets the same start.
+    """
+    if num_mel_frames < MEL_STEP:
+        raise ValueError(f"audio too short: {num_mel_frames} mel frames, need at least {MEL_STEP} (0.2 s)")
+    step = 80.0 / fps
+    last = num_mel_frames - MEL_STEP
+    if n_frames is not None:
+        return [min(int(i * step), last) for i in range(n_frames)]
+    starts: list[int] = []
+    i = 0
+    while True:
+        start = int(i * step)
+        if start > last:
+            starts.append(last)
+            return starts
+        starts.append(start)
+        i += 1
+
+
+def num_video_frames(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
+    """Frames at `fps` needed to cover `num_samples` of audio (ceil, at least 1)."""
+    return max(1, math.ceil(num_samples * fps / sample_rate - 1e-9))
+
+
+def mel_windows(mel: np.ndarray, starts: list[int] | np.ndarray) -> np.ndarray:
+    """Stack the (80, 16) windows at `starts` into the model's audio input, shape (n, 1, 80, 16) float32."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if len(starts) and (starts.min() < 0 or starts.max() + MEL_STEP > mel.shape[1]):
+        raise ValueError(f"mel window start out of range 0..{mel.shape[1] - MEL_STEP}")
+    cols = starts[:, None] + np.arange(MEL_STEP)[None, :]  # (n, 16)
+    return np.ascontiguousarray(mel[:, cols].transpose(1, 0, 2)[:, None], dtype=np.float32)
