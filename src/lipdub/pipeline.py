@@ -1,14 +1,31 @@
-"""Wires the stages as one stream: decode -> faces -> engine -> composite -> mix -> encode. CLI and web call this."""
+"""Wires the stages as one stream: decode -> faces -> engine -> composite -> mix -> encode. CLI and web call this.
+
+Nothing here re-implements a stage: it decides the output timeline (how many frames, which source frame each
+one shows, which face speaks when and how strongly) and then streams batches of frames through the engine
+and the compositor into the writer, so memory does not grow with the length of the input.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
+from lipdub.errors import LipdubError, NoFaceError
+
+log = logging.getLogger(__name__)
+
 # progress(stage, done, total): stage is one of "analyzing", "detecting", "generating", "encoding", "done"
 Progress = Callable[[str, int, int], None]
+
+STILL_FPS = 25.0
+FADE_FRAMES = 4  # the generated mouth fades in/out over this many frames around a gap or a silence
+SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -18,6 +35,15 @@ class FaceChoice:
     face_id: int | None = None
     at: tuple[float, float] | None = None  # (x, y) pixel in the first frame where the face is visible
     like: Path | None = None  # reference photo of the person
+
+    def describe(self) -> str:
+        if self.face_id is not None:
+            return f"face {self.face_id}"
+        if self.at is not None:
+            return f"the face at {self.at[0]:g},{self.at[1]:g}"
+        if self.like is not None:
+            return f"the face that looks like {self.like}"
+        return "the default face"
 
 
 @dataclass
@@ -64,6 +90,271 @@ class AnimateResult:
     notes: list[str] = field(default_factory=list)  # what the user should know (engine chosen, frames without face)
 
 
+@dataclass
+class _Speaker:
+    """A speaker resolved onto the output timeline."""
+
+    spec: SpeakerSpec
+    audio: np.ndarray  # 16 kHz mono float32
+    engine: object  # a prepared Engine
+    start_frame: int
+    n_frames: int
+    track_id: int | None = None
+    strength: np.ndarray | None = None  # (n_out,) how much of the generated mouth each output frame shows
+    info: dict = field(default_factory=dict)
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.n_frames
+
+
+# --------------------------------------------------------------------------------------------- timeline
+
+
+def pingpong(i: int, n: int) -> int:
+    """Source frame for output frame i when a video of n frames plays forward, backward, forward... (no jump)."""
+    if n <= 1:
+        return 0
+    k = i % (2 * n - 2)
+    return k if k < n else 2 * n - 2 - k
+
+
+def source_indices(n_out: int, n_src: int) -> np.ndarray:
+    """Source frame shown at each output frame: identity while the video lasts, then ping-pong."""
+    if n_src <= 1:
+        return np.zeros(n_out, np.int64)
+    return np.array([i if i < n_src else pingpong(i, n_src) for i in range(n_out)], np.int64)
+
+
+def activity_weights(prob: np.ndarray, fps: float, hold: float = 0.3, fade: int = FADE_FRAMES) -> np.ndarray:
+    """Turn per-frame speech probability into a smooth 0..1 edit strength: gaps < `hold` s are bridged, ramps."""
+    active = np.asarray(prob) >= 0.5
+    gap = int(round(hold * fps))
+    idx = np.flatnonzero(active)
+    for a, b in zip(idx[:-1], idx[1:], strict=False):  # bridge short pauses between words: no chewing
+        if 1 < b - a <= gap + 1:
+            active[a:b] = True
+    # ramp up before and down after each stretch: distance to the nearest active frame
+    from lipdub.composite import fade_weights
+
+    return 1.0 - fade_weights(~active, fade) if active.any() else np.zeros(len(active), np.float32)
+
+
+# --------------------------------------------------------------------------------------------- engines
+
+
+def choose_engine(request: AnimateRequest) -> tuple[str, Path | None, str]:
+    """Decide which engine runs; return (name, checkpoint, note for the user)."""
+    from lipdub.settings import get_settings
+
+    checkpoint = request.checkpoint or get_settings().checkpoint
+    name = request.engine
+    if name == "auto":
+        name = "wav2lip" if checkpoint else "viseme"
+    if name == "wav2lip":
+        if checkpoint is None:
+            raise LipdubError("the wav2lip engine needs --checkpoint (see `lipdub weights list`)")
+        return name, Path(checkpoint), f"engine: wav2lip ({checkpoint})"
+    return "viseme", None, ("engine: viseme (no model weights; for the neural engine get a checkpoint with "
+                            "`lipdub weights fetch wav2lip_gan` and pass --checkpoint)")
+
+
+def load_engine(name: str, checkpoint: Path | None, request: AnimateRequest):
+    """Build the engine once (model weights are shared by every speaker's copy)."""
+    from lipdub.settings import get_settings
+
+    settings = get_settings()
+    batch = request.batch_size or settings.batch_size
+    if name == "wav2lip":
+        from lipdub.engines.wav2lip import Wav2LipEngine
+
+        return Wav2LipEngine(checkpoint, device=request.device, batch_size=batch)
+    from lipdub.engines.viseme import VisemeEngine
+
+    return VisemeEngine()
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
 def animate(request: AnimateRequest, progress: Progress | None = None) -> AnimateResult:
     """Make the chosen face(s) of `request.media` speak; write `request.output` atomically."""
-    raise NotImplementedError("being written")
+    from lipdub import faces, media
+
+    report = progress or (lambda stage, done, total: None)
+    notes: list[str] = []
+    info = media.probe(request.media)
+    if info.kind == "audio":
+        raise LipdubError("has no picture: give a photo or a video of the face", request.media)
+    still = info.kind == "image"
+    fps = float(request.fps or STILL_FPS) if still else float(request.fps or info.fps)
+    n_src = 1 if still else int(info.num_frames)
+    if n_src < 1:
+        raise LipdubError("video has no frames", request.media)
+
+    # --- audio and engine per speaker
+    specs = request.speakers or [SpeakerSpec(audio=_need_audio(request), face=request.face)]
+    name, checkpoint, engine_note = choose_engine(request)
+    notes.append(engine_note)
+    base_engine = load_engine(name, checkpoint, request)
+    speakers: list[_Speaker] = []
+    for spec in specs:
+        audio = media.load_audio(spec.audio, sr=SAMPLE_RATE, mono=True)
+        media.require_speech(audio, spec.audio)
+        engine = copy.copy(base_engine)  # shares the network, holds its own prepared audio
+        n = int(engine.prepare(audio, fps))
+        speakers.append(_Speaker(spec, audio, engine, int(round(spec.start * fps)), n))
+    speech_end = max(s.end_frame for s in speakers)
+    n_out = max(speech_end, n_src) if (request.keep_video_length and not still) else speech_end
+    src_of = source_indices(n_out, n_src)
+
+    # --- faces: which track speaks, where it is in every frame
+    needs_landmarks = name == "viseme" or (request.paste == "blend" and request.box is None)
+    tracks = None
+    if request.box is None or needs_landmarks:
+        report("detecting", 0, n_src)
+        tracks = faces.analyze(request.media, fps=None if still else fps, use_cache=request.use_cache,
+                               progress=lambda d, t: report("detecting", d, t))
+        if not tracks.track_ids:
+            raise NoFaceError("no face found", request.media)
+        for sp in speakers:
+            choice = sp.spec.face
+            if request.box is not None and choice == FaceChoice():
+                top, bottom, left, right = request.box
+                choice = FaceChoice(at=((left + right) / 2, (top + bottom) / 2))
+            sp.track_id, why = faces.select(tracks, face_id=choice.face_id, at=choice.at, like=choice.like)
+            sp.info = {"face": sp.track_id, "chosen": why, "faces_seen": len(tracks.track_ids),
+                       "audio": str(sp.spec.audio), "start": sp.spec.start}
+        if len(speakers) > 1 and len({sp.track_id for sp in speakers}) < len(speakers):
+            raise LipdubError("two --speaker options chose the same face; name different faces")
+
+    def face_at(sp: _Speaker, src: int):
+        if tracks is None:
+            return _box_face(request.box)
+        for f in tracks.faces_in(src):
+            if f.track_id == sp.track_id:
+                return f
+        return None
+
+    # --- strength of each speaker's edit on every output frame: presence fades x speech activity
+    for sp in speakers:
+        present = np.array([face_at(sp, int(src_of[i])) is not None for i in range(n_out)])
+        inside = np.zeros(n_out, bool)
+        inside[sp.start_frame:min(sp.end_frame, n_out)] = True
+        if name == "wav2lip":
+            # the neural mouth keeps moving in silence: blend back to the original mouth there
+            act = np.zeros(n_out, np.float32)
+            prob = sp.engine.speech_activity()
+            if prob is None:
+                from lipdub.audio import vad
+
+                prob = vad.speech_probability(sp.audio, fps)
+            seg = np.asarray(prob, np.float32)[: sp.n_frames]
+            act[sp.start_frame:sp.start_frame + len(seg)] = seg[: max(0, n_out - sp.start_frame)]
+            weight = activity_weights(act, fps)
+        else:
+            # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
+            from lipdub.composite import fade_weights
+
+            weight = fade_weights(inside, FADE_FRAMES)
+        sp.strength = (fade_weights(present, FADE_FRAMES) * weight * inside).astype(np.float32)
+        missing = int((~present & inside).sum())
+        if missing:
+            notes.append(f"{sp.info.get('face', 'face')}: absent in {missing} of {int(inside.sum())} speaking "
+                         "frames; those frames pass through unchanged")
+
+    # --- soundtrack
+    audio_out, audio_rate = _soundtrack(request, info, speakers, n_out, fps, still)
+
+    # --- stream: frames -> engine -> composite -> writer
+    from lipdub.composite import composite
+
+    batch = max(1, int(getattr(base_engine, "batch_size", 1) or 1))
+    source = None if still else media.FrameSource(request.media, fps=fps)
+    still_frame = media.read_image(request.media) if still else None
+    report("generating", 0, n_out)
+    with media.VideoWriter(request.output, fps, audio=audio_out, audio_rate=audio_rate) as writer:
+        frames_iter = (iter(lambda: still_frame, None) if still else source.frames(src_of.tolist()))
+        done = 0
+        for chunk in _chunks(frames_iter, batch, n_out):
+            outs = [f for f in chunk]
+            for sp in speakers:
+                jobs, where = [], []
+                from lipdub.engines.base import FrameJob
+
+                for j, frame in enumerate(chunk):
+                    i = done + j
+                    if sp.strength[i] <= 0.0:
+                        continue
+                    face = face_at(sp, int(src_of[i]))
+                    if face is None:
+                        continue
+                    box = request.box if request.box is not None else faces.crop_box(face, frame.shape)
+                    jobs.append(FrameJob(index=i - sp.start_frame, frame=frame, face=face, box=box))
+                    where.append(j)
+                if not jobs:
+                    continue
+                for j, job, patch in zip(where, jobs, sp.engine.render(jobs), strict=True):
+                    outs[j] = composite(outs[j], patch, request.paste, face=job.face,
+                                        strength=float(sp.strength[done + j]))
+            for frame in outs:
+                writer.write(frame)
+            done += len(chunk)
+            report("generating", done, n_out)
+    report("done", n_out, n_out)
+    return AnimateResult(output=Path(request.output), frames=n_out, fps=fps, duration=n_out / fps, engine=name,
+                         speakers=[sp.info for sp in speakers], notes=notes)
+
+
+def _need_audio(request: AnimateRequest) -> Path:
+    if request.audio is None:
+        raise LipdubError("no audio given: pass an audio file or --speaker face=...,audio=...")
+    return request.audio
+
+
+def _box_face(box: tuple[int, int, int, int]):
+    from lipdub.faces.types import Face
+
+    top, bottom, left, right = box
+    return Face(box=np.array([left, top, right, bottom], np.float32))
+
+
+def _chunks(frames: Iterator[np.ndarray], size: int, total: int) -> Iterator[list[np.ndarray]]:
+    chunk: list[np.ndarray] = []
+    for i, frame in enumerate(frames):
+        if i >= total:
+            break
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _soundtrack(request: AnimateRequest, info, speakers: list[_Speaker], n_out: int, fps: float,
+                still: bool) -> tuple[np.ndarray, int]:
+    """The output audio: every speaker at its start, over the original track when asked, exactly n_out frames."""
+    from lipdub import media
+    from lipdub.audio import mix
+
+    duration = n_out / fps
+    tracks = [mix.SpeechTrack(sp.audio, SAMPLE_RATE, sp.spec.start, request.speech_gain_db) for sp in speakers]
+    original = None
+    if not still and info.has_audio and (request.mix == "original" or request.keep_video_length):
+        orig = media.load_audio(request.media, sr=info.audio_rate, mono=False)
+        if request.mix == "replace":
+            # --keep-video-length alone: the original audio comes back only after the new speech ends
+            speech_end = max(sp.end_frame for sp in speakers) / fps
+            gate = np.clip((np.arange(orig.shape[-1]) / info.audio_rate - speech_end) / 0.05, 0, 1)
+            orig = (orig * gate).astype(np.float32)
+        original = (orig, int(info.audio_rate))
+    audio, rate = mix.mix_soundtrack(tracks, original, duration=duration,
+                                     duck_db=request.duck_db if request.mix == "original" else 0.0,
+                                     original_gain_db=request.original_gain_db)
+    expected = int(round(duration * rate))
+    if audio.shape[-1] != expected:  # exact length: audio and video end together
+        audio = audio[..., :expected] if audio.shape[-1] > expected else np.pad(
+            audio, [(0, 0)] * (audio.ndim - 1) + [(0, expected - audio.shape[-1])])
+    return audio, rate
+

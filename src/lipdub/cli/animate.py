@@ -1,14 +1,117 @@
-"""`lipdub animate`: (being written)."""
+"""`lipdub animate`: parse arguments into an AnimateRequest, run the pipeline with a progress bar, say what it did."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from lipdub.errors import LipdubError
+
+
+def _pixel(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.replace(":", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y pixel coordinates, got {text!r}") from None
+    return x, y
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("animate", help="(not yet available)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("animate", help="make a face in a photo or video speak an audio track",
+                       description="Make a face in a photo or video speak an audio track.")
+    p.add_argument("media", type=Path, help="photo or video with the face")
+    p.add_argument("audio", type=Path, nargs="?", help="speech (any audio file, or a video's audio)")
+    p.add_argument("-o", "--output", type=Path, help="output .mp4/.mov/.mkv, or a PNG pattern like frames/%%05d.png "
+                   "(default: <media name>.lipdub.mp4 in the current folder)")
+    e = p.add_argument_group("engine")
+    e.add_argument("--engine", choices=["auto", "wav2lip", "viseme"], default="auto",
+                   help="auto: wav2lip when a checkpoint is given or configured (LIPDUB_CHECKPOINT), else viseme")
+    e.add_argument("--checkpoint", type=Path, help="Wav2Lip checkpoint (wav2lip.pth, wav2lip_gan.pth, .safetensors)")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    e.add_argument("--batch-size", type=int, help="frames per generator batch")
+    f = p.add_argument_group("face")
+    f.add_argument("--face", type=int, dest="face_id", help="id of the face that speaks (see `lipdub faces`)")
+    f.add_argument("--face-at", type=_pixel, metavar="X,Y", help="the face under this pixel speaks")
+    f.add_argument("--face-like", type=Path, metavar="PHOTO", help="the face that looks like the person in PHOTO")
+    f.add_argument("--box", type=int, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="fixed face box for every frame (skips detection for the wav2lip engine)")
+    f.add_argument("--paste", choices=["blend", "box"], default="blend",
+                   help="blend: soft lower-face mask (default); box: the reference rectangle paste")
+    f.add_argument("--no-cache", action="store_true", help="detect faces again instead of using the cache")
+    s = p.add_argument_group("timing and sound")
+    s.add_argument("--fps", type=float, help="frame rate of the output for a still photo (default 25)")
+    s.add_argument("--keep-video-length", action="store_true",
+                   help="keep the rest of a longer video (unchanged, with its own audio)")
+    s.add_argument("--speaker", action="append", default=[], metavar="face=ID,audio=FILE[,start=S]",
+                   help="a speaking face and its audio (repeat for several; face-at=X:Y or face-like=PHOTO work too)")
+    s.add_argument("--mix", choices=["replace", "original"], default="replace",
+                   help="replace the soundtrack (default) or keep the original under the new speech")
+    s.add_argument("--duck", type=float, default=0.0, metavar="DB", help="lower the original by DB while speech plays")
+    s.add_argument("--speech-gain", type=float, default=0.0, metavar="DB")
+    s.add_argument("--original-gain", type=float, default=0.0, metavar="DB")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("lipdub animate: not yet available")
+def run(args: argparse.Namespace) -> int:
+    from lipdub.pipeline import AnimateRequest, FaceChoice, animate
+
+    speakers = []
+    if args.speaker:
+        from lipdub.audio.speakers import parse_speaker
+
+        speakers = [parse_speaker(text) for text in args.speaker]
+    elif args.audio is None:
+        raise LipdubError("give an audio file after the media, or --speaker face=...,audio=...")
+    output = args.output or Path(f"{args.media.stem}.lipdub.mp4")
+    inputs = [args.media, args.audio, *[s.audio for s in speakers]]
+    if any(i is not None and i.exists() and output.exists() and output.samefile(i) for i in inputs):
+        raise LipdubError("output would overwrite an input; choose another -o", output)
+    request = AnimateRequest(
+        media=args.media, output=output, audio=args.audio,
+        face=FaceChoice(face_id=args.face_id, at=args.face_at, like=args.face_like), speakers=speakers,
+        engine=args.engine, checkpoint=args.checkpoint, box=tuple(args.box) if args.box else None,
+        paste=args.paste, fps=args.fps, keep_video_length=args.keep_video_length, mix=args.mix,
+        duck_db=args.duck, speech_gain_db=args.speech_gain, original_gain_db=args.original_gain,
+        device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache)
+    with ProgressBar(disable=args.quiet) as bar:
+        result = animate(request, progress=bar.update)
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    for sp in result.speakers:
+        if sp:
+            print(f"speaker: face {sp['face']} of {sp['faces_seen']} ({sp['chosen']}) <- {sp['audio']}",
+                  file=sys.stderr)
+    print(f"wrote {result.output} ({result.frames} frames, {result.duration:.2f} s at {result.fps:g} fps)")
+    return 0
+
+
+class ProgressBar:
+    """One tqdm bar per pipeline stage, with frames/s and ETA."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable = disable
+        self.stage: str | None = None
+        self.bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage == "done" or self.disable:
+            return
+        if stage != self.stage:
+            if self.bar is not None:
+                self.bar.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=stage, unit="frame", file=sys.stderr, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
