@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up lipdub on a fresh machine: Python packages (CPU torch pinned), plus with --dev the test tools
+# (Debian's chromium for the browser tests, espeak-ng/mbrola for synthetic speech with known phone timings).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+if [ "$dev" = 1 ]; then
+  need=()
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v espeak-ng >/dev/null || need+=(espeak-ng)
+  [ -d /usr/share/mbrola/us1 ] || need+=(mbrola mbrola-us1)
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+      echo "setup: please install with apt: ${need[*]}" >&2
+      exit 1
+    fi
+  fi
+  python -m pip install -q -r requirements-dev.txt
+else
+  python -m pip install -q -r requirements.txt
+fi

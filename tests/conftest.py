@@ -1,0 +1,28 @@
+"""Test-wide setup: every test run gets its own LIPDUB_HOME so no user cache or weights are read or written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="lipdub-test-home-")
+os.environ["LIPDUB_HOME"] = _HOME
+os.environ.setdefault("LIPDUB_THREADS", "2")
+
+DATA = Path(__file__).parent / "data"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.fixture
+def lipdub_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty LIPDUB_HOME for one test (settings re-read)."""
+    from lipdub.settings import get_settings
+
+    home = tmp_path / "lipdub-home"
+    monkeypatch.setenv("LIPDUB_HOME", str(home))
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
