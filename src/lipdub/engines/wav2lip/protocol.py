@@ -93,15 +93,6 @@ def protocol_model(kind: str = "wav2lip") -> nn.Module:
 
 def write_protocol_checkpoint(path: str | os.PathLike[str], kind: str = "wav2lip") -> Path:
     """Write protocol weights in the official training-script layout ('module.' keys), atomically."""
-    state = protocol_state_dict(build_model(kind))
-    ckpt = {
-        "state_dict": OrderedDict(("module." + k, v) for k, v in state.items()),
-        "optimizer": None,
-        "global_step": 0,
-        "global_epoch": 0,
-    }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
+    from lipdub.engines.wav2lip.checkpoint import save_checkpoint
+
+    return save_checkpoint(path, protocol_model(kind))
