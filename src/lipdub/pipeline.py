@@ -68,6 +68,10 @@ class AnimateRequest:
     checkpoint: Path | None = None
     box: tuple[int, int, int, int] | None = None  # (top, bottom, left, right) as Wav2Lip's --box
     paste: Literal["blend", "box"] = "blend"
+    # silence: "rest" blends the neural mouth back to the original one while the speaker is silent; "animate"
+    # keeps generating (the reference behaviour). "auto": rest, except with paste="box", which reproduces the
+    # reference exactly.
+    silence: Literal["auto", "rest", "animate"] = "auto"
     fps: float | None = None  # output rate for stills (default 25); videos keep their own rate
     keep_video_length: bool = False
     mix: Literal["replace", "original"] = "replace"
@@ -241,7 +245,10 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
         present = np.array([face_at(sp, int(src_of[i])) is not None for i in range(n_out)])
         inside = np.zeros(n_out, bool)
         inside[sp.start_frame:min(sp.end_frame, n_out)] = True
-        if name == "wav2lip":
+        rest = request.silence == "rest" or (request.silence == "auto" and request.paste == "blend")
+        if name == "wav2lip" and not rest:
+            weight = inside.astype(np.float32)
+        elif name == "wav2lip":
             # the neural mouth keeps moving in silence: blend back to the original mouth there
             act = np.zeros(n_out, np.float32)
             prob = sp.engine.speech_activity()

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fixed face box for every frame (skips detection for the wav2lip engine)")
     f.add_argument("--paste", choices=["blend", "box"], default="blend",
                    help="blend: soft lower-face mask (default); box: the reference rectangle paste")
+    f.add_argument("--silence", choices=["auto", "rest", "animate"], default="auto",
+                   help="wav2lip: rest = original mouth while the speaker is silent (default with --paste blend); "
+                   "animate = keep generating, as the reference does (default with --paste box)")
     f.add_argument("--no-cache", action="store_true", help="detect faces again instead of using the cache")
     s = p.add_argument_group("timing and sound")
     s.add_argument("--fps", type=float, help="frame rate of the output for a still photo (default 25)")
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         media=args.media, output=output, audio=args.audio,
         face=FaceChoice(face_id=args.face_id, at=args.face_at, like=args.face_like), speakers=speakers,
         engine=args.engine, checkpoint=args.checkpoint, box=tuple(args.box) if args.box else None,
-        paste=args.paste, fps=args.fps, keep_video_length=args.keep_video_length, mix=args.mix,
+        paste=args.paste, silence=args.silence, fps=args.fps, keep_video_length=args.keep_video_length, mix=args.mix,
         duck_db=args.duck, speech_gain_db=args.speech_gain, original_gain_db=args.original_gain,
         device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache)
     with ProgressBar(disable=args.quiet) as bar:
