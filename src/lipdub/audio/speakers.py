@@ -1,0 +1,142 @@
+"""Several speakers in one run: parse `--speaker` options and place each speaker's speech on the output timeline.
+
+Syntax (one `--speaker` per speaking face; keys in any order, `audio` required):
+
+    face=ID | face-at=X:Y | face-like=PHOTO   which face speaks (at most one; none -> the default face)
+    audio=FILE                                 what it says
+    start=SECONDS                              when it starts in the output (3.5, 3.5s, 1:02.5, 0:01:02.5)
+
+A value may contain commas (a file name): a comma only separates options when a known key follows it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.errors import LipdubError
+from lipdub.pipeline import FaceChoice, SpeakerSpec
+
+KEYS = ("face", "face-at", "face-like", "audio", "start")
+SR = 16000
+_KEY_RE = "|".join(re.escape(k) for k in sorted(KEYS, key=len, reverse=True))
+_SPLIT = re.compile(rf",(?=\s*(?:{_KEY_RE})\s*=)")
+_EXAMPLE = "e.g. --speaker face=1,audio=a.wav,start=3.5"
+
+# probability(wav16k, fps) -> per-frame speech probability from the audio's first sample
+FrameProbability = Callable[[np.ndarray, float], np.ndarray]
+
+
+def parse_speaker(text: str, *, check_files: bool = True) -> SpeakerSpec:
+    """`face=1,audio=a.wav,start=3.5` -> SpeakerSpec. Raises LipdubError naming the bad part."""
+    fields: dict[str, str] = {}
+    for part in _SPLIT.split(text.strip()):
+        key, sep, value = part.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or key not in KEYS:
+            raise LipdubError(f"--speaker {text!r}: unknown option {part.strip()!r}; "
+                              f"use {', '.join(k + '=' for k in KEYS)} ({_EXAMPLE})")
+        if key in fields:
+            raise LipdubError(f"--speaker {text!r}: {key}= given twice")
+        if not value:
+            raise LipdubError(f"--speaker {text!r}: {key}= has no value")
+        fields[key] = value
+    if "audio" not in fields:
+        raise LipdubError(f"--speaker {text!r}: audio=FILE is missing ({_EXAMPLE})")
+    chosen = [k for k in ("face", "face-at", "face-like") if k in fields]
+    if len(chosen) > 1:
+        raise LipdubError(f"--speaker {text!r}: give one of {', '.join(k + '=' for k in chosen)}, not several")
+    face = _face(fields, text, check_files)
+    start = parse_time(fields["start"], text) if "start" in fields else 0.0
+    audio = Path(fields["audio"]).expanduser()
+    if check_files and not audio.is_file():
+        raise LipdubError("speaker audio file not found", audio)
+    return SpeakerSpec(audio=audio, face=face, start=start)
+
+
+def _face(fields: dict[str, str], text: str, check_files: bool) -> FaceChoice:
+    if "face" in fields:
+        if not re.fullmatch(r"\d+", fields["face"]):
+            raise LipdubError(f"--speaker {text!r}: face= takes a face id (a whole number from `lipdub faces`), "
+                              f"got {fields['face']!r}; use face-at=X:Y for a pixel or face-like=PHOTO")
+        return FaceChoice(face_id=int(fields["face"]))
+    if "face-at" in fields:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*[:xX]\s*(\d+(?:\.\d*)?)\s*", fields["face-at"])
+        if not m:
+            raise LipdubError(f"--speaker {text!r}: face-at= takes a pixel X:Y (e.g. face-at=812:340), "
+                              f"got {fields['face-at']!r}")
+        return FaceChoice(at=(float(m[1]), float(m[2])))
+    if "face-like" in fields:
+        like = Path(fields["face-like"]).expanduser()
+        if check_files and not like.is_file():
+            raise LipdubError("reference photo (face-like=) not found", like)
+        return FaceChoice(like=like)
+    return FaceChoice()
+
+
+def parse_time(value: str, text: str | None = None) -> float:
+    """'3.5', '3.5s', '1:02.5' or '0:01:02.5' -> seconds (>= 0)."""
+    m = re.fullmatch(r"\s*(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*s?\s*", value)
+    where = f"--speaker {text!r}: " if text else ""
+    if value.strip().startswith("-"):
+        raise LipdubError(f"{where}start= must be 0 or later (seconds into the output), got {value!r}")
+    if not m:
+        raise LipdubError(f"{where}start= takes seconds (3.5) or minutes:seconds (1:02.5), got {value!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def check_speakers(speakers: Sequence[SpeakerSpec]) -> None:
+    """Several speakers must each name their face: two unnamed ones would both pick the default face."""
+    if len(speakers) < 2:
+        return
+    unnamed = [i + 1 for i, s in enumerate(speakers) if s.face == FaceChoice()]
+    if len(unnamed) > 1:
+        raise LipdubError(f"--speaker #{unnamed[1]}: with several speakers, name each face "
+                          "(face=ID, face-at=X:Y or face-like=PHOTO)")
+
+
+def speaker_activity(audio16k: np.ndarray, start: float, fps: float, n_frames: int, *,
+                     probability: FrameProbability | None = None) -> np.ndarray:
+    """Speech probability of one speaker on each of `n_frames` output frames at `fps`.
+
+    0 before `start` and after the audio ends; inside, the voice activity of the audio (silero VAD), aligned
+    to the sub-frame: the audio is placed at exactly `start` s, not at the nearest frame.
+    """
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if probability is None:
+        from lipdub.audio.vad import speech_probability as probability
+    out = np.zeros(n_frames, np.float32)
+    first = int(np.floor(start * fps + 1e-6))
+    if first >= n_frames:
+        return out
+    lead = max(0.0, start - first / fps)  # silence before the audio inside its first frame
+    wav = np.concatenate([np.zeros(int(round(lead * SR)), np.float32), np.asarray(audio16k, np.float32)])
+    prob = np.asarray(probability(wav, fps), np.float32)[: n_frames - first]
+    out[first: first + prob.size] = prob
+    return out
+
+
+def speaker_timeline(tracks: Sequence[tuple[np.ndarray, float]], fps: float, n_frames: int, *,
+                     probability: FrameProbability | None = None) -> np.ndarray:
+    """(n_speakers, n_frames) speech probability for `tracks` of (16 kHz mono audio, start s)."""
+    rows = [speaker_activity(a, s, fps, n_frames, probability=probability) for a, s in tracks]
+    return np.stack(rows) if rows else np.zeros((0, n_frames), np.float32)
+
+
+def output_duration(spans: Sequence[tuple[float, float]], video_duration: float | None,
+                    keep_video_length: bool = False) -> float:
+    """Seconds the output lasts, from speech `spans` of (start, duration) seconds.
+
+    Until the last speech ends; with `keep_video_length` and a video (`video_duration` not None), exactly the
+    video's length (later speech is cut, a longer video keeps its tail).
+    """
+    if keep_video_length and video_duration is not None:
+        return float(video_duration)
+    if not spans:
+        raise LipdubError("no speech given: pass an audio file or --speaker face=...,audio=...")
+    return float(max(start + length for start, length in spans))
