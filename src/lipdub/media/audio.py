@@ -1,0 +1,105 @@
+"""Audio in and out: decode any audio (or a video's soundtrack) to float32, check it has speech, write wav/flac."""
+
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import soxr
+
+from lipdub.errors import LipdubError, MediaError
+from lipdub.media.atomic import atomic_output
+from lipdub.media.info import open_input
+
+SILENCE_DBFS = -60.0
+
+
+def load_audio(path: str | os.PathLike[str], sr: int | None = 16000, mono: bool = True) -> np.ndarray:
+    """Decode the first audio stream to float32 in [-1, 1]: (n,) if `mono`, else (channels, n).
+
+    Any container/codec/sample format PyAV reads. Samples are converted exactly (PCM16 gives int16/32768)
+    with av.AudioResampler; mono is the mean of the channels and rate conversion uses soxr 'HQ', i.e. the
+    same as `librosa.load(path, sr=sr, mono=mono)` that Wav2Lip uses. `sr=None` keeps the native rate.
+    An empty or silent file is returned as is; use `require_speech` where audio is needed.
+    """
+    with open_input(path) as container:
+        if not container.streams.audio:
+            raise MediaError("has no audio stream", path)
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        native = stream.codec_context.sample_rate
+        resampler = av.AudioResampler(format="fltp")
+        chunks: list[np.ndarray] = []
+        try:
+            for packet in container.demux(stream):
+                for frame in _decode(packet):
+                    chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+        except av.FFmpegError as err:
+            raise MediaError(f"audio stream cannot be decoded ({err.strerror})", path) from err
+        chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+    channels = max((c.shape[0] for c in chunks), default=max(1, stream.codec_context.channels or 1))
+    chunks = [c if c.shape[0] == channels else np.broadcast_to(c.mean(0), (channels, c.shape[1])) for c in chunks]
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
+    audio = audio.astype(np.float32, copy=False)
+    if mono:
+        audio = audio.mean(axis=0, dtype=np.float32)
+    if sr and native and sr != native and audio.shape[-1]:
+        audio = soxr.resample(audio.T, native, sr, quality="HQ").T.astype(np.float32)
+    return np.ascontiguousarray(audio)
+
+
+def _decode(packet: av.Packet) -> list[av.AudioFrame]:
+    try:
+        return packet.decode()
+    except av.InvalidDataError:
+        return []  # a damaged packet: skip it as players do
+
+
+def require_speech(audio: np.ndarray, path: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """Return `audio` if it holds sound; LipdubError naming the file if it is empty or silent (< -60 dBFS)."""
+    if audio.size == 0:
+        raise LipdubError("audio is empty", path)
+    peak = float(np.max(np.abs(audio)))
+    if not np.isfinite(peak):
+        raise LipdubError("audio holds invalid (NaN/inf) samples", path)
+    if peak < 10 ** (SILENCE_DBFS / 20):
+        level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
+        raise LipdubError(f"audio is silent (peak {level} dBFS)", path)
+    return audio
+
+
+def as_planar(audio: np.ndarray) -> np.ndarray:
+    """float32 (channels, n) from (n,) or (channels, n) audio."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2 or audio.shape[0] > 8:
+        raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
+    return np.ascontiguousarray(audio)
+
+
+_AUDIO_CODECS = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16"), ".m4a": ("aac", "fltp"),
+                 ".aac": ("aac", "fltp"), ".mp3": ("libmp3lame", "fltp"), ".ogg": ("libvorbis", "fltp"),
+                 ".opus": ("libopus", "flt")}
+
+
+def write_audio(path: str | os.PathLike[str], audio: np.ndarray, rate: int) -> None:
+    """Write float32 (n,) or (channels, n) audio atomically: 16-bit wav/flac (or m4a/mp3/ogg by extension)."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in _AUDIO_CODECS:
+        raise LipdubError(f"cannot write audio as {ext or 'no extension'} (use .wav or .flac)", path)
+    codec, fmt = _AUDIO_CODECS[ext]
+    planar = as_planar(np.clip(audio, -1.0, 1.0))
+    layout = {1: "mono", 2: "stereo"}.get(planar.shape[0], f"{planar.shape[0]}c")
+    with atomic_output(path) as tmp, av.open(str(tmp), "w") as container:
+        stream = container.add_stream(codec, rate=int(rate), layout=layout)
+        stream.format = fmt
+        step = 65536
+        for i in range(0, planar.shape[1], step):
+            frame = av.AudioFrame.from_ndarray(planar[:, i:i + step], format="fltp", layout=layout)
+            frame.sample_rate, frame.pts = int(rate), i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

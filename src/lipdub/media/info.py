@@ -1,0 +1,205 @@
+"""What a media file holds (`probe`): stills vs video decided by content, the constant-rate frame timeline."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import av
+from PIL import Image, UnidentifiedImageError
+
+from lipdub.errors import MediaError
+
+MIN_SIDE = 8  # px; anything smaller cannot hold a face
+_ANIMATED = {"GIF", "PNG", "WEBP"}  # PIL formats where several frames mean an animation (not MPO/TIFF pages)
+
+Image.MAX_IMAGE_PIXELS = 200_000_000  # large photos are fine; decompression bombs are not
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """A media file's shape. Sizes are as displayed (after rotation); `fps` is None for stills and audio."""
+
+    path: str
+    kind: Literal["image", "video", "audio"]
+    width: int | None
+    height: int | None
+    fps: float | None
+    num_frames: int  # exact count at the constant rate `fps` (1 for stills, 0 for audio)
+    duration: float  # seconds (0.0 for stills)
+    has_audio: bool
+    audio_rate: int | None
+    audio_channels: int | None
+    rotation: int = 0  # degrees counter-clockwise applied to decoded frames to display them
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A video stream's time span in stream ticks and its constant output rate."""
+
+    stream_index: int
+    time_base: Fraction
+    start: int  # first presentation timestamp (ticks)
+    end: int  # last frame's pts + its duration (ticks)
+    rate: Fraction  # the stream's average frame rate
+
+    def num_frames(self, fps: Fraction) -> int:
+        """Frames at `fps` covering [start, end): exact, with a 1% of a frame tolerance for rate rounding."""
+        frames = (self.end - self.start) * self.time_base * fps
+        return max(1, math.ceil(frames - Fraction(1, 100)))
+
+    def tick(self, index: int, fps: Fraction) -> Fraction:
+        """Stream time (ticks, exact) at which output frame `index` is shown."""
+        return self.start + Fraction(index) / fps / self.time_base
+
+
+def as_rate(fps: float | Fraction | int) -> Fraction:
+    """A frame rate as an exact fraction; NTSC-style rates snap to n*1000/1001 (29.97 -> 30000/1001)."""
+    if isinstance(fps, Fraction):
+        return fps
+    if fps <= 0 or not math.isfinite(fps):
+        raise ValueError(f"frame rate must be positive, got {fps}")
+    if abs(fps - round(fps)) < 1e-6:
+        return Fraction(round(fps))
+    ntsc = fps * 1001 / 1000
+    if abs(ntsc - round(ntsc)) < 2e-3:
+        return Fraction(round(ntsc) * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def check_exists(path: str | os.PathLike[str]) -> Path:
+    """The path, or MediaError if it is not a readable file."""
+    p = Path(path)
+    if not p.exists():
+        raise MediaError("file not found", p)
+    if p.is_dir():
+        raise MediaError("is a folder, not a media file", p)
+    return p
+
+
+def open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
+    """Open a media file with PyAV, turning failures into a one-line MediaError."""
+    p = check_exists(path)
+    try:
+        return av.open(str(p), "r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise MediaError("not a readable image, video or audio file", p) from err
+
+
+def still_image(path: str | os.PathLike[str]) -> Image.Image | None:
+    """The file opened with PIL if its content is a single still picture (also one-frame GIFs), else None."""
+    try:
+        im = Image.open(path)
+    except (UnidentifiedImageError, OSError):
+        return None
+    if im.format in _ANIMATED and getattr(im, "n_frames", 1) > 1:
+        im.close()
+        return None
+    return im
+
+
+def video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
+    """The first real video stream (cover art in audio files is not video), or None."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def check_size(width: int, height: int, path: str | os.PathLike[str], what: str) -> None:
+    """MediaError if a picture is too small to hold a face."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise MediaError(f"{what} is {width}x{height} px, too small to hold a face", path)
+
+
+@lru_cache(maxsize=64)
+def _timeline_cached(path: str, mtime_ns: int, size: int) -> Timeline | None:
+    with open_input(path) as container:
+        stream = video_stream(container)
+        if stream is None:
+            return None
+        tb = stream.time_base or Fraction(1, 90000)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        default_dur = round(1 / (rate * tb)) if rate else 0
+        start: int | None = None
+        end: int | None = None
+        count = 0
+        try:
+            for packet in container.demux(stream):
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None or not packet.size:
+                    continue
+                count += 1
+                dur = packet.duration or default_dur
+                start = ts if start is None else min(start, ts)
+                end = ts + dur if end is None else max(end, ts + dur)
+        except av.FFmpegError as err:
+            if start is None:
+                raise MediaError("video stream cannot be read", path) from err
+        if start is None or end is None:
+            raise MediaError("video stream has no frames", path)
+        if end <= start:  # single frame with no duration
+            end = start + (default_dur or 1)
+        if not rate:
+            rate = Fraction(count) / ((end - start) * tb)
+        return Timeline(stream.index, Fraction(tb), start, end, Fraction(rate))
+
+
+def timeline(path: str | os.PathLike[str]) -> Timeline | None:
+    """The first video stream's timeline from a demux pass (no decoding), cached; None if no video stream."""
+    st = check_exists(path).stat()
+    return _timeline_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Describe a media file: still image, video (possibly animated GIF) or audio. Raises MediaError."""
+    p = check_exists(path)
+    im = still_image(p)
+    if im is not None:
+        with im:
+            from lipdub.media.image import oriented_size
+
+            width, height = oriented_size(im)
+        check_size(width, height, p, "image")
+        return MediaInfo(str(p), "image", width, height, None, 1, 0.0, False, None, None, 0)
+    with open_input(p) as container:
+        audio = container.streams.audio[0] if container.streams.audio else None
+        audio_rate = audio.codec_context.sample_rate if audio else None
+        audio_channels = audio.codec_context.channels if audio else None
+        video = video_stream(container)
+        if video is None:
+            if audio is None:
+                raise MediaError("has no video or audio stream", p)
+            return MediaInfo(str(p), "audio", None, None, None, 0, _audio_duration(container, audio),
+                             True, audio_rate, audio_channels, 0)
+        first = _first_frame(container, video, p)
+    tl = timeline(p)
+    assert tl is not None
+    rotation = int(first.rotation) % 360
+    width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+    check_size(width, height, p, "video")
+    return MediaInfo(str(p), "video", width, height, float(tl.rate), tl.num_frames(tl.rate),
+                     float((tl.end - tl.start) * tl.time_base), audio is not None, audio_rate, audio_channels,
+                     rotation)
+
+
+def _first_frame(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as err:
+        raise MediaError("not a readable image or video (its picture cannot be decoded)", path) from err
+    raise MediaError("not a readable image or video (no picture in it)", path)
+
+
+def _audio_duration(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0

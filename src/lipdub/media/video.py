@@ -1,0 +1,221 @@
+"""Decode video to RGB frames at a constant rate: sequential streaming and bounded random access."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from itertools import chain
+
+import av
+import numpy as np
+
+from lipdub.errors import MediaError
+from lipdub.media.image import read_image
+from lipdub.media.info import Timeline, as_rate, open_input, probe, timeline
+
+CACHE_BYTES = 256 * 2**20  # decoded frames kept for backward runs (at most MAX_CHUNK frames)
+MAX_CHUNK = 64
+FORWARD_SKIP = 300  # decode forward rather than seek when the wanted frame is at most this far ahead
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a decoded frame, turned upright per its display matrix."""
+    rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None)
+    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns)) if quarter_turns else rgb
+
+
+def _video_timeline(path: str | os.PathLike[str]) -> Timeline:
+    tl = timeline(path)
+    if tl is None:
+        raise MediaError("has no video stream (a picture or video is needed)", path)
+    return tl
+
+
+def _decoded(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+    """Decoded frames in presentation order; undecodable packets are skipped (as players do)."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.InvalidDataError:
+            continue
+
+
+def _open_stream(path: str | os.PathLike[str], tl: Timeline):
+    container = open_input(path)
+    stream = container.streams[tl.stream_index]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _after_seek(container, stream, tl: Timeline, target: Fraction) -> Iterator[av.VideoFrame] | None:
+    """Frames from a keyframe at or before `target` ticks on, or None if seeking cannot get there."""
+    back = Fraction(0)
+    second = 1 / tl.time_base
+    for _ in range(8):
+        seek_to = int(target - back)
+        if seek_to <= tl.start:
+            return None
+        container.seek(seek_to, stream=stream, backward=True, any_frame=False)
+        frames = _decoded(container, stream)
+        key = next((f for f in frames if f.key_frame and f.pts is not None), None)
+        if key is None:
+            return None
+        if key.pts <= target:
+            rest = (f for f in frames if f.pts is None or f.pts > key.pts)
+            return chain([key], rest)
+        back = max(2 * back, second)
+    return None
+
+
+def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, first: int,
+                 ) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(k, frame shown at output frame k) for k = first .. n-1 of the constant-rate stream.
+
+    Frame k is the last decoded frame with pts <= start + k/fps (the first frame before it exists).
+    """
+    n = tl.num_frames(fps)
+    container, stream = _open_stream(path, tl)
+    try:
+        frames = _after_seek(container, stream, tl, tl.tick(first, fps)) if first > 0 else None
+        if frames is None and first > 0:  # seeking failed: decode from the very beginning
+            container.close()
+            container, stream = _open_stream(path, tl)
+        if frames is None:
+            frames = _decoded(container, stream)
+        k, held, last_pts = first, None, None
+        for frame in frames:
+            pts = frame.pts if frame.pts is not None else (last_pts or tl.start) + 1
+            last_pts = pts
+            if held is not None:
+                while k < n and tl.tick(k, fps) < pts:
+                    yield k, held
+                    k += 1
+                if k >= n:
+                    return
+            held = frame
+        if held is None:
+            raise MediaError("video stream has no decodable frames", path)
+        while k < n:
+            yield k, held
+            k += 1
+    finally:
+        container.close()
+
+
+def _rgb_frames(pairs: Iterable[tuple[int, av.VideoFrame]]) -> Iterator[tuple[int, np.ndarray]]:
+    """Convert to RGB once per decoded frame; repeated frames are fresh copies (callers may edit them)."""
+    last: av.VideoFrame | None = None
+    rgb = None
+    for k, frame in pairs:
+        if frame is last and rgb is not None:
+            yield k, rgb.copy()
+        else:
+            last, rgb = frame, frame_to_rgb(frame)
+            yield k, rgb
+
+
+def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: int = 0) -> Iterator[np.ndarray]:
+    """RGB frames of a video (or the single frame of a still) at a constant rate, from frame `start` on.
+
+    Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t.
+    `fps` defaults to the stream's average rate. Decoding is threaded and streams (bounded memory).
+    """
+    info = probe(path)
+    if info.kind == "image":
+        if start == 0:
+            yield read_image(path)
+        return
+    tl = _video_timeline(path)
+    rate = as_rate(fps) if fps else tl.rate
+    for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start)):
+        yield rgb
+
+
+class _Peek:
+    """An iterator with one element of lookahead."""
+
+    _END = object()
+
+    def __init__(self, items: Iterable[int]) -> None:
+        self._it = iter(items)
+        self._next = next(self._it, self._END)
+
+    def __iter__(self) -> Iterator[int]:
+        while self._next is not self._END:
+            item, self._next = self._next, next(self._it, self._END)
+            yield item  # type: ignore[misc]
+
+    @property
+    def peek(self) -> int | None:
+        return None if self._next is self._END else self._next  # type: ignore[return-value]
+
+
+class FrameSource:
+    """Frames of a video or still by index at a constant rate, for forward, backward and ping-pong runs.
+
+    Forward runs decode sequentially; a backward run is decoded in chunks (seek to a keyframe before the
+    chunk, decode forward into a bounded cache, hand out in reverse), so memory stays bounded. Frame k is
+    exactly the k-th frame `iter_frames(path, fps)` would give. Yielded arrays are the caller's to modify.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float | None = None) -> None:
+        self.path = str(path)
+        self.info = probe(path)
+        self._still: np.ndarray | None = None
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cursor: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._last: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
+        self._cursor_next = 0
+        if self.info.kind == "image":
+            self._still = read_image(path)
+            self.fps: float | None = float(fps) if fps else None
+            self.num_frames = 1
+            self.size = (self._still.shape[1], self._still.shape[0])
+            return
+        self._tl = _video_timeline(path)
+        self._rate = as_rate(fps) if fps else self._tl.rate
+        self.fps = float(self._rate)
+        self.num_frames = self._tl.num_frames(self._rate)
+        self.size = (int(self.info.width or 0), int(self.info.height or 0))
+        frame_bytes = max(1, self.size[0] * self.size[1] * 3)
+        self.chunk = int(min(MAX_CHUNK, max(4, CACHE_BYTES // frame_bytes)))
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def frames(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
+        """RGB frames for `indices` (any order; forward and backward runs are efficient)."""
+        wanted = _Peek(indices)
+        previous: int | None = None
+        for k in wanted:
+            if not 0 <= k < self.num_frames:
+                raise IndexError(f"{self.path}: frame {k} out of range 0..{self.num_frames - 1}")
+            if self._still is not None:
+                yield self._still.copy()
+                continue
+            backward = previous == k + 1 or wanted.peek == k - 1
+            yield self._get(k, backward).copy()
+            previous = k
+
+    def _get(self, k: int, backward: bool) -> np.ndarray:
+        if k in self._cache:
+            return self._cache[k]
+        if self._cursor is None or not self._cursor_next <= k < self._cursor_next + FORWARD_SKIP:
+            first = max(0, k - self.chunk + 1) if backward else k
+            self._cursor = _decode_from(self.path, self._tl, self._rate, first)
+            self._cursor_next = first
+        for j, frame in self._cursor:
+            self._cursor_next = j + 1
+            if j <= k - self.chunk:
+                continue  # skipped over: never converted
+            if frame is not self._last[0]:
+                self._last = (frame, frame_to_rgb(frame))
+            self._cache[j] = self._last[1]
+            while len(self._cache) > self.chunk:
+                self._cache.popitem(last=False)
+            if j == k:
+                return self._last[1]
+        raise AssertionError(f"frame {k} not decoded from {self.path}")  # pragma: no cover

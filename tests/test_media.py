@@ -1,0 +1,232 @@
+"""lipdub.media: probing, stills, constant-rate frames, audio loading and atomic outputs on real files."""
+
+from __future__ import annotations
+
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipdub.errors import LipdubError, MediaError
+from lipdub.media import atomic_output, iter_frames, load_audio, probe, read_image, require_speech
+
+DATA = Path(__file__).parent / "data" / "media"
+GRID = DATA / "vid_grid_bbaf2n_3s.mpg"  # MPEG-1 360x288 25 fps 3 s + MP2 44.1 kHz stereo
+M4A = DATA / "aud_en_librispeech_116-288045-0001.m4a"  # AAC 16 kHz mono 8.63 s
+WAV22 = DATA / "aud_nl_flemish_male_vl09647.wav"  # PCM16 22.05 kHz mono 2.18 s
+
+
+def make_video(path: Path, levels: list[int], pts: list[int], time_base: Fraction, size=(64, 48),
+               codec: str = "libx264", rotation: int | None = None) -> None:
+    """A video whose frame i is flat gray `levels[i]` at `pts[i]` (ticks of `time_base`)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = time_base
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for level, t in zip(levels, pts, strict=True):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), level, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+# ---- probe ---------------------------------------------------------------------------------------------
+
+
+def test_probe_video_with_audio():
+    info = probe(GRID)
+    assert (info.kind, info.width, info.height, info.fps, info.num_frames) == ("video", 360, 288, 25.0, 75)
+    assert info.duration == pytest.approx(3.0)
+    assert (info.has_audio, info.audio_rate, info.audio_channels) == (True, 44100, 2)
+
+
+def test_probe_audio_and_image(tmp_path):
+    info = probe(M4A)
+    assert (info.kind, info.audio_rate, info.audio_channels, info.width) == ("audio", 16000, 1, None)
+    assert info.duration == pytest.approx(8.63, abs=0.02)
+    Image.new("RGB", (30, 20), (1, 2, 3)).save(tmp_path / "pic.webp")
+    info = probe(tmp_path / "pic.webp")
+    assert (info.kind, info.width, info.height, info.num_frames, info.fps) == ("image", 30, 20, 1, None)
+
+
+def test_kind_is_decided_by_content_not_extension(tmp_path):
+    png_named_mp4 = tmp_path / "really_a_png.mp4"
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(png_named_mp4, format="PNG")
+    assert probe(png_named_mp4).kind == "image"
+    frames = [Image.new("RGB", (16, 16), (c, c, c)) for c in (0, 120, 250)]
+    gif = tmp_path / "anim.png"  # an animated GIF under a still's extension
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    info = probe(gif)
+    assert (info.kind, info.num_frames, info.fps) == ("video", 3, 10.0)
+    assert [int(f.mean()) for f in iter_frames(gif)] == pytest.approx([0, 120, 250], abs=3)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "file not found"),
+    (lambda p: p.write_bytes(b"this is not media at all" * 50), "not a readable"),
+    (lambda p: Image.new("RGB", (1, 1)).save(p, format="PNG"), "image is 1x1 px, too small to hold a face"),
+])
+def test_probe_errors_are_one_line_naming_the_file(tmp_path, make, message):
+    path = tmp_path / "input.png"
+    make(path)
+    with pytest.raises(MediaError) as err:
+        probe(path)
+    text = str(err.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_no_stream_errors(tmp_path):
+    with pytest.raises(MediaError, match="has no video stream"):
+        list(iter_frames(M4A))
+    silent_video = tmp_path / "silent.mp4"
+    make_video(silent_video, [10, 20], [0, 1], Fraction(1, 25))
+    with pytest.raises(MediaError, match=r"silent\.mp4: has no audio stream"):
+        load_audio(silent_video)
+
+
+# ---- stills --------------------------------------------------------------------------------------------
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)  # left half red
+    stored[:, 20:] = (0, 0, 255)  # right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display = stored rotated 90 degrees clockwise
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    rgb = read_image(path)
+    assert rgb.shape == (40, 20, 3) and rgb.dtype == np.uint8
+    assert probe(path).width == 20 and probe(path).height == 40
+    top, bottom = rgb[:15].reshape(-1, 3).mean(0), rgb[25:].reshape(-1, 3).mean(0)
+    assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
+
+
+def test_alpha_is_flattened_onto_white_and_modes_become_rgb(tmp_path):
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[:, :6] = (10, 20, 30, 255)  # opaque
+    rgba[:, 6:] = (10, 20, 30, 0)  # fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    rgb = read_image(tmp_path / "a.png")
+    assert rgb.shape == (10, 12, 3)
+    assert (rgb[:, :6] == (10, 20, 30)).all() and (rgb[:, 6:] == 255).all()
+
+    gray16 = np.full((9, 9), 65535 // 2, np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    assert np.array_equal(read_image(tmp_path / "g16.png"), np.full((9, 9, 3), 127, np.uint8))
+    Image.fromarray(np.full((9, 9, 3), 77, np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.bmp")
+    assert np.array_equal(read_image(tmp_path / "p.bmp"), np.full((9, 9, 3), 77, np.uint8))
+
+
+def test_read_image_of_video_is_an_error():
+    with pytest.raises(MediaError, match="not a still image"):
+        read_image(GRID)
+
+
+# ---- video frames --------------------------------------------------------------------------------------
+
+
+def test_iter_frames_count_and_shape_match_probe():
+    frames = iter_frames(GRID)
+    first = next(frames)
+    assert first.shape == (288, 360, 3) and first.dtype == np.uint8
+    assert 1 + sum(1 for _ in frames) == probe(GRID).num_frames == 75
+
+
+def test_iter_frames_resamples_and_starts_at():
+    assert sum(1 for _ in iter_frames(GRID, fps=10)) == 30  # 3 s at 10 fps
+    full = list(iter_frames(GRID))
+    assert np.array_equal(next(iter_frames(GRID, start=40)), full[40])
+
+
+def test_variable_frame_rate_is_resampled_by_timestamp(tmp_path):
+    path = tmp_path / "vfr.mkv"
+    ms = Fraction(1, 1000)
+    levels = [0, 60, 120, 180, 240]
+    pts = [0, 100, 130, 400, 450]  # irregular; last frame lasts to ~0.5 s
+    make_video(path, levels, pts, ms)
+    frames = list(iter_frames(path, fps=20))  # one output frame every 50 ms
+    seen = [int(round(f.mean())) for f in frames]
+    # frame at t = last input frame with pts <= t
+    expect = [0, 0, 60, 120, 120, 120, 120, 120, 180, 240]
+    assert len(seen) == len(expect)
+    assert seen == pytest.approx(expect, abs=3)
+
+
+def test_display_rotation_is_applied(tmp_path):
+    path = tmp_path / "rot.mp4"
+    make_video(path, [128], [0], Fraction(1, 25), size=(64, 32), rotation=-90)  # phone portrait: 90 cw
+    assert (probe(path).width, probe(path).height) == (32, 64)
+    assert next(iter_frames(path)).shape == (64, 32, 3)
+
+
+# ---- audio ---------------------------------------------------------------------------------------------
+
+
+def test_pcm16_is_loaded_exactly():
+    with wave.open(str(WAV22)) as w:
+        ref = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
+    native = load_audio(WAV22, sr=None)
+    assert native.dtype == np.float32 and np.array_equal(native, ref)
+    at16k = load_audio(WAV22)
+    assert at16k.shape == (round(len(ref) * 16000 / 22050),)
+    import librosa  # Wav2Lip's loader: same samples at 16 kHz
+
+    np.testing.assert_allclose(at16k, librosa.load(WAV22, sr=16000)[0], atol=1e-6)
+
+
+def test_load_audio_of_codecs_and_video_soundtrack():
+    speech = load_audio(M4A)
+    assert speech.dtype == np.float32 and speech.ndim == 1
+    assert len(speech) / 16000 == pytest.approx(8.63, abs=0.03)
+    assert 0.05 < np.abs(speech).max() <= 1.0
+    stereo = load_audio(GRID, sr=44100, mono=False)
+    assert stereo.shape[0] == 2 and stereo.shape[1] / 44100 == pytest.approx(3.0, abs=0.05)
+    mono = load_audio(GRID, sr=44100)
+    np.testing.assert_allclose(mono, stereo.mean(0), atol=1e-6)
+
+
+def test_require_speech():
+    with pytest.raises(LipdubError, match=r"voice\.wav: audio is empty"):
+        require_speech(np.zeros(0, np.float32), "voice.wav")
+    with pytest.raises(LipdubError, match=r"voice\.wav: audio is silent"):
+        require_speech(np.full(16000, 1e-4, np.float32), "voice.wav")
+    speech = load_audio(M4A)
+    assert require_speech(speech, M4A) is speech
+
+
+# ---- atomic outputs ------------------------------------------------------------------------------------
+
+
+def test_atomic_output_replaces_on_success(tmp_path):
+    target = tmp_path / "out.mp4"
+    with atomic_output(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".mp4" and tmp != target
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_atomic_output_failure_leaves_old_output_and_no_temp(tmp_path):
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_reading_never_modifies_the_input():
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (GRID, M4A, WAV22)}
+    probe(GRID), list(iter_frames(GRID, fps=5)), load_audio(GRID), load_audio(M4A), load_audio(WAV22)
+    assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before}
