@@ -1,0 +1,59 @@
+"""`create_app(settings)`: the FastAPI app — the REST API, the static page, the job queue's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from lipdub import __version__
+from lipdub.web.api import WebContext, describe_error, make_request, router
+from lipdub.web.config import WebSettings
+from lipdub.web.store import Store
+from lipdub.web.worker import JobQueue, Runner
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: WebSettings | None = None, *, runner: Runner | None = None) -> FastAPI:
+    """The web app. `runner` replaces `pipeline.animate` (same signature; must be picklable for the workers)."""
+    settings = settings or WebSettings()
+    if runner is None:
+        from lipdub.pipeline import animate as runner
+    data_dir = settings.resolved_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(data_dir / "lipdub.sqlite3")
+    ctx = WebContext(settings=settings, store=store, queue=None, data_dir=data_dir)  # type: ignore[arg-type]
+    ctx.queue = JobQueue(store, runner, partial(make_request, ctx), ctx.job_dir, settings.workers,
+                         describe_error=partial(describe_error, ctx))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.queue.start()
+        try:
+            yield
+        finally:
+            ctx.queue.stop()
+
+    app = FastAPI(title="lipdub", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+                  redoc_url=None, openapi_url="/api/openapi.json",
+                  description="Make a face in a photo or video speak. Every /api call needs "
+                              "`Authorization: Bearer <token>` when the server was started with a token.")
+    app.state.ctx = ctx
+    app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app

@@ -1,0 +1,31 @@
+"""Settings of the web app (data dir, limits, workers, token, CORS), overridable by `LIPDUB_WEB_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lipdub.settings import get_settings
+
+
+class WebSettings(BaseSettings):
+    """What `create_app` needs. `data_dir` None -> `<LIPDUB_HOME>/web`; `token` None -> no authentication."""
+
+    model_config = SettingsConfigDict(env_prefix="LIPDUB_WEB_", extra="ignore")
+
+    data_dir: Path | None = None
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_duration: float = 600.0  # seconds, for any uploaded video or audio
+    workers: int = Field(default=1, ge=1)
+    token: str | None = None
+    cors_origins: list[str] = Field(default_factory=list)  # empty: no CORS headers at all
+    checkpoint: Path | None = None  # Wav2Lip checkpoint; None -> lipdub's configured one (or viseme only)
+    device: str = "auto"
+
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir is not None else get_settings().web_dir
+
+    def resolved_checkpoint(self) -> Path | None:
+        return self.checkpoint if self.checkpoint is not None else get_settings().checkpoint

@@ -1,0 +1,177 @@
+"""The SQLite record of uploads and jobs (WAL, one connection per thread), so a restart loses nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
+    size INTEGER NOT NULL, info TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, params TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT '', percent REAL NOT NULL DEFAULT 0, eta REAL,
+    error TEXT, result TEXT, created REAL NOT NULL, started REAL, finished REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created);
+"""
+
+TERMINAL = ("done", "failed", "cancelled")
+
+
+@dataclass
+class Upload:
+    id: str
+    name: str  # the client's file name, for display only (never used on disk)
+    kind: str  # image | video | audio
+    path: Path
+    size: int
+    info: dict
+    created: float
+
+
+@dataclass
+class Job:
+    id: str
+    state: str  # queued | running | done | failed | cancelled
+    params: dict
+    stage: str = ""
+    percent: float = 0.0
+    eta: float | None = None
+    error: str | None = None
+    result: dict | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+
+
+def _upload(row: sqlite3.Row) -> Upload:
+    return Upload(row["id"], row["name"], row["kind"], Path(row["path"]), row["size"], json.loads(row["info"]),
+                  row["created"])
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(row["id"], row["state"], json.loads(row["params"]), row["stage"], row["percent"], row["eta"],
+               row["error"], json.loads(row["result"]) if row["result"] else None, row["created"], row["started"],
+               row["finished"])
+
+
+class Store:
+    """Uploads and jobs in `<data_dir>/lipdub.sqlite3`. Safe to share between threads (a connection each)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type, *_: Any) -> None:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> _Tx:
+        return self._Tx(self._conn())
+
+    # uploads
+    def add_upload(self, upload: Upload) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?)",
+                       (upload.id, upload.name, upload.kind, str(upload.path), upload.size,
+                        json.dumps(upload.info), upload.created))
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        row = self._conn().execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
+        return _upload(row) if row else None
+
+    def delete_upload(self, upload_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
+
+    # jobs
+    def add_job(self, job: Job) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO jobs (id, state, params, created) VALUES (?,?,?,?)",
+                       (job.id, job.state, json.dumps(job.params), job.created))
+
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self, limit: int = 100) -> list[Job]:
+        rows = self._conn().execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        return [_job(r) for r in rows]
+
+    def claim_next(self) -> Job | None:
+        """Atomically move the oldest queued job to running and return it (None if nothing is queued)."""
+        with self._tx() as db:
+            row = db.execute("UPDATE jobs SET state='running', started=?, stage='starting', percent=0 WHERE id="
+                             "(SELECT id FROM jobs WHERE state='queued' ORDER BY created LIMIT 1) RETURNING *",
+                             (time.time(),)).fetchone()
+        return _job(row) if row else None
+
+    def update_progress(self, job_id: str, stage: str, percent: float, eta: float | None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET stage=?, percent=?, eta=? WHERE id=? AND state='running'",
+                       (stage, percent, eta, job_id))
+
+    def finish(self, job_id: str, state: str, *, error: str | None = None, result: dict | None = None) -> None:
+        assert state in TERMINAL
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state=?, error=?, result=?, finished=?, eta=NULL, "
+                       "percent=CASE WHEN ?='done' THEN 100 ELSE percent END, "
+                       "stage=CASE WHEN ?='done' THEN 'done' ELSE stage END WHERE id=?",
+                       (state, error, json.dumps(result) if result is not None else None, time.time(), state,
+                        state, job_id))
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False if it is not queued."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET state='cancelled', finished=? WHERE id=? AND state='queued'",
+                             (time.time(), job_id))
+        return cur.rowcount == 1
+
+    def requeue(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='queued', stage='', percent=0, eta=NULL, started=NULL "
+                       "WHERE id=? AND state='running'", (job_id,))
+
+    def fail_interrupted(self, reason: str) -> list[str]:
+        """Mark every job left `running` by a dead server as failed with `reason`; return their ids."""
+        with self._tx() as db:
+            rows = db.execute("UPDATE jobs SET state='failed', error=?, finished=?, eta=NULL "
+                              "WHERE state='running' RETURNING id", (reason, time.time())).fetchall()
+        return [r["id"] for r in rows]
+
+    def delete_job(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

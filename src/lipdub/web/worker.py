@@ -1,0 +1,249 @@
+"""The job queue: N manager threads, each running one job at a time in its own spawned process (cancel = kill)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing as mp
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from lipdub.web.store import Job, Store
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[..., Any]  # runner(request: AnimateRequest, progress) -> AnimateResult, like pipeline.animate
+
+# share of the bar each pipeline stage owns, in order; unknown stages keep the current percent
+STAGES = {"starting": (0.0, 1.0), "analyzing": (1.0, 5.0), "detecting": (5.0, 25.0),
+          "generating": (30.0, 60.0), "encoding": (90.0, 10.0), "done": (100.0, 0.0)}
+PROGRESS_EVERY = 0.25  # seconds between progress messages / database writes
+
+
+def stage_percent(stage: str, done: int, total: int, current: float) -> float:
+    """Overall percent for `done/total` of `stage`; never goes back (streamed stages may interleave)."""
+    if stage not in STAGES:
+        return current
+    start, span = STAGES[stage]
+    frac = min(max(done / total, 0.0), 1.0) if total > 0 else 0.0
+    return max(current, min(start + span * frac, 100.0))
+
+
+def eta_seconds(started: float, percent: float, now: float) -> float | None:
+    """Seconds left, extrapolated from the time spent so far; None until there is enough to go on."""
+    if percent < 2.0 or percent >= 100.0:
+        return None
+    elapsed = now - started
+    return elapsed * (100.0 - percent) / percent
+
+
+def _child(runner: Runner, request: Any, conn: Connection, log_path: str) -> None:
+    """Entry point of a job process: run `runner`, stream progress and the outcome back through `conn`."""
+    last = [0.0, ""]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != last[1] or now - last[0] >= PROGRESS_EVERY or done >= total:
+            last[0], last[1] = now, stage
+            conn.send(("progress", stage, int(done), int(total)))
+
+    from lipdub.errors import LipdubError
+
+    try:
+        result = runner(request, progress)
+        conn.send(("done", _plain(dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result)))
+    except LipdubError as err:
+        conn.send(("error", str(err)))
+    except BaseException as err:  # noqa: BLE001 - every failure must reach the user as one line
+        Path(log_path).write_text(traceback.format_exc())
+        conn.send(("error", f"internal error ({type(err).__name__}: {err}); details in the server's job log"))
+    finally:
+        conn.close()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: paths become strings, tuples lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class JobQueue:
+    """Runs queued jobs from `store` with `workers` concurrent processes.
+
+    `make_request(job)` turns a stored job into the runner's argument; `job_dir(job_id)` is where its output
+    and partial files live (emptied on cancel/failure); `describe_error` rewrites messages for the user.
+    """
+
+    def __init__(self, store: Store, runner: Runner, make_request: Callable[[Job], Any],
+                 job_dir: Callable[[str], Path], workers: int = 1,
+                 describe_error: Callable[[Job, str], str] = lambda job, msg: msg) -> None:
+        self.store, self.runner, self.make_request, self.job_dir = store, runner, make_request, job_dir
+        self.workers, self.describe_error = workers, describe_error
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.Lock()
+        self._cancel: dict[str, threading.Event] = {}  # running job id -> set to stop it
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> list[str]:
+        """Fail jobs a dead server left running, then start the workers. Returns the ids it failed."""
+        failed = self.store.fail_interrupted(
+            "the server stopped while this job was running; start it again")
+        for job_id in failed:
+            self._clean(job_id, keep_log=True)
+        self._stopping.clear()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._loop, name=f"lipdub-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return failed
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the workers; jobs still running are killed and queued again for the next start."""
+        self._stopping.set()
+        with self._lock:
+            for event in self._cancel.values():
+                event.set()
+        self.notify()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    def notify(self) -> None:
+        """Wake idle workers (a job was queued)."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued or running job; False if it had already finished (or does not exist)."""
+        with self._lock:
+            event = self._cancel.get(job_id)
+            if event is not None:
+                event.set()
+                return True
+            return self.store.cancel_queued(job_id)
+
+    def wait_stopped(self, job_id: str, timeout: float = 15.0) -> None:
+        """Block until `job_id` no longer runs here (after `cancel`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if job_id not in self._cancel:
+                    return
+            time.sleep(0.05)
+
+    def is_running(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancel
+
+    # worker side
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                job = self.store.claim_next()
+                if job is not None:
+                    event = self._cancel[job.id] = threading.Event()
+            if job is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            try:
+                self._run(job, event)
+            except Exception as err:  # noqa: BLE001 - a broken job must not kill the worker
+                log.exception("job %s", job.id)
+                self.store.finish(job.id, "failed", error=f"internal error: {err}")
+            finally:
+                with self._lock:
+                    self._cancel.pop(job.id, None)
+
+    def _run(self, job: Job, cancel: threading.Event) -> None:
+        job_dir = self.job_dir(job.id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            request = self.make_request(job)
+        except Exception as err:  # noqa: BLE001 - e.g. an upload deleted while the job waited
+            self.store.finish(job.id, "failed", error=self.describe_error(job, str(err)))
+            return
+        parent, child = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(target=_child, args=(self.runner, request, child, str(job_dir / "error.log")),
+                                 name=f"lipdub-job-{job.id}", daemon=True)
+        proc.start()
+        child.close()
+        started, percent, last_write = time.time(), 0.0, 0.0
+        outcome: tuple | None = None
+        while outcome is None:
+            if cancel.is_set():
+                break
+            if parent.poll(0.1):
+                try:
+                    msg = parent.recv()
+                except EOFError:
+                    outcome = ("error", f"the job's process died (exit code {self._exitcode(proc)})")
+                    break
+                if msg[0] == "progress":
+                    _, stage, done, total = msg
+                    percent = stage_percent(stage, done, total, percent)
+                    now = time.time()
+                    if now - last_write >= PROGRESS_EVERY or done >= total:
+                        self.store.update_progress(job.id, stage, round(percent, 1), eta_seconds(started, percent, now))
+                        last_write = now
+                else:
+                    outcome = msg
+            elif not proc.is_alive() and not parent.poll(0):
+                outcome = ("error", f"the job's process died (exit code {self._exitcode(proc)})")
+        if outcome is None:  # cancelled, or the server is stopping
+            self._kill(proc)
+            parent.close()
+            self._clean(job.id)
+            if self._stopping.is_set():
+                self.store.requeue(job.id)
+            else:
+                self.store.finish(job.id, "cancelled", error="cancelled by the user")
+            return
+        proc.join(10)
+        parent.close()
+        if outcome[0] == "done":
+            self.store.finish(job.id, "done", result=outcome[1])
+        else:
+            self._clean(job.id, keep_log=True)
+            self.store.finish(job.id, "failed", error=self.describe_error(job, outcome[1]))
+
+    @staticmethod
+    def _exitcode(proc: mp.process.BaseProcess) -> int | None:
+        proc.join(2)
+        return proc.exitcode
+
+    @staticmethod
+    def _kill(proc: mp.process.BaseProcess) -> None:
+        proc.terminate()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+    def _clean(self, job_id: str, keep_log: bool = False) -> None:
+        """Remove a job's partial output (everything in its folder but, if asked, the error log)."""
+        job_dir = self.job_dir(job_id)
+        if not job_dir.is_dir():
+            return
+        for path in job_dir.iterdir():
+            if keep_log and path.name == "error.log":
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
