@@ -1,14 +1,98 @@
-"""`lipdub data`: (being written)."""
+"""`lipdub data cut|filter|prepare|stats`: build a one-speaker fine-tuning set from long videos."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="(not yet available)")
-    p.set_defaults(func=_run)
+    p = sub.add_parser("data", help="fine-tuning data: cut, filter, prepare, stats",
+                       description="Turn hours of one speaker's videos into a training set. Every step is "
+                                   "resumable and never modifies its inputs.")
+    steps = p.add_subparsers(dest="step", required=True, metavar="STEP")
+
+    c = steps.add_parser("cut", help="cut long videos into short clips at silences (25 fps, 16 kHz)")
+    c.add_argument("inputs", nargs="+", help="video files or folders of videos")
+    c.add_argument("-o", "--out", required=True, help="clips folder (<source>-<hash>/<00000>.mp4 + .wav + .json)")
+    c.add_argument("--max-len", type=float, default=10.0, help="longest clip in seconds (default 10)")
+    c.add_argument("--piece", type=float, default=5.0, help="longer speech is split into ~this many seconds (5)")
+    c.add_argument("--min-len", type=float, default=1.0, help="shorter speech is merged or dropped (1 s)")
+    c.add_argument("--min-silence", type=float, default=0.25, help="pauses shorter than this do not end a clip")
+    c.add_argument("--crop", help="left-half, right-half or x,y,w,h (pixels) of the picture to keep")
+    _parallel(c)
+    c.set_defaults(func=_cut)
+
+    f = steps.add_parser("filter", help="keep clips where the target person is visible and talking")
+    f.add_argument("clips", help="clips folder from `lipdub data cut`")
+    f.add_argument("--person", nargs="+", required=True, metavar="PHOTO", help="reference photo(s) of the target")
+    f.add_argument("-o", "--out", required=True, help="folder for kept clips (hard links) and report.json")
+    f.add_argument("--min-visible", type=float, default=0.8, help="share of frames the target must be in (0.8)")
+    f.add_argument("--max-distance", type=float, default=0.6, help="identity distance threshold (0.6)")
+    f.add_argument("--min-len", type=float, default=1.0, help="shorter clips are removed (1 s)")
+    _parallel(f)
+    f.set_defaults(func=_filter)
+
+    r = steps.add_parser("prepare", help="face crops + audio + mel + filelists in the training layout")
+    r.add_argument("clips", help="clips folder (from `cut` or `filter`)")
+    r.add_argument("-o", "--out", required=True, help="dataset folder")
+    r.add_argument("--val-split", type=float, default=0.05, help="share of sources held out for validation")
+    r.add_argument("--sync-expert", help="lip-sync expert checkpoint: estimate and correct audio-video offsets")
+    r.add_argument("--max-offset", type=int, default=3, help="with --sync-expert: drop clips beyond this (frames)")
+    _parallel(r)
+    r.set_defaults(func=_prepare)
+
+    s = steps.add_parser("stats", help="hours, clips, faces per frame, sync offsets of a dataset")
+    s.add_argument("dataset", help="dataset folder from `lipdub data prepare`")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=_stats)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("lipdub data: not yet available")
+def _parallel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-j", "--workers", type=int, help="local worker processes (default: LIPDUB_THREADS)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'ray://host:10001', or "
+                                                      "'local' for a local instance); needs lipdub[ray]")
+
+
+def _cut(args: argparse.Namespace) -> int:
+    from lipdub.data.cut import CutConfig, cut
+
+    cfg = CutConfig(max_len=args.max_len, piece=args.piece, min_len=args.min_len, min_silence=args.min_silence,
+                    crop=args.crop)
+    res = cut(args.inputs, args.out, cfg, workers=args.workers, ray_address=args.ray)
+    print(f"{res['clips']} clips, {res['clip_seconds'] / 60:.1f} min of {res['source_seconds'] / 60:.1f} min "
+          f"from {res['sources']} videos ({res['skipped']} already done) -> {args.out}")
+    for fail in res["failed"]:
+        print(f"  failed: {fail['source']}: {fail['error']}")
+    return 1 if res["failed"] and len(res["failed"]) == res["sources"] else 0
+
+
+def _filter(args: argparse.Namespace) -> int:
+    from lipdub.data.filter import FilterConfig, filter_clips
+
+    cfg = FilterConfig(min_visible=args.min_visible, max_distance=args.max_distance, min_len=args.min_len)
+    rep = filter_clips(args.clips, args.out, args.person, cfg, workers=args.workers, ray_address=args.ray)
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(rep["by_reason"].items())) or "none"
+    print(f"kept {rep['kept']} of {rep['clips']} clips ({rep['kept_seconds'] / 60:.1f} min); removed: {reasons}")
+    print(f"report: {args.out}/report.json")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from lipdub.data.prepare import PrepareConfig, prepare
+
+    cfg = PrepareConfig(sync_expert=args.sync_expert, max_offset=args.max_offset)
+    man = prepare(args.clips, args.out, cfg, val_split=args.val_split, workers=args.workers,
+                  ray_address=args.ray)
+    sp = man["splits"]
+    print(f"{man['clips']} clips, {man['hours'] * 60:.1f} min (train {sp['train']['clips']}, val "
+          f"{sp['val']['clips']}; {len(man['skipped'])} skipped) -> {args.out}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from lipdub.data.stats import dataset_stats, format_stats
+
+    s = dataset_stats(args.dataset)
+    print(json.dumps(s, indent=1) if args.json else format_stats(s))
+    return 0

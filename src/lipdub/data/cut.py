@@ -1,0 +1,355 @@
+"""Cut long videos into short 25 fps / 16 kHz clips whose boundaries fall in the silences a VAD finds."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lipdub.data.runner import run_tasks
+from lipdub.data.store import (
+    FPS,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    file_hash,
+    find_videos,
+    is_done,
+    read_json,
+    settings_hash,
+    write_json,
+)
+from lipdub.errors import LipdubError
+
+log = logging.getLogger(__name__)
+CLIP_NAME = re.compile(r"^\d{5}\.(mp4|json|wav)$")
+
+
+@dataclass(frozen=True)
+class CutConfig:
+    """How clips are planned. Seconds throughout."""
+
+    max_len: float = 10.0  # a voiced stretch longer than this is split ...
+    piece: float = 5.0  # ... into pieces of about this length
+    min_len: float = 1.0  # shorter stretches are merged into a neighbour, or dropped
+    min_silence: float = 0.25  # pauses shorter than this do not end a clip
+    max_merge_gap: float = 1.0  # a tiny stretch only joins a neighbour across a pause up to this long
+    pad: float = 0.2  # silence kept before/after the speech of a clip (never past the pause's middle)
+    crop: str | None = None  # "left-half" | "right-half" | "x,y,w,h"
+
+    def __post_init__(self) -> None:
+        if not (0 < self.piece <= self.max_len):
+            raise LipdubError(f"--piece ({self.piece}) must be > 0 and <= --max-len ({self.max_len})")
+        if not (0 < self.min_len <= self.piece):
+            raise LipdubError(f"--min-len ({self.min_len}) must be > 0 and <= --piece ({self.piece})")
+
+
+@dataclass
+class Span:
+    """One planned clip: [start_frame, end_frame) on the source's 25 fps grid, and how each end was cut."""
+
+    start_frame: int
+    end_frame: int
+    cut_in: list[str] = field(default_factory=lambda: ["silence", "silence"])  # silence | piece | edge
+
+    @property
+    def n_frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+
+def plan_clips(speech: list[tuple[float, float]], n_frames: int, cfg: CutConfig,
+               energy: np.ndarray | None = None) -> list[Span]:
+    """Clips from speech segments: join short pauses, split long stretches, merge or drop tiny ones, pad.
+
+    `n_frames`: length of the source on the 25 fps grid. `energy`: per-frame RMS (optional) so forced splits
+    of a long stretch land on its quietest frame near each `piece` multiple.
+    """
+    duration = n_frames / FPS
+    stretches = _join_pauses(speech, duration, cfg.min_silence)
+    pieces: list[tuple[float, float, str, str]] = []  # (start, end, start_kind, end_kind)
+    for start, end in stretches:
+        pieces.extend(_split_long(start, end, cfg, energy))
+    pieces = _merge_tiny(pieces, cfg)
+    return _pad_and_snap(pieces, n_frames, cfg)
+
+
+def _join_pauses(speech: list[tuple[float, float]], duration: float, min_silence: float) -> list[list[float]]:
+    """Sorted, clipped speech segments with pauses shorter than `min_silence` bridged."""
+    out: list[list[float]] = []
+    for s, e in sorted((max(0.0, float(s)), min(duration, float(e))) for s, e in speech):
+        if e <= s:
+            continue
+        if out and s - out[-1][1] < min_silence:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
+def _split_long(start: float, end: float, cfg: CutConfig,
+                energy: np.ndarray | None) -> list[tuple[float, float, str, str]]:
+    """A stretch up to `max_len` as is; a longer one in about-`piece`-second pieces cut at quiet frames."""
+    length = end - start
+    if length <= cfg.max_len:
+        return [(start, end, "silence", "silence")]
+    k = max(2, round(length / cfg.piece))
+    cuts = [start + length * i / k for i in range(1, k)]
+    if energy is not None and len(energy):
+        reach = min(0.5, cfg.piece / 4)
+        cuts = [_quietest(t, reach, energy) for t in cuts]
+    bounds = [start, *cuts, end]
+    return [(a, b, "silence" if i == 0 else "piece", "silence" if i == k - 1 else "piece")
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+
+
+def _quietest(t: float, reach: float, energy: np.ndarray) -> float:
+    """The frame boundary within `reach` seconds of `t` whose frame has the least energy."""
+    lo = max(0, int(math.floor((t - reach) * FPS)))
+    hi = min(len(energy), int(math.ceil((t + reach) * FPS)) + 1)
+    if hi <= lo:
+        return t
+    return (lo + int(np.argmin(energy[lo:hi]))) / FPS
+
+
+def _merge_tiny(pieces: list[tuple[float, float, str, str]], cfg: CutConfig) -> list[tuple[float, float, str, str]]:
+    """Join stretches shorter than `min_len` to the nearer neighbour when the result fits; drop the rest."""
+    items = [list(p) for p in pieces]
+    i = 0
+    while i < len(items):
+        s, e = items[i][0], items[i][1]
+        if e - s >= cfg.min_len:
+            i += 1
+            continue
+        options = []
+        if i > 0:
+            options.append((s - items[i - 1][1], i - 1))
+        if i + 1 < len(items):
+            options.append((items[i + 1][0] - e, i + 1))
+        options = [(gap, j) for gap, j in sorted(options)
+                   if gap <= cfg.max_merge_gap
+                   and max(e, items[j][1]) - min(s, items[j][0]) <= cfg.max_len]
+        if options:
+            j = options[0][1]
+            a, b = (items[j], items[i]) if j < i else (items[i], items[j])
+            a[1], a[3] = b[1], b[3]
+            del items[max(i, j)]
+            i = min(i, j)  # the merged item may still be tiny: look at it again
+        else:
+            del items[i]
+    return [tuple(p) for p in items]  # type: ignore[misc]
+
+
+def _pad_and_snap(pieces: list[tuple[float, float, str, str]], n_frames: int, cfg: CutConfig) -> list[Span]:
+    """Extend each clip into the surrounding silence (at most `pad`, never past the pause's middle) on frames."""
+    spans: list[Span] = []
+    duration = n_frames / FPS
+    for i, (s, e, ks, ke) in enumerate(pieces):
+        if ks == "silence":
+            prev_end = pieces[i - 1][1] if i else 0.0
+            floor_t = (prev_end + s) / 2 if i else 0.0
+            new_s = max(s - cfg.pad, floor_t)
+            ks = "silence" if s > 0 else "edge"
+            s = new_s
+        if ke == "silence":
+            next_start = pieces[i + 1][0] if i + 1 < len(pieces) else duration
+            ceil_t = (e + next_start) / 2 if i + 1 < len(pieces) else duration
+            new_e = min(e + cfg.pad, ceil_t)
+            ke = "silence" if e < duration else "edge"
+            e = new_e
+        f0, f1 = max(0, round(s * FPS)), min(n_frames, round(e * FPS))
+        if f1 > f0:
+            spans.append(Span(f0, f1, [ks, ke]))
+    return spans
+
+
+def parse_crop(crop: str | None, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) in source pixels for `left-half`, `right-half` or `x,y,w,h`; None for no crop."""
+    if not crop:
+        return None
+    if crop == "left-half":
+        return 0, 0, width // 2, height
+    if crop == "right-half":
+        return width // 2, 0, width - width // 2, height
+    try:
+        x, y, w, h = (int(v) for v in crop.split(","))
+    except ValueError:
+        raise LipdubError(f"--crop {crop!r}: use left-half, right-half or x,y,w,h in pixels") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise LipdubError(f"--crop {crop!r} does not fit inside the {width}x{height} picture")
+    return x, y, w, h
+
+
+# ---------------------------------------------------------------------------------------------- cutting
+
+
+def source_id(path: Path, digest: str) -> str:
+    """The deterministic folder name of a source's clips: `<stem>-<first 8 hex of its content hash>`."""
+    stem = re.sub(r"[^\w.-]+", "_", path.stem).strip("._") or "source"
+    return f"{stem}-{digest[:8]}"
+
+
+def frame_energy(wav: np.ndarray) -> np.ndarray:
+    """RMS of each 25 fps frame's 640 audio samples."""
+    n = len(wav) // SAMPLES_PER_FRAME
+    frames = wav[: n * SAMPLES_PER_FRAME].reshape(n, SAMPLES_PER_FRAME).astype(np.float64)
+    return np.sqrt((frames**2).mean(axis=1))
+
+
+def cut_source(task: dict[str, Any]) -> dict[str, Any]:
+    """Cut one source video (a runner task: {"source", "out", "config"}) and return its summary.
+
+    Never modifies the source. Skips the source when its `cut.json` records the same content hash and
+    settings; skips each clip whose sidecar matches. Unreadable sources come back with an "error".
+    """
+    from lipdub import media
+    from lipdub.audio import vad
+
+    src, out_root, cfg = Path(task["source"]), Path(task["out"]), CutConfig(**task["config"])
+    try:
+        digest = file_hash(src)
+    except OSError as err:
+        return {"source": str(src), "error": f"cannot read: {err.strerror or err}"}
+    sid = source_id(src, digest)
+    out = out_root / sid
+    settings = settings_hash(asdict(cfg))
+    summary_path = out / "cut.json"
+    if is_done(summary_path, source_hash=digest, settings_hash=settings):
+        done = read_json(summary_path) or {}
+        return {**done, "skipped": True}
+    try:
+        info = media.probe(src)
+        if info.kind != "video":
+            raise LipdubError(f"is {info.kind}, not a video", src)
+        if not info.has_audio:
+            raise LipdubError("has no audio stream to find speech in", src)
+        wav = media.load_audio(src, sr=SAMPLE_RATE, mono=True)
+        n_frames = min(int(math.floor(info.duration * FPS + 1e-6)), len(wav) // SAMPLES_PER_FRAME)
+        speech = [(float(s), float(e)) for s, e in vad.speech_segments(wav)]
+        spans = plan_clips(speech, n_frames, cfg, frame_energy(wav))
+        crop = parse_crop(cfg.crop, info.width, info.height)
+        _clear_stale(out, summary_path, settings)
+        base = {"source": str(src.resolve()), "source_id": sid, "source_hash": digest, "settings_hash": settings,
+                "fps": FPS, "sample_rate": SAMPLE_RATE, "crop": crop}
+        written = _write_clips(src, out, spans, wav, crop, base)
+    except LipdubError as err:
+        return {"source": str(src), "source_id": sid, "error": err.problem}
+    summary = {
+        **base, "duration": n_frames / FPS, "speech_seconds": sum(e - s for s, e in speech),
+        "clips": written, "clip_seconds": sum(s.n_frames for s in spans) / FPS, "config": asdict(cfg),
+    }
+    write_json(summary_path, summary)
+    return summary
+
+
+def _clear_stale(out: Path, summary_path: Path, settings: str) -> None:
+    """Remove clips an earlier run made with other settings (only our own numbered files)."""
+    old = read_json(summary_path)
+    if old is None or old.get("settings_hash") == settings:
+        return
+    for p in out.iterdir():
+        if CLIP_NAME.match(p.name):
+            p.unlink()
+    summary_path.unlink()
+
+
+def _write_clips(src: Path, out: Path, spans: list[Span], wav: np.ndarray,
+                 crop: tuple[int, int, int, int] | None, base: dict[str, Any]) -> list[str]:
+    """Stream the source once at 25 fps and encode every clip that is not already on disk."""
+    from lipdub import media
+
+    out.mkdir(parents=True, exist_ok=True)
+    todo: dict[int, tuple[int, Span]] = {}  # start frame -> (index, span)
+    names = []
+    for i, span in enumerate(spans):
+        name = f"{i:05d}"
+        names.append(name)
+        if not is_done(out / f"{name}.json", settings_hash=base["settings_hash"], source_hash=base["source_hash"],
+                       start_frame=span.start_frame, end_frame=span.end_frame) or not (out / f"{name}.mp4").exists():
+            todo[span.start_frame] = (i, span)
+    if not todo:
+        return names
+    last = max(span.end_frame for _, span in todo.values())
+    writer, current, frame_no = None, None, -1
+    try:
+        for frame_no, frame in enumerate(media.iter_frames(src, fps=FPS)):
+            if frame_no >= last:
+                break
+            if writer is None and frame_no in todo:
+                current = todo[frame_no]
+                span = current[1]
+                audio = _clip_audio(wav, span)
+                writer = media.VideoWriter(out / f"{current[0]:05d}.mp4", FPS, audio=audio, audio_rate=SAMPLE_RATE)
+                writer.__enter__()
+            if writer is not None:
+                if crop is not None:
+                    x, y, w, h = crop
+                    frame = frame[y:y + h, x:x + w]
+                writer.write(np.ascontiguousarray(frame))
+                if frame_no + 1 == current[1].end_frame:
+                    writer.__exit__(None, None, None)
+                    writer = None
+                    _finish_clip(out, current[0], current[1], wav, base)
+    except BaseException as err:
+        if writer is not None:
+            writer.__exit__(type(err), err, err.__traceback__)
+        raise
+    if writer is not None:  # the source ended early: drop the unfinished clip
+        stop = _SourceEnded()
+        writer.__exit__(_SourceEnded, stop, None)
+        names = names[: current[0]]
+        log.warning("%s: video ended at frame %d, before the audio", src, frame_no + 1)
+    return names
+
+
+class _SourceEnded(Exception):
+    """Aborts the writer of a clip the video stream did not finish."""
+
+
+def _clip_audio(wav: np.ndarray, span: Span) -> np.ndarray:
+    """The span's audio: exactly n_frames * 640 samples (zero-padded past the end of the source)."""
+    a = wav[span.start_frame * SAMPLES_PER_FRAME: span.end_frame * SAMPLES_PER_FRAME]
+    need = span.n_frames * SAMPLES_PER_FRAME
+    return np.pad(a, (0, need - len(a))) if len(a) < need else a
+
+
+def _finish_clip(out: Path, index: int, span: Span, wav: np.ndarray, base: dict[str, Any]) -> None:
+    """The clip's exact PCM audio and, last (it marks the clip done), its JSON sidecar."""
+    from lipdub import media
+
+    name = f"{index:05d}"
+    media.write_audio(out / f"{name}.wav", _clip_audio(wav, span), SAMPLE_RATE)
+    write_json(out / f"{name}.json", {
+        **base, "clip": name, "start": span.start_frame / FPS, "end": span.end_frame / FPS,
+        "start_frame": span.start_frame, "end_frame": span.end_frame, "n_frames": span.n_frames,
+        "cut_in": span.cut_in, "sha256": file_hash(out / f"{name}.mp4"),
+    })
+
+
+def cut(inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], cfg: CutConfig, *,
+        workers: int | None = None, ray_address: str | None = None) -> dict[str, Any]:
+    """Cut every video in `inputs` (files or folders) into `out/<source-id>/<00000>.mp4` (+ .wav, .json)."""
+    sources = find_videos(inputs)
+    if not sources:
+        raise LipdubError("no video files found", ", ".join(map(str, inputs)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = [s for s in sources if out.resolve() not in s.resolve().parents]  # never re-cut our own clips
+    tasks = [{"source": str(s), "out": str(out), "config": asdict(cfg)} for s in sources]
+    results = run_tasks(cut_source, tasks, workers=workers, ray_address=ray_address, desc="cut", unit="video")
+    ok = [r for r in results if "error" not in r]
+    return {
+        "sources": len(results), "failed": [{"source": r["source"], "error": r["error"]} for r in results
+                                            if "error" in r],
+        "skipped": sum(bool(r.get("skipped")) for r in ok),
+        "clips": sum(len(r["clips"]) for r in ok),
+        "source_seconds": sum(r["duration"] for r in ok),
+        "clip_seconds": sum(r["clip_seconds"] for r in ok),
+    }

@@ -1,0 +1,226 @@
+"""Keep only clips where the target person is on screen and is the one talking; report why others went."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lipdub.data import speaker
+from lipdub.data.runner import run_tasks
+from lipdub.data.store import (
+    FPS,
+    SAMPLE_RATE,
+    ClipRef,
+    file_hash,
+    iter_clips,
+    link_or_copy,
+    read_json,
+    settings_hash,
+    write_json,
+)
+from lipdub.errors import LipdubError, MediaError, NoFaceError
+
+log = logging.getLogger(__name__)
+REASONS = ("no face", "other person", "too short", "multiple faces", "corrupt")
+VERDICTS = ".verdicts"
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """When a clip is kept."""
+
+    min_visible: float = 0.8  # share of frames the target must be visible in
+    max_distance: float = 0.6  # identity distance under which a face is the target (dlib 128-d scale)
+    min_len: float = 1.0  # seconds
+    other_share: float = 0.1  # another face visible in more than this share of frames makes the clip "multi-face"
+    sync_margin: float = 0.1  # with several faces, the target's mouth must follow the audio this much better
+    samples_per_track: int = 3  # frames embedded per track for the identity check
+    use_cache: bool = True  # reuse/keep face analyses in lipdub's detection cache (prepare reads them again)
+
+
+def reference_embeddings(photos: list[str | os.PathLike[str]]) -> np.ndarray:
+    """Identity embeddings `(n, d)` of the largest face in each reference photo."""
+    from lipdub import faces, media
+    from lipdub.faces import identity
+
+    embs = []
+    for photo in photos:
+        image = media.read_image(photo)
+        found = faces.detect_faces(image)
+        if not found:
+            raise NoFaceError("no face found in the reference photo", photo)
+        face = max(found, key=lambda f: f.area)
+        embs.append(np.asarray(identity.embed(image, face), dtype=np.float32))
+    return np.stack(embs)
+
+
+def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, Any]:
+    """The verdict on one clip: {"kept", "reason", "track_id", "visible", "distance", "sync", ...}."""
+    from lipdub import faces
+
+    meta = clip.meta()
+    n = int(meta.get("n_frames", 0))
+    verdict: dict[str, Any] = {"clip": clip.key, "kept": False, "reason": None, "n_frames": n}
+    if n < cfg.min_len * FPS:
+        return {**verdict, "reason": "too short"}
+    try:
+        tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache)
+        wav = _clip_audio(clip)
+        per_frame = [list(tracks.faces_in(i)) for i in range(n)]
+    except (MediaError, OSError, ValueError) as err:
+        return {**verdict, "reason": "corrupt", "detail": str(err)}
+    presence = Counter(f.track_id for fs in per_frame for f in fs)
+    if not presence:
+        return {**verdict, "reason": "no face"}
+    distances = _track_distances(clip, tracks, per_frame, presence, refs, cfg)
+    verdict["distances"] = {str(t): round(d, 3) for t, d in distances.items()}
+    matches = {t: d for t, d in distances.items() if d < cfg.max_distance}
+    if not matches:
+        return {**verdict, "reason": "other person"}
+    target = min(matches, key=matches.get)
+    visible = presence[target] / n
+    verdict.update(track_id=int(target), distance=round(distances[target], 3), visible=round(visible, 3))
+    if visible < cfg.min_visible:
+        others_visible = any(f.track_id != target for fs in per_frame for f in fs)
+        return {**verdict, "reason": "other person" if others_visible else "no face"}
+    others = [t for t, c in presence.items() if t != target and c / n > cfg.other_share]
+    if others:
+        return _who_talks(verdict, per_frame, wav, target, others, cfg)
+    return {**verdict, "kept": True}
+
+
+def _who_talks(verdict: dict[str, Any], per_frame: list, wav: np.ndarray, target: int, others: list[int],
+               cfg: FilterConfig) -> dict[str, Any]:
+    """Several faces: keep only when the target's mouth follows the audio clearly better than any other's."""
+    loud = speaker.loudness(wav, len(per_frame))
+    openings = speaker.track_openings(per_frame, [target, *others])
+    scores = {t: speaker.sync_score(o, loud) for t, o in openings.items()}
+    verdict["sync"] = {str(t): (None if np.isnan(s) else round(s, 3)) for t, s in scores.items()}
+    mine = scores[target]
+    best_other = max((s for t, s in scores.items() if t != target and np.isfinite(s)), default=float("nan"))
+    if np.isfinite(mine) and (not np.isfinite(best_other) or mine >= best_other + cfg.sync_margin):
+        return {**verdict, "kept": True}
+    if np.isfinite(best_other) and (not np.isfinite(mine) or best_other >= mine + cfg.sync_margin):
+        return {**verdict, "reason": "other person"}
+    return {**verdict, "reason": "multiple faces"}
+
+
+def _clip_audio(clip: ClipRef) -> np.ndarray:
+    """The clip's exact 16 kHz audio: its .wav from `cut`, else the video's own audio track."""
+    if clip.wav.exists():
+        import soundfile as sf
+
+        wav, sr = sf.read(clip.wav, dtype="float32", always_2d=False)
+        if sr == SAMPLE_RATE and wav.ndim == 1:
+            return wav
+    from lipdub import media
+
+    return media.load_audio(clip.video, sr=SAMPLE_RATE, mono=True)
+
+
+def _track_distances(clip: ClipRef, tracks: Any, per_frame: list, presence: Counter, refs: np.ndarray,
+                     cfg: FilterConfig) -> dict[int, float]:
+    """Per track: distance to the nearest reference. Uses the aligned chip the face cache keeps of each
+    track's best frame; otherwise the median over a few of the track's largest faces, decoded."""
+    from lipdub import media
+    from lipdub.faces import identity
+
+    def nearest(emb: np.ndarray) -> float:
+        return float(np.linalg.norm(refs - np.asarray(emb, np.float32), axis=1).min())
+
+    out: dict[int, float] = {}
+    wanted: dict[int, list[tuple[int, Any]]] = {}
+    for t in presence:
+        chip = getattr(tracks, "chips", {}).get(t)
+        if chip is not None:
+            out[t] = nearest(identity.embed_chip(chip))
+            continue
+        seen = sorted(((i, f) for i, fs in enumerate(per_frame) for f in fs if f.track_id == t),
+                      key=lambda p: -p[1].area)
+        wanted[t] = sorted(seen[: cfg.samples_per_track], key=lambda p: p[0])
+    need = sorted({i for picks in wanted.values() for i, _ in picks})
+    if need:
+        frames = dict(zip(need, media.FrameSource(clip.video, fps=FPS).frames(need), strict=True))
+        for t, picks in wanted.items():
+            out[t] = float(np.median([nearest(identity.embed(frames[i], f)) for i, f in picks]))
+    return out
+
+
+def filter_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Runner task: judge one clip (unless an up-to-date verdict exists) and place kept clips in the output."""
+    clip = ClipRef(Path(task["root"]), task["source"], task["clip"])
+    out = Path(task["out"])
+    verdict_path = out / VERDICTS / clip.source / f"{clip.clip}.json"
+    input_hash = clip.meta().get("sha256") or _safe_hash(clip.video)
+    old = read_json(verdict_path)
+    if old and old.get("input_hash") == input_hash and old.get("settings_hash") == task["settings_hash"]:
+        verdict = old
+    else:
+        refs = np.asarray(task["refs"], dtype=np.float32)
+        verdict = judge_clip(clip, refs, FilterConfig(**task["config"]))
+        verdict.update(input_hash=input_hash, settings_hash=task["settings_hash"])
+        write_json(verdict_path, verdict)
+    _place(clip, out, verdict)
+    return verdict
+
+
+def _safe_hash(path: Path) -> str | None:
+    try:
+        return file_hash(path)
+    except OSError:
+        return None
+
+
+def _place(clip: ClipRef, out: Path, verdict: dict[str, Any]) -> None:
+    """Link a kept clip (video, audio, sidecar + verdict) into `out/<source>/`; unlink a no-longer-kept one."""
+    dst = out / clip.source
+    names = [f"{clip.clip}.mp4", f"{clip.clip}.wav", f"{clip.clip}.json"]
+    if not verdict["kept"]:
+        for name in names:
+            (dst / name).unlink(missing_ok=True)
+        return
+    link_or_copy(clip.video, dst / names[0])
+    if clip.wav.exists():
+        link_or_copy(clip.wav, dst / names[1])
+    keep = {k: verdict[k] for k in ("track_id", "distance", "visible", "sync") if k in verdict}
+    write_json(dst / names[2], {**clip.meta(), "filter": keep})
+
+
+def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+                 photos: list[str | os.PathLike[str]], cfg: FilterConfig, *, workers: int | None = None,
+                 ray_address: str | None = None) -> dict[str, Any]:
+    """Judge every clip under `clips_dir`; kept ones go to `out/<source>/`, `out/report.json` lists all."""
+    clips = list(iter_clips(clips_dir))
+    if not clips:
+        raise LipdubError("no clips found (expected <source>/<clip>.mp4 with .json sidecars)", clips_dir)
+    if not photos:
+        raise LipdubError("--person needs at least one reference photo of the target")
+    out = Path(out)
+    if out.resolve() == Path(clips_dir).resolve():
+        raise LipdubError("the output folder must differ from the clips folder", out)
+    refs = reference_embeddings(photos)
+    settings = settings_hash({**asdict(cfg), "photos": sorted(file_hash(p) for p in photos)})
+    tasks = [{"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out), "refs": refs.tolist(),
+              "config": asdict(cfg), "settings_hash": settings} for c in clips]
+    verdicts = run_tasks(filter_task, tasks, workers=workers, ray_address=ray_address, desc="filter", unit="clip")
+    report = build_report(verdicts)
+    write_json(out / "report.json", report)
+    return report
+
+
+def build_report(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals, removals by reason, and every clip's verdict."""
+    removed = [v for v in verdicts if not v["kept"]]
+    keep_keys = ("clip", "kept", "reason", "n_frames", "track_id", "distance", "visible", "sync", "detail")
+    return {
+        "clips": len(verdicts), "kept": len(verdicts) - len(removed), "removed": len(removed),
+        "kept_seconds": sum(v["n_frames"] for v in verdicts if v["kept"]) / FPS,
+        "by_reason": dict(Counter(v["reason"] for v in removed)),
+        "verdicts": [{k: v[k] for k in keep_keys if k in v} for v in verdicts],
+    }

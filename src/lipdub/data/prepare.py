@@ -1,0 +1,277 @@
+"""Turn kept clips into the training layout: per-frame face crops, exact audio, cached mel, split filelists."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lipdub.data.runner import run_tasks
+from lipdub.data.store import (
+    FPS,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    ClipRef,
+    iter_clips,
+    read_json,
+    settings_hash,
+    write_json,
+)
+from lipdub.errors import LipdubError, MediaError, NoFaceError
+
+log = logging.getLogger(__name__)
+FORMAT, VERSION = "lipdub-dataset", 1
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """How face crops are made and which clips are too broken to use."""
+
+    max_side: int = 256  # face crops are resized so their longer side is at most this
+    jpeg_quality: int = 95
+    fill_gap: int = 5  # frames a target face may be missing for (its crop box is interpolated across)
+    min_frames: int = 25  # shorter usable runs are skipped
+    use_cache: bool = True  # reuse the face analyses `filter` left in lipdub's detection cache
+    sync_expert: str | None = None  # lip-sync expert checkpoint: estimate each clip's audio-video offset
+    max_offset: int = 3  # with an expert: |offset| above this many frames drops the clip, below it is shifted
+
+
+def target_track(tracks: Any, meta: dict[str, Any]) -> int:
+    """The filter's chosen track when it is in `tracks`, else the face present in most frames."""
+    from lipdub import faces
+
+    chosen = (meta.get("filter") or {}).get("track_id")
+    if chosen is not None and int(chosen) in tracks.track_ids:
+        return int(chosen)
+    picked = faces.select(tracks)
+    return int(picked[0] if isinstance(picked, tuple) else picked)
+
+
+def crop_boxes(tracks: Any, track_id: int, n: int, frame_shape: tuple[int, int], fill_gap: int) -> np.ndarray:
+    """(n, 4) float crop boxes (top, bottom, left, right) of the track, NaN where it is missing for longer
+    than `fill_gap` frames; shorter gaps are linearly interpolated."""
+    from lipdub import faces
+
+    boxes = np.full((n, 4), np.nan)
+    for i, face in tracks.track(track_id).items():
+        if 0 <= i < n:
+            boxes[i] = faces.crop_box(face, frame_shape)
+    present = np.flatnonzero(np.isfinite(boxes[:, 0]))
+    if len(present) >= 2:
+        for a, b in zip(present[:-1], present[1:], strict=True):
+            if 1 < b - a <= fill_gap + 1:
+                w = ((np.arange(a + 1, b) - a) / (b - a))[:, None]
+                boxes[a + 1:b] = (1 - w) * boxes[a] + w * boxes[b]
+    return boxes
+
+
+def longest_run(valid: np.ndarray) -> tuple[int, int]:
+    """[start, end) of the longest run of True values ((0, 0) when there is none)."""
+    best, start = (0, 0), None
+    for i, v in enumerate([*valid.tolist(), False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+def _clip_audio(clip: ClipRef, n_frames: int) -> np.ndarray:
+    """The clip's 16 kHz mono audio, exactly `n_frames * 640` samples long."""
+    from lipdub import media
+
+    src = clip.wav if clip.wav.exists() else clip.video
+    wav = media.load_audio(src, sr=SAMPLE_RATE, mono=True)
+    need = n_frames * SAMPLES_PER_FRAME
+    return np.pad(wav[:need], (0, max(0, need - len(wav)))).astype(np.float32)
+
+
+def prepare_clip(task: dict[str, Any]) -> dict[str, Any]:
+    """Runner task: write `<out>/<source>/<clip>/` (crops, audio.wav, mel.npy, clip.json) unless up to date.
+
+    Returns the clip record, or {"clip", "skipped": reason} for a clip that cannot be used.
+    """
+    clip = ClipRef(Path(task["root"]), task["source"], task["clip"])
+    cfg = PrepareConfig(**task["config"])
+    dst = Path(task["out"]) / clip.source / clip.clip
+    meta = clip.meta()
+    input_hash = meta.get("sha256") or _quick_hash(clip.video)
+    done = read_json(dst / "clip.json")
+    if done and done.get("input_hash") == input_hash and done.get("settings_hash") == task["settings_hash"]:
+        return done
+    try:
+        record = _prepare(clip, meta, dst, cfg)
+    except (MediaError, NoFaceError, OSError, ValueError) as err:
+        return {"clip": clip.key, "skipped": f"{type(err).__name__}: {err}"}
+    if "skipped" in record:
+        return record
+    record.update(input_hash=input_hash, settings_hash=task["settings_hash"])
+    write_json(dst / "clip.json", record)  # written last: marks the clip done
+    return record
+
+
+def _quick_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig) -> dict[str, Any]:
+    """Crops of the target face for its longest (gap-filled) run, with the matching audio and mel."""
+    import cv2
+
+    from lipdub import faces, media
+    from lipdub.audio.mel import melspectrogram
+
+    tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache)
+    n = int(meta.get("n_frames") or tracks.num_frames)
+    n = min(n, tracks.num_frames)
+    if not tracks.track_ids:
+        return {"clip": clip.key, "skipped": "no face"}
+    tid = target_track(tracks, meta)
+    boxes = crop_boxes(tracks, tid, n, (tracks.height, tracks.width), cfg.fill_gap)
+    a, b = longest_run(np.isfinite(boxes[:, 0]))
+    if b - a < cfg.min_frames:
+        return {"clip": clip.key, "skipped": f"target face visible for only {b - a} consecutive frames"}
+    audio = _clip_audio(clip, n)
+    sync: dict[str, Any] | None = None
+    offset = 0
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        written = 0
+        for i, frame in enumerate(media.iter_frames(clip.video, fps=FPS)):
+            if i >= b:
+                break
+            if i < a:
+                continue
+            top, bottom, left, right = (int(round(v)) for v in boxes[i])
+            crop = _fit(frame[top:bottom, left:right], cfg.max_side)
+            cv2.imwrite(str(tmp / f"{i - a}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+            written += 1
+        b = a + written
+        if written < cfg.min_frames:
+            raise MediaError(f"video ended after {a + written} frames", clip.video)
+        if cfg.sync_expert:
+            from lipdub.data import sync as sync_mod
+
+            sync = sync_mod.estimate_offset(tmp, audio[a * SAMPLES_PER_FRAME: b * SAMPLES_PER_FRAME],
+                                            cfg.sync_expert)
+            offset = int(sync["offset_frames"])
+            if abs(offset) > cfg.max_offset:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return {"clip": clip.key, "skipped": f"audio-video offset {offset} frames", "sync": sync}
+            a, b = sync_mod.shift_frames(tmp, a, b, offset)
+        clip_audio = audio[(a + offset) * SAMPLES_PER_FRAME:(b + offset) * SAMPLES_PER_FRAME]
+        media.write_audio(tmp / "audio.wav", clip_audio, SAMPLE_RATE)
+        np.save(tmp / "mel.npy", melspectrogram(clip_audio).astype(np.float32))
+        shutil.rmtree(dst, ignore_errors=True)  # an outdated version of our own output
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    faces_per_frame = float(np.mean([len(tracks.faces_in(i)) for i in range(a, b)]))
+    start = float(meta.get("start", 0.0))
+    return {
+        "source": clip.source, "clip": clip.clip, "n_frames": b - a, "fps": FPS, "sample_rate": SAMPLE_RATE,
+        "start": round(start + a / FPS, 4), "end": round(start + b / FPS, 4), "first_frame": a,
+        "offset_frames": offset, "sync": sync, "track_id": tid, "faces_per_frame": round(faces_per_frame, 3),
+        "origin": meta.get("source"),
+    }
+
+
+def _fit(crop: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (never enlarge) so the longer side is at most `max_side`."""
+    import cv2
+
+    h, w = crop.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return np.ascontiguousarray(crop)
+    return cv2.resize(crop, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def split_sources(seconds: dict[str, float], val_split: float) -> set[str]:
+    """Sources for validation: a deterministic (hash-ordered) set holding about `val_split` of the time.
+
+    With two or more sources and `val_split > 0`, at least one is validation and at least one training.
+    """
+    if val_split <= 0 or len(seconds) < 2:
+        return set()
+    order = sorted(seconds, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    total, val, chosen = sum(seconds.values()), 0.0, set()
+    for s in order:
+        if val >= val_split * total or len(chosen) == len(seconds) - 1:
+            break
+        chosen.add(s)
+        val += seconds[s]
+    return chosen
+
+
+def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: PrepareConfig, *,
+            val_split: float = 0.05, workers: int | None = None, ray_address: str | None = None) -> dict[str, Any]:
+    """Prepare every clip under `clips_dir` into the dataset `out`; write filelists and manifest.json."""
+    if not 0 <= val_split < 1:
+        raise LipdubError(f"--val-split {val_split} must be in [0, 1)")
+    clips = list(iter_clips(clips_dir))
+    if not clips:
+        raise LipdubError("no clips found (expected <source>/<clip>.mp4 with .json sidecars)", clips_dir)
+    out = Path(out)
+    if cfg.sync_expert and not Path(cfg.sync_expert).exists():
+        raise LipdubError("no such lip-sync expert checkpoint", cfg.sync_expert)
+    settings = settings_hash({**asdict(cfg), "sync_expert": _expert_hash(cfg.sync_expert)})
+    tasks = [{"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out), "config": asdict(cfg),
+              "settings_hash": settings} for c in clips]
+    records = run_tasks(prepare_clip, tasks, workers=workers, ray_address=ray_address, desc="prepare",
+                        unit="clip")
+    manifest = write_index(out, records, val_split, asdict(cfg))
+    return manifest
+
+
+def _expert_hash(path: str | None) -> str | None:
+    return None if path is None else _quick_hash(Path(path))
+
+
+def write_index(out: Path, records: list[dict[str, Any]], val_split: float,
+                config: dict[str, Any]) -> dict[str, Any]:
+    """filelists/train.txt, filelists/val.txt (split by source) and manifest.json."""
+    good = [r for r in records if "skipped" not in r]
+    seconds: dict[str, float] = {}
+    for r in good:
+        seconds[r["source"]] = seconds.get(r["source"], 0.0) + r["n_frames"] / FPS
+    val = split_sources(seconds, val_split)
+    lists: dict[str, list[str]] = {"train": [], "val": []}
+    for r in good:
+        lists["val" if r["source"] in val else "train"].append(f"{r['source']}/{r['clip']}")
+    for name, lines in lists.items():
+        path = out / "filelists" / f"{name}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        os.replace(tmp, path)
+    frames = sum(r["n_frames"] for r in good)
+    sources = {s: {"clips": sum(r["source"] == s for r in good), "seconds": round(sec, 2),
+                   "split": "val" if s in val else "train"} for s, sec in sorted(seconds.items())}
+    manifest = {
+        "format": FORMAT, "version": VERSION, "fps": FPS, "sample_rate": SAMPLE_RATE,
+        "clips": len(good), "frames": frames, "hours": round(frames / FPS / 3600, 4), "sources": sources,
+        "splits": {k: {"clips": len(v), "hours": round(sum(seconds[s] for s in sources
+                                                             if sources[s]["split"] == k) / 3600, 4)}
+                   for k, v in lists.items()},
+        "skipped": [{"clip": r["clip"], "reason": r["skipped"]} for r in records if "skipped" in r],
+        "config": config,
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest
