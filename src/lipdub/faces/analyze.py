@@ -1,0 +1,91 @@
+"""Faces of a whole media file (still or video): detect, track, and remember the result in the cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.faces import cache, identity
+from lipdub.faces.config import FaceSettings
+from lipdub.faces.detect import Detector
+from lipdub.faces.track import Tracker, thumbnail
+from lipdub.faces.tracks import FaceTracks
+
+# progress(stage, done, total): the pipeline's callback shape; stage is "detecting" here
+Progress = Callable[[str, int, int], None]
+
+
+def analyze(path: str | os.PathLike[str], *, fps: float | None = None, use_cache: bool = True,
+            progress: Progress | None = None, settings: FaceSettings | None = None) -> FaceTracks:
+    """Detect and track every face of `path` (frames at `fps`, default the video's own rate).
+
+    A cache hit (same content, settings, fps) skips detection entirely. Without a `progress` callback a
+    tqdm bar is shown for videos. Raises MediaError for unreadable media; no face is not an error here
+    (`select` raises NoFaceError).
+    """
+    from lipdub.media import probe
+
+    settings = settings or FaceSettings()
+    info = probe(path)
+    if info.kind == "audio":
+        from lipdub.errors import MediaError
+
+        raise MediaError("is audio only: faces need a photo or a video", path)
+    key = cache.cache_key(path, settings, fps if info.kind == "video" else None)
+    if use_cache and (hit := cache.load(key)) is not None:
+        hit.source = str(path)
+        return hit
+    tracks = _analyze_image(path, settings) if info.kind == "image" else _analyze_video(
+        path, fps or info.fps or 25.0, info.num_frames, settings, progress)
+    if use_cache:
+        cache.store(key, tracks)
+    return tracks
+
+
+def _analyze_image(path: str | os.PathLike[str], settings: FaceSettings) -> FaceTracks:
+    from lipdub.media import read_image
+
+    image = read_image(path)
+    detector = Detector(settings)
+    try:
+        faces = detector.faces(image)
+    finally:
+        detector.close()
+    for i, face in enumerate(faces):
+        face.track_id = i
+    return FaceTracks.from_faces(
+        [faces], width=image.shape[1], height=image.shape[0], source=str(path),
+        chips={f.track_id: identity.chip(image, f) for f in faces},
+        thumbs={f.track_id: thumbnail(image, f) for f in faces},
+        best_frame={f.track_id: 0 for f in faces})
+
+
+def _analyze_video(path: str | os.PathLike[str], fps: float, total: int, settings: FaceSettings,
+                   progress: Progress | None) -> FaceTracks:
+    from tqdm import tqdm
+
+    from lipdub.media import iter_frames
+
+    tracker = Tracker(fps, settings)
+    bar = None if progress else tqdm(total=total, desc=f"faces {Path(path).name}", unit="frame", leave=False,
+                                     disable=None, mininterval=1.0)
+    try:
+        for i, frame in enumerate(iter_frames(path, fps=fps)):
+            tracker.step(frame)
+            if progress:
+                progress("detecting", i + 1, max(total, i + 1))
+            elif bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        tracker.close()
+    return tracker.result(source=str(path))
+
+
+def best_view(tracks: FaceTracks, track_id: int) -> np.ndarray | None:
+    """The stored thumbnail of a track's best (largest) frame."""
+    return tracks.thumbs.get(track_id)

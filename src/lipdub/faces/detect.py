@@ -1,0 +1,132 @@
+"""Find every face in an image: two detectors for recall, FaceMesh on each crop to confirm and add landmarks.
+
+Why this combination (numbers from docs FACES.md, measured on 2 CPU cores):
+- mediapipe's full-range BlazeFace is fast (~5 ms a 1280x720 frame) but misses small faces (60 px) and
+  half of a 6-person group photo;
+- dlib's HOG finds those (all faces of the 2/3/4/6-person test photos, 40 px faces with 1x upsampling)
+  but costs 50-250 ms a frame, so videos run it on a few key frames only;
+- FaceMesh on a square crop around each candidate confirms it is a human face (the cartoon negative gives
+  nothing) and returns 478 landmarks (lips, jaw, chin) in ~4 ms; in tracking mode it then follows the face
+  at ~2 ms a frame, which is what makes videos fast.
+Wav2Lip's S3FD would take ~5 s a frame here; dlib's CNN detector 8 s; both are out.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from lipdub.faces.config import FaceSettings
+from lipdub.faces.landmarks import Mesh, box_of, quiet_native_stderr, square_around
+from lipdub.faces.types import Face
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+def same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two boxes of one face: they overlap well, or one's center lies inside the other."""
+    if iou(a, b) > 0.3:
+        return True
+    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
+    return bool((b[0] <= ca[0] <= b[2] and b[1] <= ca[1] <= b[3]) or (a[0] <= cb[0] <= a[2] and a[1] <= cb[1] <= a[3]))
+
+
+@lru_cache(maxsize=1)
+def _hog():  # -> dlib.fhog_object_detector
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+class Detector:
+    """Candidate face boxes from mediapipe full-range + dlib HOG, and FaceMesh to confirm them."""
+
+    def __init__(self, settings: FaceSettings | None = None) -> None:
+        from mediapipe.python.solutions import face_detection
+
+        self.settings = settings or FaceSettings()
+        conf = self.settings.mp_confidence
+        with quiet_native_stderr():  # full range (faces up to ~5 m) and short range (close-ups filling the frame)
+            self._mp = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=conf) for m in (1, 0)]
+        self._mesh = Mesh(static=True, size=self.settings.mesh_input)
+
+    def close(self) -> None:
+        for mp_detector in self._mp:
+            mp_detector.close()
+        self._mesh.close()
+
+    def mediapipe(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Boxes + scores from BlazeFace full-range, plus short-range ones the first missed."""
+        h, w = image.shape[:2]
+        out: list[tuple[np.ndarray, float]] = []
+        for mp_detector in self._mp:
+            with quiet_native_stderr():
+                result = mp_detector.process(image)
+            for det in result.detections or []:
+                r = det.location_data.relative_bounding_box
+                box = np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h],
+                               np.float32)
+                if not any(same_face(box, b) for b, _ in out):
+                    out.append((box, float(det.score[0])))
+        return out
+
+    def hog(self, image: np.ndarray, upsample: int = 0) -> list[tuple[np.ndarray, float]]:
+        """Boxes + scores from dlib HOG; large images are downscaled first (see FaceSettings.hog_max_side)."""
+        scale = min(1.0, self.settings.hog_max_side / max(image.shape[:2]))
+        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        rects, scores, _ = _hog().run(np.ascontiguousarray(small), upsample, self.settings.hog_threshold)
+        return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) / scale, float(s))
+                for r, s in zip(rects, scores, strict=True)]
+
+    def candidates(self, image: np.ndarray, *, use_mp: bool = True, hog_upsample: int | None = None
+                   ) -> list[tuple[np.ndarray, float]]:
+        """Boxes of both detectors, duplicates merged (mediapipe's box wins: it is better centred)."""
+        found = self.mediapipe(image) if use_mp else []
+        if hog_upsample is not None:
+            for box, score in self.hog(image, hog_upsample):
+                if not any(same_face(box, b) for b, _ in found):
+                    found.append((box, min(1.0, 0.5 + 0.25 * score)))
+        return found
+
+    def confirm(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """FaceMesh landmarks of the face in `box`, or None when there is no human face there."""
+        center, side = square_around(box, self.settings.mesh_crop)
+        return self._mesh(image, center, side)
+
+    def faces(self, image: np.ndarray, hog_upsample: int | None = None) -> list[Face]:
+        """Every confirmed face, landmark boxes, duplicates removed, sorted left to right."""
+        up = self.settings.hog_upsample if hog_upsample is None else hog_upsample
+        faces: list[Face] = []
+        for box, score in sorted(self.candidates(image, hog_upsample=up), key=lambda c: -c[1]):
+            points = self.confirm(image, box)
+            if points is None:
+                continue
+            lm_box = box_of(points)
+            if any(iou(lm_box, f.box) > 0.4 for f in faces):
+                continue
+            faces.append(Face(box=lm_box, score=score, landmarks=points))
+        faces.sort(key=lambda f: float(f.box[0] + f.box[2]))
+        return faces
+
+
+@lru_cache(maxsize=1)
+def _default_detector() -> Detector:
+    return Detector()
+
+
+def detect_faces(image_rgb: np.ndarray) -> list[Face]:
+    """Every face in an RGB image with (478, 2) landmarks, sorted left to right, `track_id` 0..n-1."""
+    faces = _default_detector().faces(np.ascontiguousarray(image_rgb))
+    for i, face in enumerate(faces):
+        face.track_id = i
+    return faces

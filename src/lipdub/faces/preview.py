@@ -1,0 +1,61 @@
+"""Preview image for `lipdub faces`: the first frame with numbered boxes, plus a contact sheet of tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from lipdub.faces.tracks import FaceTracks
+
+COLORS = [(255, 64, 64), (64, 200, 64), (64, 128, 255), (255, 200, 0), (255, 64, 255), (0, 220, 220)]
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def preview(first_frame: np.ndarray | None, tracks: FaceTracks, max_side: int = 1280) -> Image.Image:
+    """Numbered boxes on the first frame (or the still); for videos a strip of each track's best view below."""
+    if first_frame is None:
+        first_frame = np.zeros((max(tracks.height, 1), max(tracks.width, 1), 3), np.uint8)
+    im = Image.fromarray(first_frame)
+    scale = min(1.0, max_side / max(im.size))
+    if scale < 1.0:
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(im)
+    line = max(2, round(max(im.size) / 400))
+    font = _font(max(14, round(max(im.size) / 40)))
+    for face in tracks.faces_in(0):
+        color = COLORS[face.track_id % len(COLORS)]
+        x1, y1, x2, y2 = (float(v) * scale for v in face.box)
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=line)
+        draw.text((x1 + line, max(0.0, y1 - font.size - 2 * line)), str(face.track_id), fill=color, font=font,
+                  stroke_width=line, stroke_fill=(0, 0, 0))
+    if tracks.num_frames <= 1 or not tracks.thumbs:
+        return im
+    return _with_contact_sheet(im, tracks, font)
+
+
+def _with_contact_sheet(im: Image.Image, tracks: FaceTracks, font: ImageFont.ImageFont) -> Image.Image:
+    """Append one row of track thumbnails, each labelled `id: first-last`."""
+    cell, pad = 128, 8
+    ids = [t for t in tracks.track_ids if t in tracks.thumbs]
+    per_row = max(1, (im.width - pad) // (cell + pad))
+    rows = (len(ids) + per_row - 1) // per_row
+    label_h = font.size + 6
+    sheet = Image.new("RGB", (im.width, im.height + rows * (cell + label_h + pad) + pad), (24, 24, 24))
+    sheet.paste(im, (0, 0))
+    draw = ImageDraw.Draw(sheet)
+    info = {r["id"]: r for r in tracks.summary()}
+    for k, tid in enumerate(ids):
+        x = pad + (k % per_row) * (cell + pad)
+        y = im.height + pad + (k // per_row) * (cell + label_h + pad)
+        thumb = Image.fromarray(tracks.thumbs[tid])
+        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + label_h + (cell - thumb.height) // 2))
+        r = info[tid]
+        draw.text((x, y), f"{tid}: {r['first_frame']}-{r['last_frame']}", fill=COLORS[tid % len(COLORS)],
+                  font=_font(max(12, label_h - 6)))
+    return sheet

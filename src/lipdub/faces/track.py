@@ -1,0 +1,250 @@
+"""Online multi-face tracking: detectors on key frames, FaceMesh tracking in between, stable ids.
+
+Each track owns a FaceMesh in tracking mode fed a square crop around where the face is predicted (constant
+velocity), so it costs ~2 ms a face a frame. Key frames run the detectors to find faces that entered;
+a face that is found again after leaving gets its old id back when its identity embedding matches
+(re-identification). Two tracks that land on one face (a crossing) keep the one that moved as predicted;
+the other coasts until it is found again. Landmarks are smoothed with a One Euro filter whose speed
+sensitivity is scaled by the face size, so small and large faces behave alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from lipdub.faces import identity
+from lipdub.faces.config import FaceSettings
+from lipdub.faces.crop import crop_box
+from lipdub.faces.detect import Detector, iou, same_face
+from lipdub.faces.landmarks import Mesh, box_of, square_around
+from lipdub.faces.smooth import OneEuroFilter
+from lipdub.faces.tracks import FaceTracks
+from lipdub.faces.types import Face
+
+THUMB_SIDE = 128
+CHIP_EVERY = 25  # frames between two captures of a track's best view
+
+
+@dataclass
+class _Track:
+    id: int
+    mesh: Mesh | None
+    filter: OneEuroFilter
+    box: np.ndarray  # last observed (raw) landmark box
+    score: float
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    miss: int = 0
+    best_area: float = 0.0
+    best_frame: int = -1
+    chip: np.ndarray | None = None
+    thumb: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+    def predicted(self) -> np.ndarray:
+        return self.box + np.tile(self.velocity * min(self.miss + 1, 5), 2)  # coast a few frames, then wait
+
+    def identity(self) -> np.ndarray | None:
+        if self.embedding is None and self.chip is not None:
+            self.embedding = identity.embed_chip(self.chip)
+        return self.embedding
+
+
+def _center(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
+
+
+def _size(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1], 1.0))
+
+
+class Tracker:
+    """Feed frames in order with `step`; `result()` gives the FaceTracks."""
+
+    def __init__(self, fps: float, settings: FaceSettings | None = None, detector: Detector | None = None) -> None:
+        self.settings = settings or FaceSettings()
+        self.fps = float(fps) if fps else 25.0
+        self.detector = detector or Detector(self.settings)
+        self._own_detector = detector is None
+        self.index = 0
+        self.active: list[_Track] = []
+        self.ended: list[_Track] = []
+        self.frames: list[list[Face]] = []
+        self._next_id = 0
+        self.shape: tuple[int, int] = (0, 0)
+
+    # ---- per frame -----------------------------------------------------------------------------------
+    def step(self, frame: np.ndarray) -> list[Face]:
+        """Track one RGB frame; returns its faces (smoothed, track ids set)."""
+        frame = np.ascontiguousarray(frame)
+        self.shape = frame.shape[:2]
+        seen = self._follow(frame)
+        self._drop_duplicates(seen)
+        if self.index % self.settings.detect_every == 0 or self.index % self.settings.hog_every == 0:
+            self._discover(frame, seen)
+        faces = []
+        for t in list(self.active):
+            if t.id in seen:
+                faces.append(self._update(t, seen[t.id], frame))
+            else:
+                t.miss += 1
+                if t.miss > self.settings.max_miss:
+                    self._end(t)
+        self.frames.append(faces)
+        self.index += 1
+        return faces
+
+    def _follow(self, frame: np.ndarray) -> dict[int, np.ndarray]:
+        """Landmarks of every active track found near its predicted place."""
+        seen = {}
+        for t in self.active:
+            pred = t.predicted()
+            center, side = square_around(pred, self.settings.mesh_crop)
+            pts = t.mesh(frame, center, side)
+            if pts is None:
+                continue
+            ratio = _size(box_of(pts)) / _size(pred)
+            if 0.6 < ratio < 1.6:
+                seen[t.id] = pts
+            else:
+                t.mesh.reset()
+        return seen
+
+    def _drop_duplicates(self, seen: dict[int, np.ndarray]) -> None:
+        """Two tracks on one face (a crossing): keep the one closer to its own prediction."""
+        by_id = {t.id: t for t in self.active}
+        ids = sorted(seen)
+        for a_i, a in enumerate(ids):
+            for b in ids[a_i + 1:]:
+                if a not in seen or b not in seen or iou(box_of(seen[a]), box_of(seen[b])) < 0.4:
+                    continue
+                err = {k: np.linalg.norm(_center(box_of(seen[k])) - _center(by_id[k].predicted()))
+                       / _size(by_id[k].box) for k in (a, b)}
+                loser = a if err[a] > err[b] else b
+                del seen[loser]
+                by_id[loser].mesh.reset()
+
+    def _discover(self, frame: np.ndarray, seen: dict[int, np.ndarray]) -> None:
+        """Key frame: detect, and start (or re-identify) tracks for faces nobody follows."""
+        s = self.settings
+        hog = None
+        if self.index % s.hog_every == 0:
+            hog = s.hog_upsample if self.index == 0 else 0
+        known = [box_of(p) for p in seen.values()]  # faces of missing tracks are re-attached by _adopt
+        new: list[tuple[np.ndarray, float]] = []
+        for box, score in sorted(self.detector.candidates(frame, hog_upsample=hog), key=lambda c: -c[1]):
+            if any(same_face(box, k) for k in known):
+                continue
+            pts = self.detector.confirm(frame, box)
+            if pts is None or any(iou(box_of(pts), k) > 0.3 for k in known):
+                continue
+            known.append(box_of(pts))
+            new.append((pts, score))
+        for pts, score in sorted(new, key=lambda n: float(n[0][:, 0].mean())):
+            self._adopt(frame, pts, score, seen)
+
+    def _adopt(self, frame: np.ndarray, pts: np.ndarray, score: float, seen: dict[int, np.ndarray]) -> None:
+        """A newly found face: an old track's (same person) or a new one."""
+        box = box_of(pts)
+        missing = [t for t in self.active if t.id not in seen]
+        track = self._reidentify(frame, pts, missing)
+        if track is None:
+            near = [t for t in missing if same_face(box, t.predicted())]
+            track = near[0] if near else None
+        if track is None:
+            track = _Track(id=self._next_id, mesh=None, box=box, score=score,
+                           filter=OneEuroFilter(self.fps, self.settings.smooth_min_cutoff, 0.0,
+                                                self.settings.smooth_d_cutoff))
+            self._next_id += 1
+        if track in self.ended:
+            self.ended.remove(track)
+        if track not in self.active:
+            self.active.append(track)
+        if track.mesh is None:
+            track.mesh = Mesh(static=False, size=self.settings.mesh_input)
+        else:
+            track.mesh.reset()
+        track.mesh(frame, *square_around(box, self.settings.mesh_crop))  # prime its tracking state
+        track.box, track.velocity = box, np.zeros(2, np.float32)
+        seen[track.id] = pts
+
+    def _reidentify(self, frame: np.ndarray, pts: np.ndarray, missing: list[_Track]) -> _Track | None:
+        """The lost track whose identity embedding is nearest this face's, if under the threshold."""
+        pool = [t for t in missing + self.ended if t.chip is not None]
+        if not pool:
+            return None
+        emb = identity.embed(frame, Face(box=box_of(pts), landmarks=pts))
+        dists = [identity.distance(emb, t.identity()) for t in pool]
+        best = int(np.argmin(dists))
+        return pool[best] if dists[best] < self.settings.reid_threshold else None
+
+    def _update(self, t: _Track, pts: np.ndarray, frame: np.ndarray) -> Face:
+        box = box_of(pts)
+        if t.miss:
+            t.filter.reset()
+        t.velocity = 0.5 * t.velocity + 0.5 * (_center(box) - _center(t.box)) / (t.miss + 1)
+        t.box, t.miss = box, 0
+        t.filter.beta = self.settings.smooth_beta / _size(box)
+        smooth = t.filter(pts).astype(np.float32)
+        face = Face(box=box_of(smooth), score=t.score, landmarks=smooth, track_id=t.id)
+        area = face.area
+        if area > 1.15 * t.best_area and (t.best_frame < 0 or self.index - t.best_frame >= CHIP_EVERY):
+            self._capture(t, frame, face)
+        return face
+
+    def _capture(self, t: _Track, frame: np.ndarray, face: Face) -> None:
+        """Keep this frame's view of the face: aligned chip (identity) and thumbnail (preview)."""
+        t.best_area, t.best_frame = face.area, self.index
+        t.chip, t.embedding = identity.chip(frame, face), None
+        t.thumb = thumbnail(frame, face)
+
+    def _end(self, t: _Track) -> None:
+        self.active.remove(t)
+        if t.mesh is not None:
+            t.mesh.close()
+            t.mesh = None
+        self.ended.append(t)
+
+    # ---- results -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        for t in list(self.active):
+            self._end(t)
+        if self._own_detector:
+            self.detector.close()
+
+    def result(self, source: str = "") -> FaceTracks:
+        """All frames so far as FaceTracks, short gaps inside tracks interpolated."""
+        tracks = self.active + self.ended
+        fill_gaps(self.frames, self.settings.fill_gap)
+        return FaceTracks.from_faces(
+            self.frames, width=self.shape[1], height=self.shape[0], fps=self.fps, source=source,
+            chips={t.id: t.chip for t in tracks if t.chip is not None},
+            thumbs={t.id: t.thumb for t in tracks if t.thumb is not None},
+            best_frame={t.id: t.best_frame for t in tracks if t.best_frame >= 0})
+
+
+def thumbnail(frame: np.ndarray, face: Face, side: int = THUMB_SIDE) -> np.ndarray:
+    """The face's crop box, scaled to fit `side` pixels."""
+    top, bottom, left, right = crop_box(face, frame.shape)
+    crop = frame[top:bottom, left:right]
+    scale = side / max(crop.shape[:2])
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+
+
+def fill_gaps(frames: list[list[Face]], max_gap: int) -> None:
+    """Interpolate a track across misses of at most `max_gap` frames (in place, marked `interpolated`)."""
+    last: dict[int, tuple[int, Face]] = {}
+    for i, faces in enumerate(frames):
+        for face in list(faces):
+            prev = last.get(face.track_id)
+            if prev is not None and 1 < i - prev[0] <= max_gap + 1:
+                j0, f0 = prev
+                for j in range(j0 + 1, i):
+                    w = (j - j0) / (i - j0)
+                    lm = ((1 - w) * f0.landmarks + w * face.landmarks).astype(np.float32)
+                    frames[j].append(Face(box=box_of(lm), score=f0.score, landmarks=lm, track_id=face.track_id,
+                                          extra={"interpolated": True}))
+            last[face.track_id] = (i, face)

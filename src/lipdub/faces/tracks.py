@@ -1,0 +1,164 @@
+"""FaceTracks: every face of every frame of one media file, by track id; compact, saved to the cache."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.faces.landmarks import NUM_LANDMARKS
+from lipdub.faces.types import Face
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FaceTracks:
+    """Detections of a whole media file as flat arrays, one row per (frame, face), sorted by frame then x.
+
+    `landmarks` are float32 (N, 478, 2) full-frame pixels; `interpolated` marks rows filled across a short
+    miss. `chips` (aligned 150x150 faces) and `thumbs` (preview crops) hold each track's best frame, so
+    identity selection and previews work from the cache without decoding the video again.
+    """
+
+    num_frames: int
+    width: int
+    height: int
+    fps: float | None = None
+    frame_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    track_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_LANDMARKS, 2), np.float32))
+    interpolated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    chips: dict[int, np.ndarray] = field(default_factory=dict)
+    thumbs: dict[int, np.ndarray] = field(default_factory=dict)
+    best_frame: dict[int, int] = field(default_factory=dict)
+    source: str = ""
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # filled lazily
+
+    def __post_init__(self) -> None:
+        order = np.lexsort((self.boxes[:, 0] + self.boxes[:, 2], self.frame_index))
+        for name in ("frame_index", "track_index", "boxes", "scores", "landmarks", "interpolated"):
+            setattr(self, name, getattr(self, name)[order])
+        self._starts = np.searchsorted(self.frame_index, np.arange(self.num_frames + 1))
+
+    # ---- queries -------------------------------------------------------------------------------------
+    @property
+    def track_ids(self) -> list[int]:
+        return sorted(int(t) for t in np.unique(self.track_index))
+
+    def __len__(self) -> int:
+        return len(self.frame_index)
+
+    def _face(self, row: int) -> Face:
+        face = Face(box=self.boxes[row].copy(), score=float(self.scores[row]), landmarks=self.landmarks[row],
+                    track_id=int(self.track_index[row]))
+        if self.interpolated[row]:
+            face.extra["interpolated"] = True
+        return face
+
+    def faces_in(self, frame_index: int) -> list[Face]:
+        """Faces of one frame (track_id set), left to right; [] for a frame without faces."""
+        if not 0 <= frame_index < self.num_frames:
+            return []
+        return [self._face(r) for r in range(self._starts[frame_index], self._starts[frame_index + 1])]
+
+    def face(self, track_id: int, frame_index: int) -> Face | None:
+        """The face of one track in one frame, or None when it is absent there."""
+        for face in self.faces_in(frame_index):
+            if face.track_id == track_id:
+                return face
+        return None
+
+    def track(self, track_id: int) -> dict[int, Face]:
+        """{frame index: Face} of one track."""
+        rows = np.flatnonzero(self.track_index == track_id)
+        return {int(self.frame_index[r]): self._face(int(r)) for r in rows}
+
+    def frames_of(self, track_id: int) -> np.ndarray:
+        """Sorted frame indices where the track is present."""
+        return self.frame_index[self.track_index == track_id]
+
+    def strength(self, track_id: int, fade_frames: int = 3) -> np.ndarray:
+        """(num_frames,) float32 blend weight: 0 where the face is absent, ramping up over `fade_frames`
+        frames after a gap and down before one, so a generated mouth fades in and out instead of popping.
+        The start and end of the media are not gaps."""
+        present = np.zeros(self.num_frames, bool)
+        present[self.frames_of(track_id)] = True
+        dist = np.full(self.num_frames, np.inf)
+        absent = np.flatnonzero(~present)
+        if len(absent):
+            idx = np.arange(self.num_frames)
+            pos = np.searchsorted(absent, idx)
+            left = np.where(pos > 0, idx - absent[np.maximum(pos - 1, 0)], np.inf)
+            right = np.where(pos < len(absent), absent[np.minimum(pos, len(absent) - 1)] - idx, np.inf)
+            dist = np.minimum(left, right)
+        return np.where(present, np.minimum(1.0, dist / (fade_frames + 1)), 0.0).astype(np.float32)
+
+    def summary(self) -> list[dict]:
+        """Per track: id, frames present, first/last frame, mean box, mean size, best (largest) frame."""
+        rows = []
+        for tid in self.track_ids:
+            sel = self.track_index == tid
+            frames, boxes = self.frame_index[sel], self.boxes[sel]
+            mean = boxes.mean(0)
+            rows.append({
+                "id": tid,
+                "frames": int(sel.sum()),
+                "first_frame": int(frames.min()),
+                "last_frame": int(frames.max()),
+                "box": [round(float(v), 1) for v in mean],
+                "size": [round(float(mean[2] - mean[0]), 1), round(float(mean[3] - mean[1]), 1)],
+                "best_frame": int(self.best_frame.get(tid, frames[0])),
+            })
+        return rows
+
+    # ---- storage -------------------------------------------------------------------------------------
+    def save(self, file: str | Path | io.IOBase, extra_meta: dict | None = None) -> None:
+        """Write as one uncompressed .npz (loading it is a memory copy; landmarks do not compress)."""
+        ids = sorted(self.chips)
+        meta = {"format": FORMAT_VERSION, "num_frames": self.num_frames, "width": self.width,
+                "height": self.height, "fps": self.fps, "source": self.source, "chip_ids": ids,
+                "thumb_ids": sorted(self.thumbs), "best_frame": {str(k): v for k, v in self.best_frame.items()},
+                **(extra_meta or {})}
+        arrays = {f"chip_{i}": self.chips[i] for i in ids} | {f"thumb_{i}": t for i, t in self.thumbs.items()}
+        np.savez(file, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), frame_index=self.frame_index,
+                 track_index=self.track_index, boxes=self.boxes, scores=self.scores, landmarks=self.landmarks,
+                 interpolated=self.interpolated, **arrays)
+
+    @classmethod
+    def load(cls, file: str | Path | io.IOBase) -> tuple[FaceTracks, dict]:
+        """(tracks, meta). Raises ValueError/OSError/KeyError on a file that is not a FaceTracks save."""
+        with np.load(file, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {meta.get('format')} != {FORMAT_VERSION}")
+            tracks = cls(num_frames=int(meta["num_frames"]), width=int(meta["width"]), height=int(meta["height"]),
+                         fps=meta["fps"], frame_index=z["frame_index"], track_index=z["track_index"],
+                         boxes=z["boxes"], scores=z["scores"], landmarks=z["landmarks"],
+                         interpolated=z["interpolated"], source=meta.get("source", ""),
+                         chips={i: z[f"chip_{i}"] for i in meta["chip_ids"]},
+                         thumbs={i: z[f"thumb_{i}"] for i in meta["thumb_ids"]},
+                         best_frame={int(k): int(v) for k, v in meta["best_frame"].items()})
+        if tracks.landmarks.shape[1:] != (NUM_LANDMARKS, 2) or len(tracks.boxes) != len(tracks.frame_index):
+            raise ValueError("inconsistent arrays")
+        return tracks, meta
+
+    @classmethod
+    def from_faces(cls, per_frame: list[list[Face]], width: int, height: int, fps: float | None = None,
+                   **kwargs) -> FaceTracks:
+        """Build from lists of faces per frame (each with track_id and landmarks)."""
+        rows = [(i, f) for i, faces in enumerate(per_frame) for f in faces]
+        return cls(
+            num_frames=len(per_frame), width=width, height=height, fps=fps,
+            frame_index=np.array([i for i, _ in rows], np.int32),
+            track_index=np.array([f.track_id for _, f in rows], np.int32),
+            boxes=np.array([f.box[:4] for _, f in rows], np.float32).reshape(-1, 4),
+            scores=np.array([f.score for _, f in rows], np.float32),
+            landmarks=np.array([f.landmarks for _, f in rows], np.float32).reshape(-1, NUM_LANDMARKS, 2),
+            interpolated=np.array([bool(f.extra.get("interpolated")) for _, f in rows], bool),
+            **kwargs)
