@@ -123,7 +123,8 @@ def test_alpha_is_flattened_onto_white_and_modes_become_rgb(tmp_path):
     gray16 = np.full((9, 9), 65535 // 2, np.uint16)
     Image.fromarray(gray16).save(tmp_path / "g16.png")
     assert np.array_equal(read_image(tmp_path / "g16.png"), np.full((9, 9, 3), 127, np.uint8))
-    Image.fromarray(np.full((9, 9, 3), 77, np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.bmp")
+    palette = Image.fromarray(np.full((9, 9, 3), 77, np.uint8)).convert("P", palette=Image.Palette.ADAPTIVE)
+    palette.save(tmp_path / "p.bmp")
     assert np.array_equal(read_image(tmp_path / "p.bmp"), np.full((9, 9, 3), 77, np.uint8))
 
 

@@ -1,0 +1,177 @@
+"""Encode RGB frames (+ audio) atomically: H.264/AAC in mp4/mov/mkv at an exact constant rate, or PNG frames."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from PIL import Image
+
+from lipdub.errors import LipdubError
+from lipdub.media.atomic import atomic_output, is_sequence_pattern
+from lipdub.media.audio import as_planar, write_audio
+from lipdub.media.info import as_rate
+
+CONTAINERS = {".mp4", ".mov", ".mkv", ".m4v"}
+BT709 = 1  # ISO/IEC 23091-4 code for BT.709 matrix, primaries and transfer
+
+
+def sequence_audio_path(pattern: str | os.PathLike[str]) -> Path:
+    """Where a PNG sequence's audio goes: the pattern's prefix + `audio.wav` (`frames/%05d.png` -> frames/audio.wav)."""
+    pattern = Path(pattern)
+    prefix = re.split(r"%0?\d*d", pattern.name, maxsplit=1)[0]
+    return pattern.parent / f"{prefix}audio.wav"
+
+
+class VideoWriter:
+    """Write (H, W, 3) uint8 RGB frames at an exact constant rate; use as a context manager.
+
+    mp4/mov/m4v/mkv: H.264 (libx264, `crf`, yuv420p, BT.709 tagged) + AAC audio, mp4/mov with faststart.
+    Frame i has pts i in time base 1/fps (29.97 -> 30000/1001). yuv420p needs even sizes: an odd width or
+    height is padded by one replicated edge pixel (H.264 cannot signal a 1-px crop in 4:2:0), so the file is
+    at most one pixel wider/taller than the frames. Audio ((n,) or (channels, n) float32 at `audio_rate`, 1-2
+    channels) starts at 0 and is encoded as the video advances, so muxing stays interleaved; all of it is
+    written, even past the last frame.
+
+    A path with a printf pattern (`frames/%05d.png`) writes lossless RGB PNGs numbered from 0 instead
+    (the file index is the frame index); audio, if given, goes beside them as `frames/audio.wav`.
+    Output is written under a temp name and renamed on success; on error nothing is left behind.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int] | None = None,
+                 audio: np.ndarray | None = None, audio_rate: int | None = None, crf: int = 18,
+                 preset: str = "fast") -> None:
+        self.path = Path(path)
+        self.rate = as_rate(fps)
+        self.size = size
+        self.crf, self.preset = crf, preset
+        self.frames_written = 0
+        self.sequence = is_sequence_pattern(self.path)
+        if not self.sequence and self.path.suffix.lower() not in CONTAINERS:
+            raise LipdubError(f"cannot write video as {self.path.suffix or 'no extension'} "
+                              f"(use .mp4, .mov, .mkv or a PNG pattern like frames/%05d.png)", self.path)
+        self.audio = None if audio is None else as_planar(audio)
+        if self.audio is not None and (not audio_rate or self.audio.shape[0] > 2):
+            raise ValueError("audio needs audio_rate and 1 or 2 channels")
+        self.audio_rate = int(audio_rate or 0)
+        self._stack = contextlib.ExitStack()
+        self._tmp: Path | None = None
+        self._out: av.container.OutputContainer | None = None
+        self._video: av.VideoStream | None = None
+        self._audio: av.AudioStream | None = None
+        self._audio_pos = 0
+
+    def __enter__(self) -> VideoWriter:
+        self._tmp = self._stack.enter_context(atomic_output(self.path))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:  # the caller failed: drop the temp output, keep the old file
+            self._abort()
+            self._stack.__exit__(exc_type, exc, tb)
+            return
+        try:
+            self._finish()
+        except BaseException:
+            self._abort()
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        self._stack.__exit__(None, None, None)  # renames the temp output into place
+        if self.sequence and self.audio is not None and self.audio.shape[1]:
+            write_audio(sequence_audio_path(self.path), self.audio, self.audio_rate)
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame."""
+        if self._tmp is None:
+            raise RuntimeError("use VideoWriter as a context manager: `with VideoWriter(...) as w:`")
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        if self.size is None:
+            self.size = (rgb.shape[1], rgb.shape[0])
+        if (rgb.shape[1], rgb.shape[0]) != tuple(self.size):
+            raise ValueError(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the video is {self.size[0]}x{self.size[1]}")
+        if self.sequence:
+            name = str(self._tmp) % self.frames_written
+            Image.fromarray(rgb).save(name, format="PNG", compress_level=1)
+        else:
+            self._write_video(rgb)
+        self.frames_written += 1
+
+    # ---- container internals -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        assert self._tmp is not None and self.size is not None
+        options = {"movflags": "+faststart"} if self.path.suffix.lower() in {".mp4", ".mov", ".m4v"} else {}
+        self._out = av.open(str(self._tmp), "w", options=options)
+        width, height = (self.size[0] + 1) // 2 * 2, (self.size[1] + 1) // 2 * 2
+        video = self._out.add_stream("libx264", rate=self.rate, options={"crf": str(self.crf),
+                                                                          "preset": self.preset})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        cc = video.codec_context
+        cc.time_base = Fraction(1) / self.rate
+        cc.colorspace = cc.color_primaries = cc.color_trc = BT709
+        cc.color_range = 1  # limited ("tv") range, what players expect
+        self._video = video
+        if self.audio is not None and self.audio.shape[1]:
+            layout = "mono" if self.audio.shape[0] == 1 else "stereo"
+            self._audio = self._out.add_stream("aac", rate=self.audio_rate, layout=layout)
+            self._audio.bit_rate = 96_000 * self.audio.shape[0]
+
+    def _write_video(self, rgb: np.ndarray) -> None:
+        if self._out is None:
+            self._open()
+        assert self._out is not None and self._video is not None
+        pad_h, pad_w = rgb.shape[0] % 2, rgb.shape[1] % 2
+        if pad_h or pad_w:
+            rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+        frame.pts = self.frames_written
+        for packet in self._video.encode(frame):
+            self._out.mux(packet)
+        self._write_audio_until(Fraction(self.frames_written + 1) / self.rate)
+
+    def _write_audio_until(self, seconds: Fraction | None) -> None:
+        """Encode the given audio from where it stopped up to `seconds` (None: to its end)."""
+        if self._audio is None or self.audio is None or self._out is None:
+            return
+        end = self.audio.shape[1] if seconds is None else min(self.audio.shape[1],
+                                                              int(seconds * self.audio_rate))
+        if end <= self._audio_pos:
+            return
+        chunk = np.ascontiguousarray(self.audio[:, self._audio_pos:end])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._audio.layout.name)
+        frame.sample_rate, frame.pts = self.audio_rate, self._audio_pos
+        for packet in self._audio.encode(frame):
+            self._out.mux(packet)
+        self._audio_pos = end
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise LipdubError("no frames to write", self.path)
+        if self._out is None:
+            return
+        assert self._video is not None
+        for packet in self._video.encode(None):
+            self._out.mux(packet)
+        self._write_audio_until(None)
+        if self._audio is not None:
+            for packet in self._audio.encode(None):
+                self._out.mux(packet)
+        self._out.close()  # writes the trailer; an error here must not commit the file
+        self._out = None
+
+    def _abort(self) -> None:
+        if self._out is not None:
+            with contextlib.suppress(av.FFmpegError, OSError):
+                self._out.close()
+            self._out = None
