@@ -10,8 +10,8 @@ Decisions (documented for the CLI and web help):
   a shorter original is padded with silence.
 - Ducking lowers only the original, by ``duck_db``, while any new speech is active. Activity comes from
   each track's ``segments`` or from voice activity detection; pauses shorter than ``hold`` stay ducked
-  (no pumping between words); the gain moves along raised-cosine ramps in dB (``attack`` ending
-  ``lookahead - attack`` s before the speech, ``release`` after it).
+  (no pumping between words); the gain moves along raised-cosine ramps in dB (``attack`` long, starting
+  ``lookahead`` s before the speech; ``release`` long, after it).
 - Loudness: levels are kept as given (plus ``gain_db``) unless ``speech_loudness`` asks to normalise the
   speech (ITU-R BS.1770 with pyloudnorm) to a LUFS target or to the original's integrated loudness.
 - Limiter: a look-ahead limiter on 4x oversampled (true) peaks keeps the mix at or below ``ceiling_dbtp``;
@@ -62,7 +62,7 @@ def mix_soundtrack(
     duck_db: float = 0.0,
     attack: float = 0.05,
     release: float = 0.3,
-    lookahead: float | None = None,
+    lookahead: float = 0.1,
     hold: float = 0.4,
     original_gain_db: float = 0.0,
     speech_loudness: float | Literal["original"] | None = None,
@@ -72,14 +72,13 @@ def mix_soundtrack(
 ) -> tuple[np.ndarray, int]:
     """Mix `speech` over `original` (audio (channels, n) or (n,), rate) into exactly `duration` seconds.
 
-    `duck_db` >= 0 is how many dB the original drops under speech; `lookahead` (default `attack`) is how
-    long before a speech onset the original is fully ducked. Returns (audio (channels, n) float32, rate).
+    `duck_db` >= 0 is how many dB the original drops under speech; the drop starts `lookahead` s before a
+    detected speech onset and is complete `attack` s later (the default leaves 50 ms for VAD onset error). Returns (audio (channels, n) float32, rate).
     """
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
     if duck_db < 0:
         raise ValueError(f"duck_db is an attenuation in dB and must be >= 0, got {duck_db}")
-    lookahead = attack if lookahead is None else lookahead
     orig = None if original is None else (_as_2d(original[0]), int(original[1]))
     rate = out_rate or _output_rate([t.rate for t in speech] + ([orig[1]] if orig else []))
     channels = out_channels or _output_channels(orig[0].shape[0] if orig else None,
@@ -208,13 +207,13 @@ def _add_track(out: np.ndarray, rate: int, track: SpeechTrack, loudness: float |
     """Add `track` into `out` at its start, at the output's rate and channel count."""
     if track.start < 0:
         raise ValueError(f"speech start must be >= 0, got {track.start}")
-    x = _as_2d(track.audio).astype(np.float32, copy=False)
+    x = _to_channels(_as_2d(track.audio).astype(np.float32, copy=False), out.shape[0])
     gain_db = track.gain_db
-    if loudness is not None:
+    if loudness is not None:  # measured as it will be heard: in the output's channels
         level = integrated_loudness(x, track.rate)
         if np.isfinite(level):
             gain_db += loudness - level
-    x = _resample(_to_channels(x, out.shape[0]), track.rate, rate)
+    x = _resample(x, track.rate, rate)
     a = int(round(track.start * rate))
     b = min(out.shape[1], a + x.shape[1])
     if b > a:
