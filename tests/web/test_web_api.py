@@ -1,0 +1,316 @@
+"""REST API: uploads (content checks, limits, safe names), jobs (queue, SSE, cancel, range download, delete),
+token and CORS. Jobs run an injected stand-in runner so these tests exercise the web machinery only."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import av
+import pytest
+import web_runners
+from conftest import NO_FACE, PHOTO, SPEECH, ended, upload, wait_job
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+# ---- uploads
+def test_upload_picture_is_stored_under_a_generated_name(make_client, tmp_path):
+    client = make_client()
+    up = upload(client, PHOTO, name="../../evil/../x.jpg")
+    assert (up["kind"], up["width"], up["height"]) == ("image", 480, 282)
+    assert up["name"] == "x.jpg"  # display only
+    stored = [p for p in files_under(tmp_path / "web" / "uploads") if not p.name.endswith(".frame.jpg")]
+    assert [p.name for p in stored] == [f"{up['id']}.jpg"]
+    assert stored[0].read_bytes() == PHOTO.read_bytes()
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "x.jpg").exists()
+    frame = client.get(up["frame_url"])
+    assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
+    assert frame.content[:3] == b"\xff\xd8\xff"
+    assert client.get(f"/api/uploads/{up['id']}").json() == up
+
+
+def test_upload_audio_reports_duration_and_has_no_frame(make_client):
+    client = make_client()
+    up = upload(client, SPEECH)
+    assert up["kind"] == "audio" and up["duration"] == pytest.approx(3.0, abs=0.05)
+    assert up["frame_url"] is None
+    assert client.get(f"/api/uploads/{up['id']}/frame.jpg").status_code == 422
+
+
+def test_upload_checks_content_not_extension(make_client, tmp_path):
+    client = make_client()
+    res = client.post("/api/uploads", params={"name": "holiday.jpg"}, content=b"this is not a picture\n" * 50)
+    assert res.status_code == 422
+    assert "holiday.jpg" in res.json()["detail"]
+    # a real JPEG named .mp3 is still a picture
+    assert upload(client, PHOTO, name="song.mp3")["kind"] == "image"
+    assert len([p for p in files_under(tmp_path / "web") if p.suffix == ".part"]) == 0
+
+
+def test_upload_limits_size_while_streaming(make_client, tmp_path):
+    client = make_client(max_upload_bytes=10_000)
+    # declared too big: refused before reading
+    res = client.post("/api/uploads", params={"name": "big.jpg"}, content=PHOTO.read_bytes())
+    assert res.status_code == 413 and "limit" in res.json()["detail"]
+    # no Content-Length (chunked): refused while streaming, partial file removed
+
+    def chunks():
+        data = PHOTO.read_bytes()
+        for i in range(0, len(data), 4096):
+            yield data[i:i + 4096]
+
+    res = client.post("/api/uploads", params={"name": "big.jpg"}, content=chunks())
+    assert res.status_code == 413 and "big.jpg" in res.json()["detail"]
+    assert files_under(tmp_path / "web" / "uploads") == [] and files_under(tmp_path / "web" / "tmp") == []
+
+
+def test_upload_limits_duration_and_refuses_empty(make_client):
+    client = make_client(max_duration=2.0)
+    res = client.post("/api/uploads", params={"name": "speech.flac"}, content=SPEECH.read_bytes())
+    assert res.status_code == 422 and "at most 2 s" in res.json()["detail"]
+    assert client.post("/api/uploads", params={"name": "e.wav"}, content=b"").status_code == 422
+
+
+def test_delete_upload_removes_its_files(make_client, tmp_path):
+    client = make_client()
+    up = upload(client, PHOTO)
+    assert client.delete(f"/api/uploads/{up['id']}").status_code == 204
+    assert files_under(tmp_path / "web" / "uploads") == []
+    assert client.get(f"/api/uploads/{up['id']}").status_code == 404
+
+
+# ---- jobs
+def new_job(client, runner_media=PHOTO, **body) -> dict:
+    media, audio = upload(client, runner_media), upload(client, SPEECH)
+    res = client.post("/api/jobs", json={"media": media["id"], "audio": audio["id"], **body})
+    assert res.status_code == 201, res.text
+    return res.json()
+
+
+def test_job_runs_and_result_supports_range_requests(make_client, tmp_path):
+    client = make_client(runner=web_runners.quick)
+    job = new_job(client, face_id=7, paste="box")
+    assert job["state"] in ("queued", "running") and job["params"]["engine"] == "viseme"
+    done = wait_job(client, job["id"], ended)
+    assert done["state"] == "done" and done["percent"] == 100 and done["result"]["notes"]
+    assert "output" not in done["result"]  # no server paths in answers
+    # what the pipeline was asked to do
+    sent = json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())
+    assert sent["face"]["face_id"] == 7 and sent["paste"] == "box" and sent["mix"] == "replace"
+    assert sent["engine"] == "viseme" and sent["output"].endswith("result.mp4")
+    full = client.get(done["result_url"])
+    assert full.status_code == 200 and full.headers["content-type"] == "video/mp4"
+    assert full.headers["accept-ranges"] == "bytes"
+    part = client.get(done["result_url"], headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == full.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(full.content)}"
+    download = client.get(done["result_url"], params={"download": "true"})
+    assert download.headers["content-disposition"].startswith("attachment")
+    result = tmp_path / "web" / "jobs" / job["id"] / "result.mp4"
+    with av.open(str(result)) as c:
+        assert c.streams.video[0].frames == 10
+
+
+def test_job_options_reach_the_pipeline(make_client, tmp_path):
+    client = make_client(runner=web_runners.quick)
+    media, a1, a2 = upload(client, PHOTO), upload(client, SPEECH), upload(client, SPEECH)
+    body = {"media": media["id"], "speakers": [{"audio": a1["id"], "face_id": 0},
+                                                {"audio": a2["id"], "face_id": 1, "start": 1.5}]}
+    job = client.post("/api/jobs", json=body).json()
+    assert wait_job(client, job["id"], ended)["state"] == "done"
+    sent = json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())
+    assert [(s["face"]["face_id"], s["start"]) for s in sent["speakers"]] == [(0, 0.0), (1, 1.5)]
+    assert sent["speakers"][1]["audio"].endswith(".flac") and sent["audio"] is None
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"media": "AUDIO", "audio": "AUDIO"}, 422, "audio file"),
+    ({"media": "PHOTO", "audio": "PHOTO"}, 422, "no audio"),
+    ({"media": "PHOTO"}, 422, "no audio"),
+    ({"media": "nope", "audio": "AUDIO"}, 404, "unknown upload"),
+    ({"media": "PHOTO", "audio": "AUDIO", "engine": "wav2lip"}, 422, "checkpoint"),
+    ({"media": "PHOTO", "audio": "AUDIO", "keep_original_audio": True}, 422, "no original audio"),
+    ({"media": "PHOTO", "audio": "AUDIO", "paste": "glue"}, 422, "paste"),
+    ({"media": "PHOTO", "audio": "AUDIO", "duck_db": -5}, 422, "duck_db"),
+])
+def test_job_bad_input_is_refused_with_a_reason(make_client, body, status, words):
+    client = make_client(runner=web_runners.quick)
+    ids = {"PHOTO": upload(client, PHOTO)["id"], "AUDIO": upload(client, SPEECH)["id"]}
+    body = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
+    res = client.post("/api/jobs", json=body)
+    assert res.status_code == status
+    assert words in json.dumps(res.json())
+    assert client.get("/api/jobs").json() == []
+
+
+def test_unknown_ids_are_404(make_client):
+    client = make_client(runner=web_runners.quick)
+    for method, url in [("GET", "/api/uploads/x"), ("GET", "/api/uploads/x/faces"), ("GET", "/api/uploads/x/frame.jpg"),
+                        ("DELETE", "/api/uploads/x"), ("GET", "/api/jobs/x"), ("GET", "/api/jobs/x/events"),
+                        ("POST", "/api/jobs/x/cancel"), ("GET", "/api/jobs/x/result"), ("DELETE", "/api/jobs/x")]:
+        res = client.request(method, url)
+        assert res.status_code == 404, (method, url)
+        assert "unknown" in res.json()["detail"]
+
+
+def test_events_stream_progress_until_the_end(make_client):
+    client = make_client(runner=web_runners.quick)
+    job = new_job(client)
+    events = []
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as res:
+        assert res.headers["content-type"].startswith("text/event-stream")
+        for line in res.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    assert events[-1]["state"] == "done" and events[-1]["result_url"]
+    percents = [e["percent"] for e in events]
+    assert percents == sorted(percents)
+
+
+def test_cancel_stops_the_process_and_removes_partial_files(make_client, tmp_path):
+    client = make_client(runner=web_runners.slow)
+    job = new_job(client)
+    running = wait_job(client, job["id"], lambda j: j["stage"] == "generating" and j["percent"] > 30)
+    assert running["state"] == "running" and running["eta"] is not None
+    job_dir = tmp_path / "web" / "jobs" / job["id"]
+    assert (job_dir / "partial.tmp").exists()
+    t0 = time.monotonic()
+    res = client.post(f"/api/jobs/{job['id']}/cancel")
+    assert res.status_code == 200 and res.json()["state"] == "cancelled"
+    assert time.monotonic() - t0 < 10
+    assert files_under(job_dir) == []
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 409
+    assert client.get(f"/api/jobs/{job['id']}/result").status_code == 409
+
+
+def test_cancel_a_queued_job(make_client):
+    client = make_client(runner=web_runners.slow)
+    first, second = new_job(client), new_job(client)
+    wait_job(client, first["id"], lambda j: j["state"] == "running")
+    assert client.get(f"/api/jobs/{second['id']}").json()["state"] == "queued"
+    assert client.post(f"/api/jobs/{second['id']}/cancel").json()["state"] == "cancelled"
+    assert client.post(f"/api/jobs/{first['id']}/cancel").json()["state"] == "cancelled"
+
+
+def test_failed_job_explains_with_the_users_file_name(make_client):
+    client = make_client(runner=web_runners.no_face)
+    job = new_job(client, NO_FACE)
+    failed = wait_job(client, job["id"], ended)
+    assert failed["state"] == "failed"
+    assert failed["error"] == "no_face.jpg: no face found in the first frame"
+
+
+def test_crashed_job_process_fails_the_job_not_the_server(make_client):
+    client = make_client(runner=web_runners.crash)
+    failed = wait_job(client, new_job(client)["id"], ended)
+    assert failed["state"] == "failed" and "process died (exit code 3)" in failed["error"]
+    assert client.get("/api/config").status_code == 200
+
+
+def test_two_workers_run_two_jobs_at_once(make_client, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    client = make_client(runner=web_runners.slow, workers=2)
+    a, b = new_job(client), new_job(client)
+    for job in (a, b):
+        wait_job(client, job["id"], lambda j: j["state"] == "running" and j["percent"] > 30)
+    for job in (a, b):
+        assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+
+
+def test_delete_job_removes_record_and_files(make_client, tmp_path):
+    client = make_client(runner=web_runners.quick)
+    job = new_job(client)
+    wait_job(client, job["id"], ended)
+    assert (tmp_path / "web" / "jobs" / job["id"] / "result.mp4").is_file()
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
+    assert not (tmp_path / "web" / "jobs" / job["id"]).exists()
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert client.get("/api/jobs").json() == []
+
+
+def test_restart_keeps_history_fails_interrupted_and_runs_queued(make_client, tmp_path):
+    from lipdub.web.store import Job, Store
+
+    first = make_client(runner=web_runners.quick)
+    done = wait_job(first, new_job(first)["id"], ended)
+    first.__exit__(None, None, None)
+    # what a server killed mid-job leaves behind: one job running, one queued
+    store = Store(tmp_path / "web" / "lipdub.sqlite3")
+    for job_id, state in (("interrupted", "queued"), ("waiting", "queued")):
+        store.add_job(Job(id=job_id, state=state, params=done["params"]))
+    assert store.claim_next().id == "interrupted"
+    store.close()
+    second = make_client(runner=web_runners.quick)
+    interrupted = second.get("/api/jobs/interrupted").json()
+    assert interrupted["state"] == "failed" and "server stopped" in interrupted["error"]
+    assert wait_job(second, "waiting", ended)["state"] == "done"
+    history = {j["id"]: j["state"] for j in second.get("/api/jobs").json()}
+    assert history == {done["id"]: "done", "interrupted": "failed", "waiting": "done"}
+    assert second.get(done["result_url"]).status_code == 200
+
+
+def test_stopping_the_server_requeues_the_running_job(make_client, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    first = make_client(runner=web_runners.slow)
+    job = new_job(first)
+    wait_job(first, job["id"], lambda j: j["state"] == "running")
+    first.__exit__(None, None, None)
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "0.5")
+    second = make_client(runner=web_runners.slow)
+    assert wait_job(second, job["id"], ended)["state"] == "done"
+
+
+# ---- safety
+def api_operations(client) -> list[tuple[str, str]]:
+    """Every operation the OpenAPI document lists, with ids filled in."""
+    paths = client.get("/api/openapi.json").json()["paths"]
+    return [(method.upper(), path.replace("{upload_id}", "x").replace("{job_id}", "x"))
+            for path, ops in paths.items() for method in ops]
+
+
+def test_token_is_required_on_every_api_call(make_client):
+    client = make_client(runner=web_runners.quick, token="s3cret")
+    routes = api_operations(client)
+    assert len(routes) >= 13
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            res = client.request(method, path, headers=headers)
+            assert res.status_code == 401, (method, path, headers)
+    ok = {"Authorization": "Bearer s3cret"}
+    assert client.get("/api/config", headers=ok).json()["auth"] is True
+    up = upload(client, PHOTO, headers=ok)
+    assert client.get(up["frame_url"], params={"token": "s3cret"}).status_code == 200  # <img>/<video>/SSE
+    assert client.get("/").status_code == 200  # the page itself holds no data
+
+
+def test_cors_is_off_by_default_and_opt_in(make_client, tmp_path):
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    client = make_client()
+    res = client.options("/api/jobs", headers=preflight)
+    assert "access-control-allow-origin" not in res.headers
+    assert "access-control-allow-origin" not in client.get("/api/config", headers=preflight).headers
+    other = make_client(cors_origins=["https://app.example"], data_dir=tmp_path / "other")
+    res = other.get("/api/config", headers={"Origin": "https://app.example"})
+    assert res.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_no_directory_listing(make_client):
+    client = make_client()
+    upload(client, PHOTO)
+    for path in ("/static/", "/static", "/api/uploads", "/api/uploads/", "/uploads/", "/api/"):
+        res = client.get(path)
+        assert res.status_code in (404, 405), path
+        assert "two_people" not in res.text and ".jpg" not in res.text
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/../web/store.py").status_code == 404
+
+
+def test_openapi_documents_the_api(make_client):
+    spec = make_client().get("/api/openapi.json").json()
+    assert {"/api/uploads", "/api/uploads/{upload_id}/faces", "/api/jobs", "/api/jobs/{job_id}/events",
+            "/api/jobs/{job_id}/cancel", "/api/jobs/{job_id}/result", "/api/jobs/{job_id}"} <= set(spec["paths"])
+    assert "application/octet-stream" in spec["paths"]["/api/uploads"]["post"]["requestBody"]["content"]
