@@ -26,6 +26,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
 
     def make(runner=None, **settings) -> TestClient:
         settings.setdefault("data_dir", tmp_path / "web")
+        settings.setdefault("warm_up", False)
         client = TestClient(create_app(WebSettings(**settings), runner=runner))
         client.__enter__()
         clients.append(client)

@@ -314,3 +314,56 @@ def test_openapi_documents_the_api(make_client):
     assert {"/api/uploads", "/api/uploads/{upload_id}/faces", "/api/jobs", "/api/jobs/{job_id}/events",
             "/api/jobs/{job_id}/cancel", "/api/jobs/{job_id}/result", "/api/jobs/{job_id}"} <= set(spec["paths"])
     assert "application/octet-stream" in spec["paths"]["/api/uploads"]["post"]["requestBody"]["content"]
+
+
+# ---- faces (real detector) and one job through the real pipeline
+def test_faces_are_numbered_left_to_right_with_thumbnails_and_cached(make_client, lipdub_home):
+    client = make_client()
+    first = upload(client, PHOTO)
+    res = client.get(f"/api/uploads/{first['id']}/faces")
+    assert res.status_code == 200, res.text
+    found = res.json()
+    assert (found["width"], found["height"]) == (480, 282)
+    faces = found["faces"]
+    assert [f["number"] for f in faces] == [1, 2]
+    centres = [(f["box"][0] + f["box"][2]) / 2 for f in faces]
+    assert centres[0] < 240 < centres[1]  # Obama left, Biden right in this photo
+    for f in faces:
+        x1, y1, x2, y2 = f["box"]
+        assert 0 <= x1 < x2 <= 480 and 0 <= y1 < y2 <= 282 and (x2 - x1) > 30
+        assert f["thumbnail"].startswith("data:image/jpeg;base64,")
+    assert len({f["id"] for f in faces}) == 2
+    entries = list((lipdub_home / "cache" / "faces").glob("*.npz"))
+    assert len(entries) == 1
+    stamp = entries[0].stat().st_mtime_ns
+    # the same content uploaded again: served from the detection cache, not detected again
+    again = client.get(f"/api/uploads/{upload(client, PHOTO)['id']}/faces").json()
+    assert [f["box"] for f in again["faces"]] == [f["box"] for f in faces]
+    assert list((lipdub_home / "cache" / "faces").glob("*.npz")) == entries
+    assert entries[0].stat().st_mtime_ns == stamp
+
+
+def test_faces_of_a_faceless_picture_and_of_audio(make_client):
+    client = make_client()
+    assert client.get(f"/api/uploads/{upload(client, NO_FACE)['id']}/faces").json()["faces"] == []
+    res = client.get(f"/api/uploads/{upload(client, SPEECH)['id']}/faces")
+    assert res.status_code == 422 and "audio" in res.json()["detail"]
+
+
+def test_real_pipeline_makes_the_second_face_speak(make_client, lipdub_home, tmp_path):
+    client = make_client()  # the real pipeline.animate, viseme engine (no weights configured)
+    media, audio = upload(client, PHOTO), upload(client, SPEECH)
+    second = client.get(f"/api/uploads/{media['id']}/faces").json()["faces"][1]
+    job = client.post("/api/jobs", json={"media": media["id"], "audio": audio["id"], "face_id": second["id"]})
+    assert job.status_code == 201 and job.json()["params"]["engine"] == "viseme"
+    done = wait_job(client, job.json()["id"], ended, timeout=240)
+    assert done["state"] == "done", done["error"]
+    assert done["result"]["duration"] == pytest.approx(3.0, abs=0.1)
+    assert done["result"]["speakers"][0]["track_id"] == second["id"]
+    out = tmp_path / "dl.mp4"
+    out.write_bytes(client.get(done["result_url"]).content)
+    from lipdub.media import probe
+
+    info = probe(out)
+    assert info.kind == "video" and info.has_audio and (info.width, info.height) == (480, 282)
+    assert info.duration == pytest.approx(3.0, abs=0.1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -18,7 +20,20 @@ from lipdub.web.config import WebSettings
 from lipdub.web.store import Store
 from lipdub.web.worker import JobQueue, Runner
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+
+
+def warm_up() -> None:
+    """Load the face detector once in the background, so the first face picker answers quickly."""
+    try:
+        import numpy as np
+
+        from lipdub.faces import detect_faces
+
+        detect_faces(np.zeros((64, 64, 3), np.uint8))
+    except Exception:  # noqa: BLE001 - only an optimisation; the real call reports real problems
+        log.debug("face detector warm-up failed", exc_info=True)
 
 
 def create_app(settings: WebSettings | None = None, *, runner: Runner | None = None) -> FastAPI:
@@ -36,6 +51,8 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.queue.start()
+        if settings.warm_up:
+            threading.Thread(target=warm_up, name="lipdub-warm-up", daemon=True).start()
         try:
             yield
         finally:
