@@ -1,14 +1,72 @@
-"""`lipdub faces`: (being written)."""
+"""`lipdub faces MEDIA`: list every face (ids, boxes, frames present) and write a numbered preview image."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("faces", help="(not yet available)")
+    p = sub.add_parser("faces", help="list the faces of a photo or video and write a numbered preview",
+                       description="Detect and track every face; the ids are what `animate --face` takes.")
+    p.add_argument("media", type=Path, help="photo or video")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    p.add_argument("--no-cache", action="store_true", help="detect again even if the result is cached")
+    p.add_argument("--preview", type=Path, default=None,
+                   help="preview image path (default: ./<name>.faces.jpg in the current folder)")
+    p.add_argument("--no-preview", action="store_true", help="do not write a preview image")
+    p.add_argument("--fps", type=float, default=None, help="analyse a video at this frame rate")
     p.set_defaults(func=_run)
 
 
+def _table(rows: list[dict]) -> str:
+    head = f"{'id':>3}  {'box x1,y1,x2,y2':<24} {'size':>9}  {'frames':>6}  {'first':>5}  {'last':>5}"
+    lines = [head]
+    for r in rows:
+        box = ",".join(str(round(v)) for v in r["box"])
+        size = f"{round(r['size'][0])}x{round(r['size'][1])}"
+        lines.append(f"{r['id']:>3}  {box:<24} {size:>9}  {r['frames']:>6}  "
+                     f"{r['first_frame']:>5}  {r['last_frame']:>5}")
+    return "\n".join(lines)
+
+
+def _write_preview(media: Path, tracks, out: Path) -> None:
+    from lipdub.faces.preview import preview
+    from lipdub.media import atomic_output, iter_frames
+
+    first = next(iter(iter_frames(media, fps=tracks.fps if tracks.num_frames > 1 else None)), None)
+    image = preview(first, tracks)
+    with atomic_output(out) as tmp:
+        image.save(tmp, format="JPEG", quality=90)
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("lipdub faces: not yet available")
+    from lipdub.errors import NoFaceError
+    from lipdub.faces import analyze, select
+
+    tracks = analyze(args.media, fps=args.fps, use_cache=not args.no_cache)
+    rows = tracks.summary()
+    chosen = select(tracks) if rows else None
+    out = None if args.no_preview or not rows else (args.preview or Path.cwd() / f"{args.media.stem}.faces.jpg")
+    if out is not None:
+        _write_preview(args.media, tracks, out)
+    if args.json:
+        print(json.dumps({"media": str(args.media), "frames": tracks.num_frames, "width": tracks.width,
+                          "height": tracks.height, "fps": tracks.fps, "faces": rows,
+                          "default": None if chosen is None else int(chosen),
+                          "preview": None if out is None else str(out)}, indent=2))
+    if not rows:
+        if args.json:
+            return 1
+        raise NoFaceError("no face found", args.media)
+    if not args.json:
+        kind = "video" if tracks.num_frames > 1 else "photo"
+        print(f"{args.media}: {len(rows)} face{'s' * (len(rows) != 1)} in a {tracks.width}x{tracks.height} "
+              f"{kind}" + (f" of {tracks.num_frames} frames" if tracks.num_frames > 1 else ""))
+        print(_table(rows))
+        print(f"default speaker: {chosen.reason}")
+        if out is not None:
+            print(f"preview: {out}", file=sys.stderr if args.json else sys.stdout)
+    return 0

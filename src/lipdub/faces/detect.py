@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from lipdub.faces.config import FaceSettings
-from lipdub.faces.landmarks import Mesh, box_of, quiet_native_stderr, square_around
+from lipdub.faces.landmarks import Mesh, box_of, quiet_native_stderr, square_around, warm_up
 from lipdub.faces.types import Face
 
 
@@ -58,6 +58,8 @@ class Detector:
         conf = self.settings.mp_confidence
         with quiet_native_stderr():  # full range (faces up to ~5 m) and short range (close-ups filling the frame)
             self._mp = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=conf) for m in (1, 0)]
+            for mp_detector in self._mp:
+                warm_up(mp_detector)
         self._mesh = Mesh(static=True, size=self.settings.mesh_input)
 
     def close(self) -> None:
@@ -70,8 +72,7 @@ class Detector:
         h, w = image.shape[:2]
         out: list[tuple[np.ndarray, float]] = []
         for mp_detector in self._mp:
-            with quiet_native_stderr():
-                result = mp_detector.process(image)
+            result = mp_detector.process(image)
             for det in result.detections or []:
                 r = det.location_data.relative_bounding_box
                 box = np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h],

@@ -59,8 +59,15 @@ def _new_face_mesh(static: bool, max_faces: int):  # -> mediapipe FaceMesh
     from mediapipe.python.solutions import face_mesh
 
     with quiet_native_stderr():
-        return face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces, refine_landmarks=True,
+        mesh = face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces, refine_landmarks=True,
                                   min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        warm_up(mesh)
+    return mesh
+
+
+def warm_up(solution) -> None:  # noqa: ANN001 - a mediapipe SolutionBase
+    """Run once on a blank image: the graph opens its models (and logs) now, while stderr is quiet."""
+    solution.process(np.zeros((64, 64, 3), np.uint8))
 
 
 class Mesh:
@@ -74,7 +81,7 @@ class Mesh:
         self.static = static
         self.size = size
         self._mesh = _new_face_mesh(static, 2 if static else 1)
-        self._started = False
+        self._quiet = True
 
     def close(self) -> None:
         self._mesh.close()
@@ -89,10 +96,10 @@ class Mesh:
         m = crop_matrix(center, side, self.size)
         crop = cv2.warpAffine(frame, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
-        if not self._started:
+        if self._quiet:  # the graph logs once when it first projects landmarks
             with quiet_native_stderr():
                 result = self._mesh.process(crop)
-            self._started = True
+            self._quiet = not result.multi_face_landmarks
         else:
             result = self._mesh.process(crop)
         if not result.multi_face_landmarks:

@@ -17,13 +17,14 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def preview(first_frame: np.ndarray | None, tracks: FaceTracks, max_side: int = 1280) -> Image.Image:
+def preview(first_frame: np.ndarray | None, tracks: FaceTracks, max_side: int = 1280, min_side: int = 480
+            ) -> Image.Image:
     """Numbered boxes on the first frame (or the still); for videos a strip of each track's best view below."""
     if first_frame is None:
         first_frame = np.zeros((max(tracks.height, 1), max(tracks.width, 1), 3), np.uint8)
     im = Image.fromarray(first_frame)
-    scale = min(1.0, max_side / max(im.size))
-    if scale < 1.0:
+    scale = min(max(1.0, min_side / max(im.size)), max_side / max(im.size))
+    if scale != 1.0:
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(im)
     line = max(2, round(max(im.size) / 400))
