@@ -12,11 +12,13 @@ import pytest
 from PIL import Image
 
 from lipdub.errors import LipdubError, MediaError
-from lipdub.media import atomic_output, iter_frames, load_audio, probe, read_image, require_speech
+from lipdub.media import FrameSource, atomic_output, iter_frames, load_audio, probe, read_image, require_speech
+from lipdub.media import video as media_video
 
 DATA = Path(__file__).parent / "data" / "media"
 GRID = DATA / "vid_grid_bbaf2n_3s.mpg"  # MPEG-1 360x288 25 fps 3 s + MP2 44.1 kHz stereo
 M4A = DATA / "aud_en_librispeech_116-288045-0001.m4a"  # AAC 16 kHz mono 8.63 s
+HEVC = DATA / "vid_hevc_vertical_1s_180x320.mp4"  # HEVC 180x320 25 fps 1 s, keyframe every 10, B-frames
 WAV22 = DATA / "aud_nl_flemish_male_vl09647.wav"  # PCM16 22.05 kHz mono 2.18 s
 
 
@@ -149,6 +151,15 @@ def test_iter_frames_resamples_and_starts_at():
     assert np.array_equal(next(iter_frames(GRID, start=40)), full[40])
 
 
+def test_hevc_decodes_upright_with_its_soundtrack():
+    info = probe(HEVC)
+    assert (info.kind, info.width, info.height, info.num_frames, info.fps) == ("video", 180, 320, 25, 25.0)
+    frames = list(iter_frames(HEVC))
+    assert len(frames) == 25 and frames[0].shape == (320, 180, 3)
+    assert 20 < frames[0].mean() < 235 and not np.array_equal(frames[0], frames[-1])
+    assert len(load_audio(HEVC)) / 16000 == pytest.approx(1.0, abs=0.05)
+
+
 def test_variable_frame_rate_is_resampled_by_timestamp(tmp_path):
     path = tmp_path / "vfr.mkv"
     ms = Fraction(1, 1000)
@@ -168,6 +179,40 @@ def test_display_rotation_is_applied(tmp_path):
     make_video(path, [128], [0], Fraction(1, 25), size=(64, 32), rotation=-90)  # phone portrait: 90 cw
     assert (probe(path).width, probe(path).height) == (32, 64)
     assert next(iter_frames(path)).shape == (64, 32, 3)
+
+
+@pytest.mark.parametrize("path, fps", [(HEVC, None), (GRID, None), (GRID, 29.97)])
+def test_frame_source_backward_and_ping_pong_are_exact(path, fps, monkeypatch):
+    forward = list(iter_frames(path, fps=fps))
+    n = len(forward)
+    seeks = []
+    after_seek = media_video._after_seek
+    monkeypatch.setattr(media_video, "_after_seek", lambda *a: seeks.append(1) or after_seek(*a))
+    source = FrameSource(path, fps=fps)
+    source.chunk = 8  # small chunks: many keyframe seeks inside the clip
+    assert source.num_frames == n == (probe(path).num_frames if fps is None else n)
+    backward = list(source.frames(reversed(range(n))))
+    assert all(np.array_equal(a, b) for a, b in zip(backward, forward[::-1], strict=True))
+    assert len(source._cache) <= 8 and len(seeks) >= n // 8 - 2  # bounded buffer, chunked seeks
+    ping_pong = [*range(n), *range(n - 2, -1, -1), *range(1, n)]
+    got = FrameSource(path, fps=fps).frames(ping_pong)
+    assert all(np.array_equal(a, forward[k]) for a, k in zip(got, ping_pong, strict=True))
+
+
+def test_frame_source_random_access_and_still(tmp_path):
+    forward = list(iter_frames(GRID))
+    order = [70, 3, 3, 50, 10, 74, 0]
+    source = FrameSource(GRID)
+    assert source.size == (360, 288) and source.fps == 25.0
+    assert all(np.array_equal(a, forward[k]) for a, k in zip(source.frames(order), order, strict=True))
+    with pytest.raises(IndexError):
+        next(source.frames([75]))
+    Image.new("RGB", (20, 10), (5, 6, 7)).save(tmp_path / "face.png")
+    still = FrameSource(tmp_path / "face.png")
+    assert (still.num_frames, still.size) == (1, (20, 10))
+    first, again = still.frames([0, 0])
+    first[:] = 0  # callers own what they get
+    assert (again == (5, 6, 7)).all()
 
 
 # ---- audio ---------------------------------------------------------------------------------------------

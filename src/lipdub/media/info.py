@@ -57,6 +57,11 @@ class Timeline:
         """Stream time (ticks, exact) at which output frame `index` is shown."""
         return self.start + Fraction(index) / fps / self.time_base
 
+    @property
+    def slack(self) -> Fraction:
+        """Timestamp rounding tolerated when matching frames to ticks: 1 ms (containers like mkv round to it)."""
+        return max(Fraction(1), Fraction(1, 1000) / self.time_base)
+
 
 def as_rate(fps: float | Fraction | int) -> Fraction:
     """A frame rate as an exact fraction; NTSC-style rates snap to n*1000/1001 (29.97 -> 30000/1001)."""
@@ -132,8 +137,8 @@ def _timeline_cached(path: str, mtime_ns: int, size: int) -> Timeline | None:
         try:
             for packet in container.demux(stream):
                 ts = packet.pts if packet.pts is not None else packet.dts
-                if ts is None or not packet.size:
-                    continue
+                if ts is None or not packet.size or packet.is_discard:
+                    continue  # flush packets, and frames an edit list cuts (negative-pts B-frames)
                 count += 1
                 dur = packet.duration or default_dur
                 start = ts if start is None else min(start, ts)

@@ -63,7 +63,7 @@ def _after_seek(container, stream, tl: Timeline, target: Fraction) -> Iterator[a
         key = next((f for f in frames if f.key_frame and f.pts is not None), None)
         if key is None:
             return None
-        if key.pts <= target:
+        if key.pts <= target + tl.slack:
             rest = (f for f in frames if f.pts is None or f.pts > key.pts)
             return chain([key], rest)
         back = max(2 * back, second)
@@ -74,7 +74,8 @@ def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, firs
                  ) -> Iterator[tuple[int, av.VideoFrame]]:
     """(k, frame shown at output frame k) for k = first .. n-1 of the constant-rate stream.
 
-    Frame k is the last decoded frame with pts <= start + k/fps (the first frame before it exists).
+    Frame k is the last decoded frame with pts <= start + k/fps (+1 ms for rounded container timestamps;
+    the first frame before it exists).
     """
     n = tl.num_frames(fps)
     container, stream = _open_stream(path, tl)
@@ -90,7 +91,7 @@ def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, firs
             pts = frame.pts if frame.pts is not None else (last_pts or tl.start) + 1
             last_pts = pts
             if held is not None:
-                while k < n and tl.tick(k, fps) < pts:
+                while k < n and tl.tick(k, fps) + tl.slack < pts:
                     yield k, held
                     k += 1
                 if k >= n:
@@ -120,7 +121,8 @@ def _rgb_frames(pairs: Iterable[tuple[int, av.VideoFrame]]) -> Iterator[tuple[in
 def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: int = 0) -> Iterator[np.ndarray]:
     """RGB frames of a video (or the single frame of a still) at a constant rate, from frame `start` on.
 
-    Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t.
+    Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t
+    (1 ms slack for containers that round timestamps, e.g. 29.97 fps in mkv's 1 ms time base).
     `fps` defaults to the stream's average rate. Decoding is threaded and streams (bounded memory).
     """
     info = probe(path)

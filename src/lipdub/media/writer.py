@@ -135,7 +135,7 @@ class VideoWriter:
             rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-        frame.pts = self.frames_written
+        frame.pts, frame.time_base = self.frames_written, self._video.codec_context.time_base
         for packet in self._video.encode(frame):
             self._out.mux(packet)
         self._write_audio_until(Fraction(self.frames_written + 1) / self.rate)
@@ -151,6 +151,7 @@ class VideoWriter:
         chunk = np.ascontiguousarray(self.audio[:, self._audio_pos:end])
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._audio.layout.name)
         frame.sample_rate, frame.pts = self.audio_rate, self._audio_pos
+        frame.time_base = Fraction(1, self.audio_rate)
         for packet in self._audio.encode(frame):
             self._out.mux(packet)
         self._audio_pos = end
