@@ -37,8 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("clips", help="clips folder (from `cut` or `filter`)")
     r.add_argument("-o", "--out", required=True, help="dataset folder")
     r.add_argument("--val-split", type=float, default=0.05, help="share of sources held out for validation")
-    r.add_argument("--sync-expert", help="lip-sync expert checkpoint: estimate and correct audio-video offsets")
-    r.add_argument("--max-offset", type=int, default=3, help="with --sync-expert: drop clips beyond this (frames)")
     _parallel(r)
     r.set_defaults(func=_prepare)
 
@@ -81,7 +79,7 @@ def _filter(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from lipdub.data.prepare import PrepareConfig, prepare
 
-    cfg = PrepareConfig(sync_expert=args.sync_expert, max_offset=args.max_offset)
+    cfg = PrepareConfig()
     man = prepare(args.clips, args.out, cfg, val_split=args.val_split, workers=args.workers,
                   ray_address=args.ray)
     sp = man["splits"]

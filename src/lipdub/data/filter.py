@@ -70,7 +70,7 @@ def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, 
     if n < cfg.min_len * FPS:
         return {**verdict, "reason": "too short"}
     try:
-        tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache)
+        tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache, progress=_quiet)
         wav = _clip_audio(clip)
         per_frame = [list(tracks.faces_in(i)) for i in range(n)]
     except (MediaError, OSError, ValueError) as err:
@@ -93,6 +93,10 @@ def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, 
     if others:
         return _who_talks(verdict, per_frame, wav, target, others, cfg)
     return {**verdict, "kept": True}
+
+
+def _quiet(*_: Any) -> None:
+    """Progress sink: the runner's bar counts clips; no per-clip bars."""
 
 
 def _who_talks(verdict: dict[str, Any], per_frame: list, wav: np.ndarray, target: int, others: list[int],
@@ -217,7 +221,8 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
 def build_report(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals, removals by reason, and every clip's verdict."""
     removed = [v for v in verdicts if not v["kept"]]
-    keep_keys = ("clip", "kept", "reason", "n_frames", "track_id", "distance", "visible", "sync", "detail")
+    keep_keys = ("clip", "kept", "reason", "n_frames", "track_id", "distance", "visible", "distances", "sync",
+                 "detail")
     return {
         "clips": len(verdicts), "kept": len(verdicts) - len(removed), "removed": len(removed),
         "kept_seconds": sum(v["n_frames"] for v in verdicts if v["kept"]) / FPS,

@@ -38,8 +38,6 @@ class PrepareConfig:
     fill_gap: int = 5  # frames a target face may be missing for (its crop box is interpolated across)
     min_frames: int = 25  # shorter usable runs are skipped
     use_cache: bool = True  # reuse the face analyses `filter` left in lipdub's detection cache
-    sync_expert: str | None = None  # lip-sync expert checkpoint: estimate each clip's audio-video offset
-    max_offset: int = 3  # with an expert: |offset| above this many frames drops the clip, below it is shifted
 
 
 def target_track(tracks: Any, meta: dict[str, Any]) -> int:
@@ -49,8 +47,7 @@ def target_track(tracks: Any, meta: dict[str, Any]) -> int:
     chosen = (meta.get("filter") or {}).get("track_id")
     if chosen is not None and int(chosen) in tracks.track_ids:
         return int(chosen)
-    picked = faces.select(tracks)
-    return int(picked[0] if isinstance(picked, tuple) else picked)
+    return int(faces.select(tracks))
 
 
 def crop_boxes(tracks: Any, track_id: int, n: int, frame_shape: tuple[int, int], fill_gap: int) -> np.ndarray:
@@ -133,7 +130,7 @@ def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig)
     from lipdub import faces, media
     from lipdub.audio.mel import melspectrogram
 
-    tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache)
+    tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache, progress=_quiet)
     n = int(meta.get("n_frames") or tracks.num_frames)
     n = min(n, tracks.num_frames)
     if not tracks.track_ids:
@@ -144,8 +141,6 @@ def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig)
     if b - a < cfg.min_frames:
         return {"clip": clip.key, "skipped": f"target face visible for only {b - a} consecutive frames"}
     audio = _clip_audio(clip, n)
-    sync: dict[str, Any] | None = None
-    offset = 0
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -164,17 +159,7 @@ def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig)
         b = a + written
         if written < cfg.min_frames:
             raise MediaError(f"video ended after {a + written} frames", clip.video)
-        if cfg.sync_expert:
-            from lipdub.data import sync as sync_mod
-
-            sync = sync_mod.estimate_offset(tmp, audio[a * SAMPLES_PER_FRAME: b * SAMPLES_PER_FRAME],
-                                            cfg.sync_expert)
-            offset = int(sync["offset_frames"])
-            if abs(offset) > cfg.max_offset:
-                shutil.rmtree(tmp, ignore_errors=True)
-                return {"clip": clip.key, "skipped": f"audio-video offset {offset} frames", "sync": sync}
-            a, b = sync_mod.shift_frames(tmp, a, b, offset)
-        clip_audio = audio[(a + offset) * SAMPLES_PER_FRAME:(b + offset) * SAMPLES_PER_FRAME]
+        clip_audio = audio[a * SAMPLES_PER_FRAME:b * SAMPLES_PER_FRAME]
         media.write_audio(tmp / "audio.wav", clip_audio, SAMPLE_RATE)
         np.save(tmp / "mel.npy", melspectrogram(clip_audio).astype(np.float32))
         shutil.rmtree(dst, ignore_errors=True)  # an outdated version of our own output
@@ -187,9 +172,13 @@ def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig)
     return {
         "source": clip.source, "clip": clip.clip, "n_frames": b - a, "fps": FPS, "sample_rate": SAMPLE_RATE,
         "start": round(start + a / FPS, 4), "end": round(start + b / FPS, 4), "first_frame": a,
-        "offset_frames": offset, "sync": sync, "track_id": tid, "faces_per_frame": round(faces_per_frame, 3),
+        "offset_frames": 0, "track_id": tid, "faces_per_frame": round(faces_per_frame, 3),
         "origin": meta.get("source"),
     }
+
+
+def _quiet(*_: Any) -> None:
+    """Progress sink: the runner's bar counts clips; no per-clip bars."""
 
 
 def _fit(crop: np.ndarray, max_side: int) -> np.ndarray:
@@ -229,19 +218,13 @@ def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg:
     if not clips:
         raise LipdubError("no clips found (expected <source>/<clip>.mp4 with .json sidecars)", clips_dir)
     out = Path(out)
-    if cfg.sync_expert and not Path(cfg.sync_expert).exists():
-        raise LipdubError("no such lip-sync expert checkpoint", cfg.sync_expert)
-    settings = settings_hash({**asdict(cfg), "sync_expert": _expert_hash(cfg.sync_expert)})
+    settings = settings_hash(asdict(cfg))
     tasks = [{"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out), "config": asdict(cfg),
               "settings_hash": settings} for c in clips]
     records = run_tasks(prepare_clip, tasks, workers=workers, ray_address=ray_address, desc="prepare",
                         unit="clip")
     manifest = write_index(out, records, val_split, asdict(cfg))
     return manifest
-
-
-def _expert_hash(path: str | None) -> str | None:
-    return None if path is None else _quick_hash(Path(path))
 
 
 def write_index(out: Path, records: list[dict[str, Any]], val_split: float,
