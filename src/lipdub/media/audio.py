@@ -38,15 +38,25 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = 16000, mono: bool 
         except av.FFmpegError as err:
             raise MediaError(f"audio stream cannot be decoded ({err.strerror})", path) from err
         chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+        exact = _edit_list_samples(container, stream)
     channels = max((c.shape[0] for c in chunks), default=max(1, stream.codec_context.channels or 1))
     chunks = [c if c.shape[0] == channels else np.broadcast_to(c.mean(0), (channels, c.shape[1])) for c in chunks]
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
     audio = audio.astype(np.float32, copy=False)
+    if exact is not None:
+        audio = audio[:, :exact]  # drop the encoder's end padding the edit list excludes
     if mono:
         audio = audio.mean(axis=0, dtype=np.float32)
     if sr and native and sr != native and audio.shape[-1]:
         audio = soxr.resample(audio.T, native, sr, quality="HQ").T.astype(np.float32)
     return np.ascontiguousarray(audio)
+
+
+def _edit_list_samples(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
+    """Exact sample count of an mp4/mov audio track (its edit list says where AAC padding ends), else None."""
+    if "mp4" not in container.format.name or not stream.duration or not stream.time_base:
+        return None
+    return round(stream.duration * stream.time_base * stream.codec_context.sample_rate)
 
 
 def _decode(packet: av.Packet) -> list[av.AudioFrame]:

@@ -18,8 +18,6 @@ from lipdub.errors import MediaError
 MIN_SIDE = 8  # px; anything smaller cannot hold a face
 _ANIMATED = {"GIF", "PNG", "WEBP"}  # PIL formats where several frames mean an animation (not MPO/TIFF pages)
 
-Image.MAX_IMAGE_PIXELS = 200_000_000  # large photos are fine; decompression bombs are not
-
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -100,6 +98,8 @@ def still_image(path: str | os.PathLike[str]) -> Image.Image | None:
     """The file opened with PIL if its content is a single still picture (also one-frame GIFs), else None."""
     try:
         im = Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise MediaError("image has too many pixels to be a photo (decompression bomb?)", path) from err
     except (UnidentifiedImageError, OSError):
         return None
     if im.format in _ANIMATED and getattr(im, "n_frames", 1) > 1:
@@ -157,8 +157,9 @@ def _timeline_cached(path: str, mtime_ns: int, size: int) -> Timeline | None:
 
 def timeline(path: str | os.PathLike[str]) -> Timeline | None:
     """The first video stream's timeline from a demux pass (no decoding), cached; None if no video stream."""
-    st = check_exists(path).stat()
-    return _timeline_cached(str(path), st.st_mtime_ns, st.st_size)
+    p = check_exists(path).resolve()
+    st = p.stat()
+    return _timeline_cached(str(p), st.st_mtime_ns, st.st_size)
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:

@@ -12,6 +12,7 @@ from types import TracebackType
 
 import av
 import numpy as np
+import soxr
 from PIL import Image
 
 from lipdub.errors import LipdubError
@@ -20,6 +21,7 @@ from lipdub.media.audio import as_planar, write_audio
 from lipdub.media.info import as_rate
 
 CONTAINERS = {".mp4", ".mov", ".mkv", ".m4v"}
+AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 BT709 = 1  # ISO/IEC 23091-4 code for BT.709 matrix, primaries and transfer
 
 
@@ -61,6 +63,10 @@ class VideoWriter:
         if self.audio is not None and (not audio_rate or self.audio.shape[0] > 2):
             raise ValueError("audio needs audio_rate and 1 or 2 channels")
         self.audio_rate = int(audio_rate or 0)
+        if self.audio is not None and self.audio_rate not in AAC_RATES:  # e.g. 44000 Hz: AAC cannot store it
+            target = min((r for r in AAC_RATES if r >= self.audio_rate), default=max(AAC_RATES))
+            self.audio = np.ascontiguousarray(soxr.resample(self.audio.T, self.audio_rate, target, "HQ").T)
+            self.audio_rate = target
         self._stack = contextlib.ExitStack()
         self._tmp: Path | None = None
         self._out: av.container.OutputContainer | None = None
