@@ -6,7 +6,7 @@ Syntax (one `--speaker` per speaking face; keys in any order, `audio` required):
     audio=FILE                                 what it says
     start=SECONDS                              when it starts in the output (3.5, 3.5s, 1:02.5, 0:01:02.5)
 
-A value may contain commas (a file name): a comma only separates options when a known key follows it.
+A value may contain commas (a file name): a comma only separates options when `name=` follows it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from lipdub.pipeline import FaceChoice, SpeakerSpec
 
 KEYS = ("face", "face-at", "face-like", "audio", "start")
 SR = 16000
-_KEY_RE = "|".join(re.escape(k) for k in sorted(KEYS, key=len, reverse=True))
-_SPLIT = re.compile(rf",(?=\s*(?:{_KEY_RE})\s*=)")
+_SPLIT = re.compile(r",(?=\s*[A-Za-z][\w-]*\s*=)")  # a comma followed by `name=`
 _EXAMPLE = "e.g. --speaker face=1,audio=a.wav,start=3.5"
 
 # probability(wav16k, fps) -> per-frame speech probability from the audio's first sample
