@@ -22,16 +22,13 @@ HEVC = DATA / "vid_hevc_vertical_1s_180x320.mp4"  # HEVC 180x320 25 fps 1 s, key
 WAV22 = DATA / "aud_nl_flemish_male_vl09647.wav"  # PCM16 22.05 kHz mono 2.18 s
 
 
-def make_video(path: Path, levels: list[int], pts: list[int], time_base: Fraction, size=(64, 48),
-               codec: str = "libx264", rotation: int | None = None) -> None:
+def make_video(path: Path, levels: list[int], pts: list[int], time_base: Fraction, size=(64, 48)) -> None:
     """A video whose frame i is flat gray `levels[i]` at `pts[i]` (ticks of `time_base`)."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=25)
+        stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = time_base
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
         for level, t in zip(levels, pts, strict=True):
             frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), level, np.uint8), format="rgb24")
             frame.pts, frame.time_base = t, time_base
@@ -130,6 +127,19 @@ def test_alpha_is_flattened_onto_white_and_modes_become_rgb(tmp_path):
     assert np.array_equal(read_image(tmp_path / "p.bmp"), np.full((9, 9, 3), 77, np.uint8))
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_still_formats(tmp_path, fmt):
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    rgb[:, 16:] = (250, 250, 250)
+    path = tmp_path / f"pic.{fmt.lower()}"
+    Image.fromarray(rgb).save(path, format=fmt)
+    info = probe(path)
+    assert (info.kind, info.width, info.height, info.num_frames) == ("image", 32, 24, 1)
+    back = read_image(path).astype(int)
+    assert back.shape == (24, 32, 3) and np.abs(back[:, 2:14] - 0).max() < 12 and back[:, 18:].min() > 238
+    assert np.array_equal(next(iter_frames(path)), read_image(path))
+
+
 def test_read_image_of_video_is_an_error():
     with pytest.raises(MediaError, match="not a still image"):
         read_image(GRID)
@@ -175,10 +185,22 @@ def test_variable_frame_rate_is_resampled_by_timestamp(tmp_path):
 
 
 def test_display_rotation_is_applied(tmp_path):
-    path = tmp_path / "rot.mp4"
-    make_video(path, [128], [0], Fraction(1, 25), size=(64, 32), rotation=-90)  # phone portrait: 90 cw
-    assert (probe(path).width, probe(path).height) == (32, 64)
-    assert next(iter_frames(path)).shape == (64, 32, 3)
+    """A phone video stored landscape with a 'rotate 90 degrees clockwise' display matrix comes out portrait."""
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:12, :12] = 255  # bright block top-left as stored
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(-90)  # counter-clockwise degrees: -90 is 90 clockwise
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")), *stream.encode(None)]:
+            out.mux(packet)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (32, 64, 270)
+    shown = next(iter_frames(path))
+    assert shown.shape == (64, 32, 3)
+    assert shown[:12, -12:].mean() > 200 and shown[-12:, :12].mean() < 50  # top-left turned to top-right
+    assert np.array_equal(next(FrameSource(path).frames([0])), shown)
 
 
 @pytest.mark.parametrize("path, fps", [(HEVC, None), (GRID, None), (GRID, 29.97)])
@@ -213,6 +235,9 @@ def test_frame_source_random_access_and_still(tmp_path):
     first, again = still.frames([0, 0])
     first[:] = 0  # callers own what they get
     assert (again == (5, 6, 7)).all()
+
+
+# ---- audio ---------------------------------------------------------------------------------------------
 
 
 # ---- audio ---------------------------------------------------------------------------------------------

@@ -188,6 +188,19 @@ class FrameSource:
     def __len__(self) -> int:
         return self.num_frames
 
+    def close(self) -> None:
+        """Release the decoder and the cached frames (also done when the source is garbage collected)."""
+        if self._cursor is not None:
+            self._cursor.close()  # type: ignore[attr-defined]
+        self._cursor, self._last = None, (None, None)
+        self._cache.clear()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def frames(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
         """RGB frames for `indices` (any order; forward and backward runs are efficient)."""
         wanted = _Peek(indices)
