@@ -21,9 +21,11 @@ class FaceSettings:
     max_miss: int = 50  # video: frames a lost track keeps looking before it ends
     reid_threshold: float = 0.6  # identity embedding distance under which two faces are one person
     fill_gap: int = 3  # video: gaps this short inside a track are interpolated
-    smooth_min_cutoff: float = 1.0  # One Euro: cutoff (Hz) at rest
-    smooth_beta: float = 5.0  # One Euro: cutoff increase per face-width/second of motion
-    smooth_d_cutoff: float = 1.0  # One Euro: cutoff (Hz) of the speed estimate
+    smooth_min_cutoff: float = 1.0  # One Euro on head pose: cutoff (Hz) at rest
+    smooth_beta: float = 5.0  # ... cutoff increase per face size/second of motion
+    smooth_d_cutoff: float = 1.0  # ... cutoff (Hz) of the speed estimate
+    smooth_shape_min_cutoff: float = 1.0  # One Euro on expression (mouth, eyes): cutoff at rest
+    smooth_shape_beta: float = 50.0  # ... high: a speaking mouth keeps its amplitude
 
     def key(self) -> str:
         """A stable text form, for the cache key."""

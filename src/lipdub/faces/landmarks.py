@@ -88,8 +88,9 @@ class Mesh:
 
     def reset(self) -> None:
         """Forget the tracked face (tracking mode)."""
-        with quiet_native_stderr():
+        with quiet_native_stderr():  # reset restarts the graph, which logs again while its models open
             self._mesh.reset()
+            warm_up(self._mesh)
 
     def __call__(self, frame: np.ndarray, center: tuple[float, float], side: float) -> np.ndarray | None:
         """(478, 2) float32 full-frame landmarks of the face nearest the crop center, or None."""

@@ -4,8 +4,8 @@ Each track owns a FaceMesh in tracking mode fed a square crop around where the f
 velocity), so it costs ~2 ms a face a frame. Key frames run the detectors to find faces that entered;
 a face that is found again after leaving gets its old id back when its identity embedding matches
 (re-identification). Two tracks that land on one face (a crossing) keep the one that moved as predicted;
-the other coasts until it is found again. Landmarks are smoothed with a One Euro filter whose speed
-sensitivity is scaled by the face size, so small and large faces behave alike.
+the other coasts until it is found again. Landmarks are smoothed with One Euro filters on head pose and
+expression (lipdub.faces.smooth.LandmarkSmoother): no jitter at rest, no lag in motion, full mouth motion.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lipdub.faces.config import FaceSettings
 from lipdub.faces.crop import crop_box
 from lipdub.faces.detect import Detector, iou, same_face
 from lipdub.faces.landmarks import Mesh, box_of, square_around
-from lipdub.faces.smooth import OneEuroFilter
+from lipdub.faces.smooth import LandmarkSmoother
 from lipdub.faces.tracks import FaceTracks
 from lipdub.faces.types import Face
 
@@ -32,7 +32,7 @@ CHIP_EVERY = 25  # frames between two captures of a track's best view
 class _Track:
     id: int
     mesh: Mesh | None
-    filter: OneEuroFilter
+    filter: LandmarkSmoother
     box: np.ndarray  # last observed (raw) landmark box
     score: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
@@ -81,7 +81,7 @@ class Tracker:
         frame = np.ascontiguousarray(frame)
         self.shape = frame.shape[:2]
         seen = self._follow(frame)
-        self._drop_duplicates(seen)
+        self._drop_duplicates(frame, seen)
         if self.index % self.settings.detect_every == 0 or self.index % self.settings.hog_every == 0:
             self._discover(frame, seen)
         faces = []
@@ -112,17 +112,22 @@ class Tracker:
                 t.mesh.reset()
         return seen
 
-    def _drop_duplicates(self, seen: dict[int, np.ndarray]) -> None:
-        """Two tracks on one face (a crossing): keep the one closer to its own prediction."""
+    def _drop_duplicates(self, frame: np.ndarray, seen: dict[int, np.ndarray]) -> None:
+        """Two tracks on one face (a crossing): keep the one whose identity (else motion) fits the face."""
         by_id = {t.id: t for t in self.active}
         ids = sorted(seen)
         for a_i, a in enumerate(ids):
             for b in ids[a_i + 1:]:
                 if a not in seen or b not in seen or iou(box_of(seen[a]), box_of(seen[b])) < 0.4:
                     continue
-                err = {k: np.linalg.norm(_center(box_of(seen[k])) - _center(by_id[k].predicted()))
-                       / _size(by_id[k].box) for k in (a, b)}
-                loser = a if err[a] > err[b] else b
+                ta, tb = by_id[a], by_id[b]
+                if ta.chip is not None and tb.chip is not None:
+                    emb = identity.embed(frame, Face(box=box_of(seen[a]), landmarks=seen[a]))
+                    cost = {k: identity.distance(emb, by_id[k].identity()) for k in (a, b)}
+                else:
+                    cost = {k: np.linalg.norm(_center(box_of(seen[k])) - _center(by_id[k].predicted()))
+                            / _size(by_id[k].box) for k in (a, b)}
+                loser = a if cost[a] > cost[b] else b
                 del seen[loser]
                 by_id[loser].mesh.reset()
 
@@ -154,9 +159,10 @@ class Tracker:
             near = [t for t in missing if same_face(box, t.predicted())]
             track = near[0] if near else None
         if track is None:
+            s = self.settings
             track = _Track(id=self._next_id, mesh=None, box=box, score=score,
-                           filter=OneEuroFilter(self.fps, self.settings.smooth_min_cutoff, 0.0,
-                                                self.settings.smooth_d_cutoff))
+                           filter=LandmarkSmoother(self.fps, s.smooth_min_cutoff, s.smooth_beta, s.smooth_d_cutoff,
+                                                   s.smooth_shape_min_cutoff, s.smooth_shape_beta))
             self._next_id += 1
         if track in self.ended:
             self.ended.remove(track)
@@ -186,7 +192,6 @@ class Tracker:
             t.filter.reset()
         t.velocity = 0.5 * t.velocity + 0.5 * (_center(box) - _center(t.box)) / (t.miss + 1)
         t.box, t.miss = box, 0
-        t.filter.beta = self.settings.smooth_beta / _size(box)
         smooth = t.filter(pts).astype(np.float32)
         face = Face(box=box_of(smooth), score=t.score, landmarks=smooth, track_id=t.id)
         area = face.area
