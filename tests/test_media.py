@@ -85,7 +85,7 @@ def test_probe_errors_are_one_line_naming_the_file(tmp_path, make, message):
 
 def test_no_stream_errors(tmp_path):
     with pytest.raises(MediaError, match="has no video stream"):
-        list(iter_frames(M4A))
+        iter_frames(M4A)  # raised at the call, before any frame is asked for
     silent_video = tmp_path / "silent.mp4"
     make_video(silent_video, [10, 20], [0, 1], Fraction(1, 25))
     with pytest.raises(MediaError, match=r"silent\.mp4: has no audio stream"):

@@ -17,12 +17,19 @@ from lipdub.media.info import Timeline, as_rate, open_input, probe, timeline
 
 CACHE_BYTES = 256 * 2**20  # decoded frames kept for backward runs (at most MAX_CHUNK frames)
 MAX_CHUNK = 64
+UNSPECIFIED = 2  # AVColorSpace code of an untagged stream
 FORWARD_SKIP = 300  # decode forward rather than seek when the wanted frame is at most this far ahead
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a decoded frame, turned upright per its display matrix."""
-    rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None)
+    """(H, W, 3) uint8 RGB of a decoded frame, turned upright per its display matrix.
+
+    Uses the frame's tagged matrix and range; untagged HD (>= 720 lines) is taken as BT.709, SD as BT.601,
+    as players do.
+    """
+    untagged_hd = frame.colorspace == UNSPECIFIED and min(frame.width, frame.height) >= 720
+    rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None,
+                           src_colorspace="ITU709" if untagged_hd else None)
     quarter_turns = round((frame.rotation or 0) / 90) % 4
     return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns)) if quarter_turns else rgb
 
@@ -88,7 +95,7 @@ def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, firs
             frames = _decoded(container, stream)
         k, held, last_pts = first, None, None
         for frame in frames:
-            pts = frame.pts if frame.pts is not None else (last_pts or tl.start) + 1
+            pts = frame.pts if frame.pts is not None else (tl.start if last_pts is None else last_pts) + 1
             last_pts = pts
             if held is not None:
                 while k < n and tl.tick(k, fps) + tl.slack < pts:
@@ -124,16 +131,14 @@ def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: i
     Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t
     (1 ms slack for containers that round timestamps, e.g. 29.97 fps in mkv's 1 ms time base).
     `fps` defaults to the stream's average rate. Decoding is threaded and streams (bounded memory).
+    The file is checked at call time (MediaError), frames are decoded as they are consumed.
     """
     info = probe(path)
     if info.kind == "image":
-        if start == 0:
-            yield read_image(path)
-        return
+        return iter([read_image(path)] if start == 0 else [])
     tl = _video_timeline(path)
     rate = as_rate(fps) if fps else tl.rate
-    for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start)):
-        yield rgb
+    return (rgb for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start)))
 
 
 class _Peek:
