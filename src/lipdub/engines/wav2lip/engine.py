@@ -13,6 +13,7 @@ from lipdub.audio.mel import MEL_STEP, chunk_starts, mel_windows, melspectrogram
 from lipdub.engines.base import Box, Engine, FrameJob, Patch
 from lipdub.engines.wav2lip.checkpoint import load_model
 from lipdub.engines.wav2lip.model import Wav2Lip
+from lipdub.engines.wav2lip.weights import resolve_checkpoint
 from lipdub.errors import LipdubError
 from lipdub.settings import get_settings, resolve_device
 
@@ -60,6 +61,10 @@ class Wav2LipEngine(Engine):
 
     def __init__(self, checkpoint: str | os.PathLike[str], device: str = "auto", batch_size: int | None = None,
                  dtype: str = "float32", threads: int | None = None, channels_last: bool = True) -> None:
+        """`checkpoint`: a file, or the name of fetched official weights ('wav2lip', 'wav2lip_gan').
+
+        threads: torch CPU threads (default Settings().threads); channels_last is ~10-20 % faster on CPU.
+        """
         settings = get_settings()
         self.device = resolve_device(device)
         self.batch_size = int(batch_size or settings.batch_size)
@@ -69,7 +74,7 @@ class Wav2LipEngine(Engine):
         if self.device == "cpu":
             torch.set_num_threads(max(1, int(threads or settings.threads)))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model = load_model(checkpoint, "wav2lip", self.device)
+        model = load_model(resolve_checkpoint(checkpoint), "wav2lip", self.device)
         assert isinstance(model, Wav2Lip)
         self.model: Wav2Lip = model.to(dtype=self.dtype, memory_format=self.memory_format)
         self._mel: np.ndarray | None = None
