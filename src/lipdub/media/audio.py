@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -29,27 +30,42 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = 16000, mono: bool 
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         native = stream.codec_context.sample_rate
-        resampler = av.AudioResampler(format="fltp")
-        chunks: list[np.ndarray] = []
+        channels = 1 if mono else max(1, stream.codec_context.channels or 1)
+        rate = sr if sr and native and sr != native else None
+        resample = soxr.ResampleStream(native, rate, channels, dtype="float32", quality="HQ") if rate else None
+        remaining = _edit_list_samples(container, stream)
+        parts: list[np.ndarray] = []
         try:
-            for packet in container.demux(stream):
-                for frame in _decode(packet):
-                    chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+            for chunk in _decoded_chunks(container, stream):
+                if remaining is not None:  # drop the encoder's end padding the mp4 edit list excludes
+                    chunk, remaining = chunk[:, :remaining], remaining - min(remaining, chunk.shape[1])
+                chunk = _to_channels(chunk, channels)
+                parts.append(resample.resample_chunk(chunk.T).T if resample else chunk)
         except av.FFmpegError as err:
             raise MediaError(f"audio stream cannot be decoded ({err.strerror})", path) from err
-        chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-        exact = _edit_list_samples(container, stream)
-    channels = max((c.shape[0] for c in chunks), default=max(1, stream.codec_context.channels or 1))
-    chunks = [c if c.shape[0] == channels else np.broadcast_to(c.mean(0), (channels, c.shape[1])) for c in chunks]
-    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
-    audio = audio.astype(np.float32, copy=False)
-    if exact is not None:
-        audio = audio[:, :exact]  # drop the encoder's end padding the edit list excludes
-    if mono:
-        audio = audio.mean(axis=0, dtype=np.float32)
-    if sr and native and sr != native and audio.shape[-1]:
-        audio = soxr.resample(audio.T, native, sr, quality="HQ").T.astype(np.float32)
-    return np.ascontiguousarray(audio)
+    if resample:
+        parts.append(resample.resample_chunk(np.zeros((0, channels), np.float32), last=True).T)
+    audio = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)
+    return np.ascontiguousarray(audio[0] if mono else audio, dtype=np.float32)
+
+
+def _decoded_chunks(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[np.ndarray]:
+    """float32 (channels, n) blocks of the stream, converted exactly by av.AudioResampler (s16 -> /32768)."""
+    resampler = av.AudioResampler(format="fltp")
+    for packet in container.demux(stream):
+        for frame in _decode(packet):
+            for out in resampler.resample(frame):
+                yield out.to_ndarray()
+    for out in resampler.resample(None):
+        yield out.to_ndarray()
+
+
+def _to_channels(chunk: np.ndarray, channels: int) -> np.ndarray:
+    """Downmix to mono by the channel mean (as librosa does), or fit a block to the stream's channel count."""
+    chunk = chunk.astype(np.float32, copy=False)
+    if chunk.shape[0] == channels:
+        return chunk
+    return np.ascontiguousarray(np.broadcast_to(chunk.mean(0, dtype=np.float32), (channels, chunk.shape[1])))
 
 
 def _edit_list_samples(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
