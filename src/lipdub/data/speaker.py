@@ -11,6 +11,7 @@ from lipdub.faces.types import Face
 UPPER_LIP, LOWER_LIP, LEFT_CORNER, RIGHT_CORNER = 0, 17, 61, 291
 LAGS = range(-1, 5)  # frames by which the sound may trail (mostly) or lead the mouth
 SMOOTH = 3  # frames of moving average on both signals
+MIN_MOTION = 0.015  # std of the opening below this is landmark jitter, not speech (talking: ~0.05-0.1)
 
 
 def lip_opening(face: Face) -> float:
@@ -39,9 +40,11 @@ def sync_score(opening: np.ndarray, loud: np.ndarray, min_frames: int = 25) -> f
     """Best Pearson correlation of (smoothed) lip opening with loudness over LAGS (NaN frames skipped).
 
     A weak, cheap cue (on a 60 s talking-head test ~0.3 for the matching audio over 5 s windows, ~0 for
-    unrelated audio, with wide spread): use it to rank faces within one clip, not as proof. NaN when fewer
-    than `min_frames` frames overlap or the mouth does not move at all.
+    unrelated audio, with wide spread): use it to rank faces within one clip, not as proof. 0 for a mouth
+    that does not move (std under MIN_MOTION); NaN when fewer than `min_frames` frames overlap.
     """
+    if np.isfinite(opening).sum() >= min_frames and np.nanstd(opening) < MIN_MOTION:
+        return 0.0
     opening, loud = _smooth(opening), _smooth(loud)
     best = float("nan")
     for lag in LAGS:
