@@ -131,3 +131,16 @@ def test_write_audio_round_trips_pcm16(tmp_path):
         assert np.array_equal(load_audio(tmp_path / name, sr=None), ref)
     with pytest.raises(LipdubError, match="cannot write audio"):
         write_audio(tmp_path / "x.xyz", ref, 22050)
+
+
+def test_surround_audio_is_downmixed_to_stereo(tmp_path):
+    surround = np.zeros((6, 16000), np.float32)  # 5.1 with sound only in the centre channel
+    surround[2] = tone(1.0, 16000)
+    out = tmp_path / "surround.mp4"
+    with VideoWriter(out, 25, audio=surround, audio_rate=16000) as writer:
+        for _ in range(25):
+            writer.write(np.zeros((16, 16, 3), np.uint8))
+    assert probe(out).audio_channels == 2
+    left, right = load_audio(out, mono=False)
+    assert np.abs(left).max() == pytest.approx(0.3 * 0.7071, abs=0.03)
+    np.testing.assert_allclose(left, right, atol=1e-3)

@@ -22,6 +22,7 @@ from lipdub.media.info import as_rate
 
 CONTAINERS = {".mp4", ".mov", ".mkv", ".m4v"}
 AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+SURROUND = {3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}  # ffmpeg's default layouts
 BT709 = 1  # ISO/IEC 23091-4 code for BT.709 matrix, primaries and transfer
 
 
@@ -32,15 +33,25 @@ def sequence_audio_path(pattern: str | os.PathLike[str]) -> Path:
     return pattern.parent / f"{prefix}audio.wav"
 
 
+def downmix_to_stereo(audio: np.ndarray, rate: int) -> np.ndarray:
+    """(channels, n) surround audio (default layout for its channel count, e.g. 5.1) to (2, n) stereo."""
+    layout = SURROUND.get(audio.shape[0], f"{audio.shape[0]}c")
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio, np.float32), format="fltp", layout=layout)
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+    out = [f.to_ndarray() for f in [*resampler.resample(frame), *resampler.resample(None)]]
+    return np.concatenate(out, axis=1)[:, : audio.shape[1]]
+
+
 class VideoWriter:
     """Write (H, W, 3) uint8 RGB frames at an exact constant rate; use as a context manager.
 
     mp4/mov/m4v/mkv: H.264 (libx264, `crf`, yuv420p, BT.709 tagged) + AAC audio, mp4/mov with faststart.
     Frame i has pts i in time base 1/fps (29.97 -> 30000/1001). yuv420p needs even sizes: an odd width or
     height is padded by one replicated edge pixel (H.264 cannot signal a 1-px crop in 4:2:0), so the file is
-    at most one pixel wider/taller than the frames. Audio ((n,) or (channels, n) float32 at `audio_rate`, 1-2
-    channels) starts at 0 and is encoded as the video advances, so muxing stays interleaved; all of it is
-    written, even past the last frame.
+    at most one pixel wider/taller than the frames. Audio ((n,) or (channels, n) float32 at `audio_rate`;
+    surround is downmixed to stereo) starts at 0 and is encoded as the video advances, so muxing stays
+    interleaved; all of it is written, even past the last frame.
 
     A path with a printf pattern (`frames/%05d.png`) writes lossless RGB PNGs numbered from 0 instead
     (the file index is the frame index); audio, if given, goes beside them as `frames/audio.wav`.
@@ -60,9 +71,11 @@ class VideoWriter:
             raise LipdubError(f"cannot write video as {self.path.suffix or 'no extension'} "
                               f"(use .mp4, .mov, .mkv or a PNG pattern like frames/%05d.png)", self.path)
         self.audio = None if audio is None else as_planar(audio)
-        if self.audio is not None and (not audio_rate or self.audio.shape[0] > 2):
-            raise ValueError("audio needs audio_rate and 1 or 2 channels")
+        if self.audio is not None and not audio_rate:
+            raise ValueError("audio needs audio_rate")
         self.audio_rate = int(audio_rate or 0)
+        if self.audio is not None and self.audio.shape[0] > 2:  # surround: ffmpeg's standard stereo downmix
+            self.audio = downmix_to_stereo(self.audio, self.audio_rate)
         if self.audio is not None and self.audio_rate not in AAC_RATES:  # e.g. 44000 Hz: AAC cannot store it
             target = min((r for r in AAC_RATES if r >= self.audio_rate), default=max(AAC_RATES))
             self.audio = np.ascontiguousarray(soxr.resample(self.audio.T, self.audio_rate, target, "HQ").T)
