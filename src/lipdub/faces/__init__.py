@@ -5,7 +5,7 @@ to choose the speaking face, `crop_box(face, shape)` for the crop an engine gene
 """
 
 from lipdub.errors import NoFaceError
-from lipdub.faces.analyze import analyze
+from lipdub.faces.analysis import analyze
 from lipdub.faces.config import FaceSettings
 from lipdub.faces.crop import crop_box
 from lipdub.faces.detect import detect_faces

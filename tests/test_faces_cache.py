@@ -1,0 +1,152 @@
+"""The detection cache (content-keyed, robust, shared by runs) and the `lipdub faces` / `lipdub cache` CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipdub.cli import main
+from lipdub.faces import FaceSettings, analyze, cache
+from lipdub.faces import analysis as analyze_module
+
+DATA = Path(__file__).parent / "data" / "faces"
+PHOTO = DATA / "grp2_obama_biden_side_by_side.jpg"
+CLIP = DATA / "vox_man_3s.mp4"
+
+
+def _forbid_detection(monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise AssertionError("detection ran on a cache hit")
+
+    monkeypatch.setattr(analyze_module, "Detector", boom)
+    monkeypatch.setattr(analyze_module, "Tracker", boom)
+
+
+def _same(a, b) -> bool:
+    return (a.num_frames == b.num_frames and a.track_ids == b.track_ids
+            and np.array_equal(a.landmarks, b.landmarks) and np.array_equal(a.boxes, b.boxes))
+
+
+def test_a_hit_skips_detection_and_returns_the_same_tracks(lipdub_home, monkeypatch, tmp_path):
+    first = analyze(CLIP)
+    assert cache.info()["entries"] == 1
+    _forbid_detection(monkeypatch)
+    again = analyze(CLIP)
+    assert _same(first, again)
+    assert again.chips.keys() == first.chips.keys()
+    renamed = tmp_path / "another name.mp4"  # the key is the content, not the name
+    shutil.copy(CLIP, renamed)
+    assert _same(first, analyze(renamed))
+
+
+def test_changed_content_settings_or_rate_miss(lipdub_home, tmp_path):
+    analyze(PHOTO)
+    edited = tmp_path / "edited.jpg"
+    edited.write_bytes(PHOTO.read_bytes() + b"\0")  # still a valid JPEG, different bytes
+    key = cache.cache_key
+    assert key(edited, FaceSettings(), None) != key(PHOTO, FaceSettings(), None)
+    assert key(PHOTO, FaceSettings(hog_upsample=0), None) != key(PHOTO, FaceSettings(), None)
+    assert key(CLIP, FaceSettings(), 10.0) != key(CLIP, FaceSettings(), None)
+    analyze(edited)
+    analyze(PHOTO, settings=FaceSettings(hog_upsample=0))
+    assert cache.info()["entries"] == 3
+
+
+def test_no_cache_neither_reads_nor_writes(lipdub_home):
+    analyze(PHOTO, use_cache=False)
+    assert cache.info()["entries"] == 0
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
+def test_a_corrupt_or_foreign_entry_is_rebuilt_not_a_crash(lipdub_home, damage):
+    good = analyze(PHOTO)
+    entry = next(Path(cache.info()["path"]).glob("*.npz"))
+    if damage == "garbage":
+        entry.write_bytes(b"not a cache entry")
+    elif damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    else:  # a valid entry of another file under this key
+        other = analyze(DATA / "grp3_voc2008_001322.jpg", use_cache=False)
+        other.save(entry, extra_meta={"key": "someone else"})
+    rebuilt = analyze(PHOTO)
+    assert _same(good, rebuilt)
+    assert cache.load(entry.stem) is not None, "the entry was rewritten"
+
+
+def test_concurrent_writers_never_leave_a_torn_entry(lipdub_home):
+    tracks = analyze(CLIP, use_cache=False)
+    key = "k" * 64
+    errors: list[str] = []
+
+    def write() -> None:
+        for _ in range(15):
+            cache.store(key, tracks)
+
+    def read() -> None:
+        for _ in range(60):
+            got = cache.load(key)
+            if got is not None and not _same(got, tracks):
+                errors.append("torn read")
+
+    cache.store(key, tracks)
+    threads = [threading.Thread(target=write) for _ in range(3)] + [threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _same(cache.load(key), tracks)
+    assert not list(Path(cache.info()["path"]).glob("*.tmp")), "no temp files left behind"
+
+
+def test_cache_cli_info_and_clear(lipdub_home, capsys):
+    analyze(PHOTO)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "1 entry" in out and str(lipdub_home) in out
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1 cached detection" in capsys.readouterr().out
+    assert cache.info()["entries"] == 0
+
+
+def test_faces_cli_json_and_preview(lipdub_home, capsys, tmp_path):
+    preview = tmp_path / "out" / "p.jpg"
+    assert main(["faces", str(PHOTO), "--json", "--preview", str(preview)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [f["id"] for f in report["faces"]] == [0, 1]
+    assert report["faces"][0]["box"][0] < report["faces"][1]["box"][0]
+    assert report["default"] in (0, 1) and report["preview"] == str(preview)
+    from PIL import Image
+
+    with Image.open(preview) as im:
+        assert im.format == "JPEG" and im.size == (800, 470)
+
+
+def test_faces_cli_table_writes_the_preview_in_the_current_folder(lipdub_home, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["faces", str(CLIP)]) == 0
+    out = capsys.readouterr().out
+    assert "1 face in a 160x160 video of 75 frames" in out
+    assert "default speaker: chose face 0 of 1" in out
+    assert (tmp_path / "vox_man_3s.faces.jpg").is_file()
+    assert f"preview: {tmp_path / 'vox_man_3s.faces.jpg'}" in out
+    assert not (DATA / "vox_man_3s.faces.jpg").exists(), "never write beside the user's input"
+
+
+def test_faces_cli_says_clearly_when_there_is_no_face(lipdub_home, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["faces", str(DATA / "neg_no_human_face_cartoon.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"lipdub: error: {DATA / 'neg_no_human_face_cartoon.jpg'}: no face found"
+    assert not list(tmp_path.glob("*.faces.jpg")), "no preview for a photo without faces"
+
+
+def test_faces_cli_missing_file_is_one_line(lipdub_home, capsys):
+    assert main(["faces", "nothere.mp4"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "nothere.mp4" in err and "\n" not in err

@@ -1,0 +1,143 @@
+"""Finding faces in photos: every person in the group photos, no false faces, landmarks, crops, selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipdub.errors import NoFaceError
+from lipdub.faces import analyze, crop_box, detect_faces, identity, select
+from lipdub.faces.detect import iou
+from lipdub.faces.landmarks import CHIN, JAW, LIPS
+from lipdub.media import read_image
+
+DATA = Path(__file__).parent / "data" / "faces"
+GROUPS = {"grp2_obama_biden_side_by_side.jpg": 2, "grp3_voc2008_001322.jpg": 3,
+          "grp4_four_men_beards_glasses.jpg": 4, "grp6_many_faces_friends.jpg": 6}
+
+
+@pytest.fixture(scope="module")
+def detected() -> dict[str, tuple[np.ndarray, list]]:
+    out = {}
+    for name in [*GROUPS, "img_obama_smile_teeth.jpg", "neg_no_human_face_cartoon.jpg"]:
+        image = read_image(DATA / name)
+        out[name] = (image, detect_faces(image))
+    return out
+
+
+@pytest.mark.parametrize("name", list(GROUPS))
+def test_every_person_in_a_group_photo_is_found_once(detected, name):
+    image, faces = detected[name]
+    assert len(faces) == GROUPS[name]
+    for i, a in enumerate(faces):
+        for b in faces[i + 1:]:
+            assert iou(a.box, b.box) < 0.1, "one face reported twice"
+
+
+def test_cartoon_has_no_human_face(detected):
+    assert detected["neg_no_human_face_cartoon.jpg"][1] == []
+
+
+@pytest.mark.parametrize("name", list(GROUPS))
+def test_faces_are_numbered_left_to_right_with_478_landmarks_inside_the_frame(detected, name):
+    image, faces = detected[name]
+    assert [f.track_id for f in faces] == list(range(len(faces)))
+    centers = [float(f.box[0] + f.box[2]) / 2 for f in faces]
+    assert centers == sorted(centers)
+    h, w = image.shape[:2]
+    for face in faces:
+        lm = face.landmarks
+        assert lm.shape == (478, 2)
+        assert np.all(lm[:, 0] > -0.05 * w) and np.all(lm[:, 0] < 1.05 * w)
+        # anatomy, as a check that the points belong to this face: lips under the nose, chin under the lips
+        assert lm[LIPS, 1].mean() > lm[1, 1] and lm[CHIN, 1] > lm[LIPS, 1].max()
+        assert face.contains(*lm[LIPS].mean(0))
+
+
+def test_small_faces_are_found(detected):
+    smallest = min(f.width for name in GROUPS for f in detected[name][1])
+    assert smallest < 80, "the test photos should exercise faces under 80 px"
+
+
+@pytest.mark.parametrize("name", [*GROUPS, "img_obama_smile_teeth.jpg"])
+def test_crop_box_holds_the_whole_jaw_and_chin(detected, name):
+    image, faces = detected[name]
+    h, w = image.shape[:2]
+    for face in faces:
+        top, bottom, left, right = crop_box(face, image.shape)
+        assert all(isinstance(v, int) for v in (top, bottom, left, right))
+        assert 0 <= top < bottom <= h and 0 <= left < right <= w
+        jaw = face.landmarks[JAW]
+        assert bottom > jaw[:, 1].max() or bottom == h, "the chin must be inside the crop"
+        assert bottom - jaw[:, 1].max() >= 0.03 * face.height or bottom == h, "a margin below the chin"
+        assert left <= jaw[:, 0].min() and right > jaw[:, 0].max()
+        assert top <= face.box[1] + 1
+        assert crop_box(face, image.shape) == (top, bottom, left, right)
+
+
+def test_crop_box_is_clipped_at_the_frame_edge(detected):
+    image, faces = detected["img_obama_smile_teeth.jpg"]
+    face = faces[0]
+    dy = image.shape[0] - float(face.landmarks[JAW, 1].max()) + 5  # the chin now lies below the frame
+    shifted = type(face)(box=face.box + [0, dy, 0, dy], landmarks=face.landmarks + [0, dy])
+    top, bottom, left, right = crop_box(shifted, image.shape)
+    assert bottom == image.shape[0]
+
+
+def test_still_analysis_matches_detection_and_is_one_frame():
+    tracks = analyze(DATA / "grp4_four_men_beards_glasses.jpg", use_cache=False)
+    assert tracks.num_frames == 1 and tracks.track_ids == [0, 1, 2, 3]
+    summary = tracks.summary()
+    assert [r["frames"] for r in summary] == [1, 1, 1, 1]
+    assert [r["box"][0] for r in summary] == sorted(r["box"][0] for r in summary)
+    assert tracks.strength(2).tolist() == [1.0]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return analyze(DATA / "grp2_obama_biden_side_by_side.jpg", use_cache=False)
+
+
+def test_select_by_pixel_picks_the_face_under_it(pair):
+    for face in pair.faces_in(0):
+        x, y = face.landmarks[1]  # nose tip
+        assert select(pair, at=(x, y)) == face.track_id
+    with pytest.raises(NoFaceError, match="grp2_obama_biden_side_by_side.jpg: no face covers pixel 2,2"):
+        select(pair, at=(2, 2))
+
+
+def test_select_by_reference_photo_picks_the_same_person(pair):
+    obama = select(pair, like=DATA / "img_obama_smile_teeth.jpg")
+    biden = select(pair, like=DATA / "img_biden_older_smile_teeth.jpg")
+    assert (obama, biden) == (0, 1)  # Obama stands on the left in this photo
+    assert "looks like the reference photo" in obama.reason
+
+
+def test_select_by_reference_without_face_or_without_match_is_a_clear_error(pair):
+    with pytest.raises(NoFaceError, match="neg_no_human_face_cartoon.jpg: no face found in the reference"):
+        select(pair, like=DATA / "neg_no_human_face_cartoon.jpg")
+    six = analyze(DATA / "grp6_many_faces_friends.jpg", use_cache=False)
+    with pytest.raises(NoFaceError, match="no face resembles the reference photo"):
+        select(six, like=DATA / "img_obama_smile_teeth.jpg")
+
+
+def test_select_by_id_default_and_errors(pair):
+    assert select(pair, face_id=1) == 1
+    with pytest.raises(NoFaceError, match="there is no face 7"):
+        select(pair, face_id=7)
+    chosen = select(pair)
+    sizes = {r["id"]: r["size"][0] * r["size"][1] for r in pair.summary()}
+    assert chosen == max(sizes, key=sizes.get) and chosen.reason.startswith(f"chose face {int(chosen)} of 2")
+    empty = analyze(DATA / "neg_no_human_face_cartoon.jpg", use_cache=False)
+    with pytest.raises(NoFaceError, match="neg_no_human_face_cartoon.jpg: no face found"):
+        select(empty)
+
+
+def test_identity_separates_people_and_matches_the_same_one(detected):
+    image, (left, right) = detected["grp2_obama_biden_side_by_side.jpg"]
+    ref_image, (ref,) = detected["img_obama_smile_teeth.jpg"]
+    a, b, r = identity.embed(image, left), identity.embed(image, right), identity.embed(ref_image, ref)
+    assert a.shape == (128,)
+    assert identity.distance(a, r) < identity.THRESHOLD < identity.distance(b, r)
