@@ -359,7 +359,7 @@ def test_real_pipeline_makes_the_second_face_speak(make_client, lipdub_home, tmp
     done = wait_job(client, job.json()["id"], ended, timeout=240)
     assert done["state"] == "done", done["error"]
     assert done["result"]["duration"] == pytest.approx(3.0, abs=0.1)
-    assert done["result"]["speakers"][0]["track_id"] == second["id"]
+    assert done["result"]["speakers"][0]["face"] == second["id"]
     out = tmp_path / "dl.mp4"
     out.write_bytes(client.get(done["result_url"]).content)
     from lipdub.media import probe

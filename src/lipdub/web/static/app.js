@@ -273,7 +273,8 @@ async function init() {
   $("duck").addEventListener("input", () => { $("duck-value").textContent = $("duck").value; });
   $("start").addEventListener("click", start);
   $("cancel").addEventListener("click", cancel);
-  $("token-save").addEventListener("click", () => {
+  $("token-box").addEventListener("submit", (e) => {
+    e.preventDefault();
     localStorage.setItem("lipdub-token", $("token-input").value); $("token-box").hidden = true; init2();
   });
   await init2();
