@@ -125,6 +125,8 @@ def test_select_by_reference_without_face_or_without_match_is_a_clear_error(pair
 
 def test_select_by_id_default_and_errors(pair):
     assert select(pair, face_id=1) == 1
+    track_id, reason = select(pair, face_id=1)  # the pipeline unpacks (id, reason)
+    assert (track_id, reason) == (1, "chose face 1 of 2: asked for by id")
     with pytest.raises(NoFaceError, match="there is no face 7"):
         select(pair, face_id=7)
     chosen = select(pair)

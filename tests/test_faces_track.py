@@ -132,7 +132,9 @@ def test_strength_fades_around_a_gap_and_is_zero_inside(crossing_tracks):
 
 
 def test_real_clip_one_stable_track_with_full_landmarks():
-    tracks = analyze(DATA / "vox_man_3s.mp4", use_cache=False)
+    calls: list[tuple[int, int]] = []
+    tracks = analyze(DATA / "vox_man_3s.mp4", use_cache=False, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (1, 75) and calls[-1] == (75, 75)
     assert tracks.num_frames == 75
     assert tracks.track_ids == [0]
     assert len(tracks.frames_of(0)) >= 72

@@ -14,8 +14,8 @@ from lipdub.faces.detect import Detector
 from lipdub.faces.track import Tracker, thumbnail
 from lipdub.faces.tracks import FaceTracks
 
-# progress(stage, done, total): the pipeline's callback shape; stage is "detecting" here
-Progress = Callable[[str, int, int], None]
+# progress(done, total): frames analysed so far, of the video's frame count
+Progress = Callable[[int, int], None]
 
 
 def analyze(path: str | os.PathLike[str], *, fps: float | None = None, use_cache: bool = True,
@@ -76,7 +76,7 @@ def _analyze_video(path: str | os.PathLike[str], fps: float, total: int, setting
         for i, frame in enumerate(iter_frames(path, fps=fps)):
             tracker.step(frame)
             if progress:
-                progress("detecting", i + 1, max(total, i + 1))
+                progress(i + 1, max(total, i + 1))
             elif bar is not None:
                 bar.update(1)
     finally:

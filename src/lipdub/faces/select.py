@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,10 @@ from lipdub.faces.tracks import FaceTracks
 
 
 class Selection(int):
-    """A track id (an int) that also says why it was chosen: `.reason`, one line for the CLI."""
+    """A track id (an int) that also says why it was chosen: `.reason`, one line for the CLI.
+
+    Use it as the id (`int(sel)`, `sel == 2`) or unpack it: `track_id, reason = select(...)`.
+    """
 
     reason: str
 
@@ -21,6 +25,9 @@ class Selection(int):
         obj = super().__new__(cls, track_id)
         obj.reason = reason
         return obj
+
+    def __iter__(self) -> Iterator[int | str]:
+        return iter((int(self), self.reason))
 
 
 def _name(tracks: FaceTracks) -> str | None:
