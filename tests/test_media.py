@@ -67,6 +67,9 @@ def test_kind_is_decided_by_content_not_extension(tmp_path):
     info = probe(gif)
     assert (info.kind, info.num_frames, info.fps) == ("video", 3, 10.0)
     assert [int(f.mean()) for f in iter_frames(gif)] == pytest.approx([0, 120, 250], abs=3)
+    webp = tmp_path / "anim.webp"  # FFmpeg cannot decode animated WebP: its first frame is the still
+    frames[0].save(webp, format="WEBP", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    assert probe(webp).kind == "image" and read_image(webp).max() == 0
 
 
 @pytest.mark.parametrize("make, message", [

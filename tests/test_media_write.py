@@ -144,3 +144,16 @@ def test_surround_audio_is_downmixed_to_stereo(tmp_path):
     left, right = load_audio(out, mono=False)
     assert np.abs(left).max() == pytest.approx(0.3 * 0.7071, abs=0.03)
     np.testing.assert_allclose(left, right, atol=1e-3)
+
+
+def test_silent_and_empty_audio_load_as_arrays_and_fail_require_speech(tmp_path):
+    from lipdub.media import require_speech
+
+    write_audio(tmp_path / "zeros.wav", np.zeros(8000, np.float32), 16000)
+    write_audio(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    zeros, empty = load_audio(tmp_path / "zeros.wav"), load_audio(tmp_path / "empty.wav")
+    assert zeros.shape == (8000,) and not zeros.any() and empty.shape == (0,) and empty.dtype == np.float32
+    with pytest.raises(LipdubError, match=r"zeros\.wav: audio is silent"):
+        require_speech(zeros, tmp_path / "zeros.wav")
+    with pytest.raises(LipdubError, match=r"empty\.wav: audio is empty"):
+        require_speech(empty, tmp_path / "empty.wav")

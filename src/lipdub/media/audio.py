@@ -121,6 +121,7 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, rate: int) -> N
     with atomic_output(path) as tmp, av.open(str(tmp), "w") as container:
         stream = container.add_stream(codec, rate=int(rate), layout=layout)
         stream.format = fmt
+        container.start_encoding()  # a valid (empty) file even with no samples
         step = 65536
         for i in range(0, planar.shape[1], step):
             frame = av.AudioFrame.from_ndarray(planar[:, i:i + step], format="fltp", layout=layout)

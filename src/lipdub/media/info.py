@@ -16,7 +16,9 @@ from PIL import Image, UnidentifiedImageError
 from lipdub.errors import MediaError
 
 MIN_SIDE = 8  # px; anything smaller cannot hold a face
-_ANIMATED = {"GIF", "PNG", "WEBP"}  # PIL formats where several frames mean an animation (not MPO/TIFF pages)
+# PIL formats where several frames mean an animation FFmpeg decodes (GIF, APNG). Not MPO/TIFF pages, and not
+# animated WebP, which FFmpeg cannot decode: it is read as its first frame.
+_ANIMATED = {"GIF", "PNG"}
 
 
 @dataclass(frozen=True)
