@@ -107,3 +107,15 @@ def test_box_over_the_frame_edge_is_clipped(engine, speech):
     assert patch.box == (0, 90, 450, 512) and patch.image.shape == (90, 62, 3)
     with pytest.raises(LipdubError, match="outside"):
         engine.render([job(0, read_rgb("face.png"), box=(600, 700, 0, 50))])
+
+
+def test_bfloat16_fast_path_stays_close(checkpoint, speech):
+    face = read_rgb("face.png")
+    fast = Wav2LipEngine(checkpoint, device="cpu", dtype="bfloat16")
+    fast.prepare(speech, 25.0)
+    out = face.copy()
+    out[58:183, 170:281] = fast.render([job(7, face)])[0].image
+    diff = np.abs(out.astype(int) - read_rgb("e2e_frame_0007.png"))
+    assert diff.max() <= 3 and diff[58:183, 170:281].mean() <= 0.5
+    with pytest.raises(LipdubError, match="unknown dtype"):
+        Wav2LipEngine(checkpoint, device="cpu", dtype="int4")
