@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 Runner = Callable[..., Any]  # runner(request: AnimateRequest, progress) -> AnimateResult, like pipeline.animate
 
 # share of the bar each pipeline stage owns, in order; unknown stages keep the current percent
-STAGES = {"starting": (0.0, 1.0), "analyzing": (1.0, 5.0), "detecting": (5.0, 25.0),
-          "generating": (30.0, 60.0), "encoding": (90.0, 10.0), "done": (100.0, 0.0)}
+# (generating streams into the encoder, so it owns nearly all the rest)
+STAGES = {"starting": (0.0, 1.0), "analyzing": (1.0, 4.0), "detecting": (5.0, 20.0),
+          "generating": (25.0, 73.0), "encoding": (98.0, 2.0), "done": (100.0, 0.0)}
 PROGRESS_EVERY = 0.25  # seconds between progress messages / database writes
 
 
@@ -35,12 +36,17 @@ def stage_percent(stage: str, done: int, total: int, current: float) -> float:
     return max(current, min(start + span * frac, 100.0))
 
 
-def eta_seconds(started: float, percent: float, now: float) -> float | None:
-    """Seconds left, extrapolated from the time spent so far; None until there is enough to go on."""
-    if percent < 2.0 or percent >= 100.0:
+def eta_seconds(started: float, percent: float, now: float, stage_started: float | None = None,
+                stage_frac: float = 0.0) -> float | None:
+    """Seconds left: from the current stage's own pace once it is 5% in (stages run at very different
+    speeds), else extrapolated from the whole job; None until there is enough to go on."""
+    if percent >= 100.0:
         return None
-    elapsed = now - started
-    return elapsed * (100.0 - percent) / percent
+    if stage_started is not None and stage_frac >= 0.05:
+        return (now - stage_started) * (1.0 - stage_frac) / stage_frac
+    if percent < 2.0:
+        return None
+    return (now - started) * (100.0 - percent) / percent
 
 
 def _child(runner: Runner, request: Any, conn: Connection, log_path: str) -> None:
@@ -184,6 +190,7 @@ class JobQueue:
         proc.start()
         child.close()
         started, percent, last_write = time.time(), 0.0, 0.0
+        stage_name, stage_started = "", started
         outcome: tuple | None = None
         while outcome is None:
             if cancel.is_set():
@@ -196,10 +203,13 @@ class JobQueue:
                     break
                 if msg[0] == "progress":
                     _, stage, done, total = msg
-                    percent = stage_percent(stage, done, total, percent)
                     now = time.time()
+                    if stage != stage_name:
+                        stage_name, stage_started = stage, now
+                    percent = stage_percent(stage, done, total, percent)
                     if now - last_write >= PROGRESS_EVERY or done >= total:
-                        self.store.update_progress(job.id, stage, round(percent, 1), eta_seconds(started, percent, now))
+                        eta = eta_seconds(started, percent, now, stage_started, done / total if total else 0.0)
+                        self.store.update_progress(job.id, stage, round(percent, 1), eta)
                         last_write = now
                 else:
                     outcome = msg
