@@ -201,3 +201,29 @@ def test_invalid_arguments_are_refused():
         mix_soundtrack([SpeechTrack(speech, rate)], None, duration=0.0)
     with pytest.raises(ValueError, match="nothing to mix"):
         mix_soundtrack([], None, duration=1.0)
+
+
+def test_a_low_rate_original_is_upsampled_to_better_speech_without_delay():
+    original, rate = load("dialogue_16k.flac")  # a 16 kHz mono soundtrack (speech from 1.69 s)
+    speech, speech_rate = load("flemish_vl00203_22k.flac")
+    out, out_rate = mix_soundtrack([SpeechTrack(speech, speech_rate, 5.0)], (original, rate), duration=8.0,
+                                   limiter=False)
+    assert out_rate == speech_rate and out.shape == (1, 8 * speech_rate)  # the speech keeps its 22.05 kHz
+    # before the new speech: the original alone, resampled (in chunks) exactly like one whole-file soxr pass
+    expected = soxr.resample(original[0], rate, speech_rate, quality="VHQ")[: 4 * speech_rate]
+    np.testing.assert_allclose(out[0, : 4 * speech_rate], expected, atol=1e-5)
+    assert np.abs(expected[2 * speech_rate:]).max() > 0.05  # (that stretch does hold speech)
+
+
+def test_long_soundtracks_are_processed_in_chunks_with_no_seams(monkeypatch):
+    import lipdub.audio.mix as mix
+
+    original, rate = load("dialogue_16k.flac")
+    speech, speech_rate = load("flemish_vl00203_22k.flac")
+    args = ([SpeechTrack(speech, speech_rate, 3.0, gain_db=20.0)], (original * 4, rate))
+    kwargs = {"duration": 8.0, "duck_db": 10.0, "speech_activity": lambda a, r: [(0.2, 2.0)]}
+    whole, _ = mix_soundtrack(*args, **kwargs)
+    monkeypatch.setattr(mix, "_CHUNK", 5003)  # ~35 chunks, boundaries everywhere
+    chunked, _ = mix_soundtrack(*args, **kwargs)
+    assert reference_true_peak(whole) > -1.5  # the limiter had work to do
+    np.testing.assert_allclose(chunked, whole, atol=2e-5)

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Literal
 
 import numpy as np
 import soxr
-from scipy.signal import firwin, resample_poly
 
 Segments = list[tuple[float, float]]
 # speech_activity(mono float32 audio, rate) -> speech spans in seconds from the audio's start
@@ -73,7 +71,8 @@ def mix_soundtrack(
     """Mix `speech` over `original` (audio (channels, n) or (n,), rate) into exactly `duration` seconds.
 
     `duck_db` >= 0 is how many dB the original drops under speech; the drop starts `lookahead` s before a
-    detected speech onset and is complete `attack` s later (the default leaves 50 ms for VAD onset error). Returns (audio (channels, n) float32, rate).
+    detected speech onset and is complete `attack` s later (the default leaves 50 ms for VAD onset error).
+    Returns (audio (channels, n) float32, rate).
     """
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
@@ -83,24 +82,20 @@ def mix_soundtrack(
     rate = out_rate or _output_rate([t.rate for t in speech] + ([orig[1]] if orig else []))
     channels = out_channels or _output_channels(orig[0].shape[0] if orig else None,
                                                 [_as_2d(t.audio).shape[0] for t in speech])
-    n = int(round(duration * rate))
-    out = np.zeros((channels, n), np.float32)
+    out = np.zeros((channels, int(round(duration * rate))), np.float32)
 
-    if orig is not None:
-        bed = _resample(_to_channels(orig[0], channels), orig[1], rate)[:, :n]
-        bed *= np.float32(db_to_gain(original_gain_db))
+    if orig is not None:  # the bed first, ducked in place, so no second full-length buffer is needed
+        _place_original(out, *orig, rate, db_to_gain(original_gain_db))
         if duck_db > 0 and speech:
             spans = merge_segments(_timeline_segments(speech, speech_activity), hold)
-            _apply_ducking(bed, rate, spans, duck_db, attack, release, lookahead)
-        out[:, : bed.shape[1]] += bed
-        del bed
+            _apply_ducking(out, rate, spans, duck_db, attack, release, lookahead)
 
     target = _loudness_target(speech_loudness, orig)
     for track in speech:
         _add_track(out, rate, track, target)
 
     if limiter:
-        out = true_peak_limit(out, rate, ceiling_dbtp=ceiling_dbtp)
+        out = true_peak_limit(out, rate, ceiling_dbtp=ceiling_dbtp, in_place=True)
     return out, rate
 
 
@@ -129,12 +124,13 @@ def integrated_loudness(audio: np.ndarray, rate: int) -> float:
 
 
 def true_peak_limit(audio: np.ndarray, rate: int, *, ceiling_dbtp: float = -1.0, lookahead: float = 0.005,
-                    release: float = 0.1, oversample: int = 4, block: int = 16) -> np.ndarray:
+                    release: float = 0.1, oversample: int = 4, block: int = 16, in_place: bool = False) -> np.ndarray:
     """Look-ahead limiter on true peaks: output true peak <= `ceiling_dbtp`, gain never above 1.
 
     The gain ramps down (raised over `lookahead` s, so it is smooth) before each over and comes back at
     6 dB per `release` s. Gain is computed per `block` samples with a margin that holds between blocks.
-    Audio whose true peak is already below the ceiling is returned unchanged.
+    Audio whose true peak is already below the ceiling is returned unchanged. `in_place` reuses a float32
+    (channels, n) input as the output.
     """
     x = _as_2d(audio).astype(np.float32, copy=False)
     peaks = _block_true_peaks(x, block, oversample)
@@ -149,13 +145,13 @@ def true_peak_limit(audio: np.ndarray, rate: int, *, ceiling_dbtp: float = -1.0,
     att = np.maximum.accumulate(att + steps) - steps
     la = max(1, int(np.ceil(lookahead / block_s)))
     att = _window_max(att, 0, la)  # start before the over ...
-    att = np.convolve(np.pad(att, (la, 0), mode="edge"), np.full(la + 1, 1.0 / (la + 1)), mode="valid")  # ... smoothly
+    att = np.convolve(np.pad(att, (la, 0), mode="edge"), np.full(la + 1, 1 / (la + 1)), "valid")  # ... smoothly
     centres = (np.arange(att.size) + 0.5) * block - 0.5
-    out = np.empty_like(x)
+    out = x if in_place else np.empty_like(x)
     for a in range(0, x.shape[1], _CHUNK):
-        idx = np.arange(a, min(a + _CHUNK, x.shape[1]))
-        gain = 10.0 ** (-np.interp(idx, centres, att) / 20.0)
-        out[:, idx] = x[:, idx] * gain.astype(np.float32)
+        b = min(a + _CHUNK, x.shape[1])
+        gain = 10.0 ** (-np.interp(np.arange(a, b), centres, att) / 20.0)
+        np.multiply(x[:, a:b], gain.astype(np.float32), out=out[:, a:b])
     return out
 
 
@@ -166,29 +162,22 @@ def _window_max(x: np.ndarray, before: int, after: int) -> np.ndarray:
 
 
 def _block_true_peaks(x: np.ndarray, block: int, oversample: int) -> np.ndarray:
-    """Max |sample| over channels and `oversample`x interpolated points, per `block` input samples."""
+    """Max |sample| over channels and `oversample`x interpolated points (soxr, linear phase), per `block`."""
     n = x.shape[1]
-    pad = 64  # > the resampler's filter half-length in input samples: chunk edges are exact
-    nblocks = -(-n // block)
-    peaks = np.zeros(nblocks)
+    pad = 256  # > soxr's filter reach in input samples at this ratio: chunk edges are exact
+    peaks = np.zeros(-(-n // block))
     step = _CHUNK - _CHUNK % block
     for a in range(0, n, step):
         b = min(a + step, n)
         lo, hi = max(0, a - pad), min(n, b + pad)
-        seg = np.pad(x[:, lo:hi], ((0, 0), (pad - (a - lo), pad - (hi - b))))
-        up = resample_poly(seg, oversample, 1, axis=1, window=_interpolator(oversample))
-        up = np.abs(up[:, pad * oversample:(pad + b - a) * oversample])
-        frame = np.maximum(up.max(axis=0), np.abs(x[:, a:b]).max(axis=0).repeat(oversample))
+        seg = np.pad(x[:, lo:hi], ((0, 0), (pad - (a - lo), pad - (hi - b)))).T
+        up = soxr.resample(np.ascontiguousarray(seg, np.float32), 1, oversample, quality="HQ")
+        up = np.abs(up[pad * oversample:(pad + b - a) * oversample]).max(axis=1)
+        frame = np.maximum(up, np.abs(x[:, a:b]).max(axis=0).repeat(oversample))
         frame = np.pad(frame, (0, (-frame.size) % (block * oversample)))
         peaks[a // block: a // block + frame.size // (block * oversample)] = (
             frame.reshape(-1, block * oversample).max(axis=1))
     return peaks
-
-
-@cache
-def _interpolator(oversample: int, half_len: int = 24) -> np.ndarray:
-    """Low-pass FIR for `oversample`x interpolation: flat to ~0.97 x Nyquist (true-peak metering)."""
-    return firwin(2 * half_len * oversample + 1, 1.0 / oversample, window=("kaiser", 8.0))
 
 
 def _loudness_target(speech_loudness: float | str | None, orig: tuple[np.ndarray, int] | None) -> float | None:
@@ -201,6 +190,27 @@ def _loudness_target(speech_loudness: float | str | None, orig: tuple[np.ndarray
 
 
 # --- placing speech -----------------------------------------------------------------------------------
+
+
+def _place_original(out: np.ndarray, audio: np.ndarray, rate: int, out_rate: int, gain: float) -> None:
+    """Write `audio` into `out` from t = 0 at the output's rate and channels, times `gain`, chunk by chunk."""
+    n, channels, g = out.shape[1], out.shape[0], np.float32(gain)
+    if rate == out_rate:
+        for a in range(0, min(n, audio.shape[1]), _CHUNK):
+            b = min(a + _CHUNK, n, audio.shape[1])
+            out[:, a:b] = _to_channels(audio[:, a:b].astype(np.float32, copy=False), channels) * g
+        return
+    stream = soxr.ResampleStream(rate, out_rate, channels, dtype="float32", quality="VHQ")
+    pos = 0
+    for a in range(0, audio.shape[1], _CHUNK):
+        chunk = _to_channels(audio[:, a:a + _CHUNK].astype(np.float32, copy=False), channels)
+        y = stream.resample_chunk(np.ascontiguousarray(chunk.T), last=a + _CHUNK >= audio.shape[1])
+        k = min(len(y), n - pos)
+        if k > 0:
+            out[:, pos:pos + k] = y[:k].T * g
+        pos += len(y)
+        if pos >= n:
+            return
 
 
 def _add_track(out: np.ndarray, rate: int, track: SpeechTrack, loudness: float | None) -> None:
