@@ -65,6 +65,11 @@ def test_mel_windows_stacks_columns():
         mel_windows(mel, [25])
 
 
+def test_stereo_is_refused():
+    with pytest.raises(ValueError, match="mono"):
+        melspectrogram(np.zeros((2, 4000), np.float32))
+
+
 def test_too_short_audio_is_an_error():
     with pytest.raises(ValueError, match="too short"):
         chunk_starts(10, 25)

@@ -47,8 +47,10 @@ def _stft_magnitude(y: np.ndarray) -> np.ndarray:
 
 
 def melspectrogram(wav: np.ndarray) -> np.ndarray:
-    """Normalised log-mel of 16 kHz mono audio: (80, 1 + len(wav)//200) float32 in [-4, 4]."""
-    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    """Normalised log-mel of 16 kHz mono float audio in [-1, 1]: (80, 1 + len(wav)//200) float32 in [-4, 4]."""
+    wav = np.squeeze(np.asarray(wav, dtype=np.float32))
+    if wav.ndim != 1:
+        raise ValueError(f"melspectrogram expects mono audio, got shape {wav.shape}")
     if len(wav) < 2:
         raise ValueError("audio is too short for a mel spectrogram (needs at least 2 samples)")
     emphasised = lfilter([1.0, -PREEMPHASIS], [1.0], wav)  # float64
