@@ -1,0 +1,317 @@
+"""Speech -> timed mouth-shape cues (phones from PocketSphinx, silence from silero-vad) and per-frame weights.
+
+Shapes follow Rhubarb Lip Sync's letters so animators can use the exports directly:
+X rest, A closed (P B M), B slightly open (most consonants, EE), C open (EH AE), D wide open (AA),
+E rounded (AO ER), F puckered (UW OW W), G lower lip to upper teeth (F V), H tongue up (L).
+Recognition runs in PocketSphinx's phonetic (allphone) mode, so any language gets usable phones; where it
+fails (noise, music, a decoder error) a fallback reads the shape from loudness and spectrum instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+
+SR = 16000
+SHAPES: tuple[str, ...] = ("X", "A", "B", "C", "D", "E", "F", "G", "H")
+SHAPE_NAMES: dict[str, str] = {
+    "X": "rest", "A": "closed (P B M)", "B": "slightly open (K S T, EE)", "C": "open (EH AE)",
+    "D": "wide open (AA)", "E": "rounded (AO ER)", "F": "puckered (UW OW W)", "G": "lip to teeth (F V)",
+    "H": "tongue up (L)",
+}
+SHAPE_INDEX = {s: i for i, s in enumerate(SHAPES)}
+
+# CMU phones (PocketSphinx en-us) -> shape; diphthongs glide from their first to their second shape.
+PHONE_SHAPES: dict[str, str] = {
+    "P": "A", "B": "A", "M": "A",
+    "F": "G", "V": "G", "L": "H",
+    "AA": "D", "AH": "C", "AE": "C", "EH": "C",
+    "AO": "E", "ER": "E", "R": "E", "UH": "E",
+    "UW": "F", "W": "F",
+    "IY": "B", "IH": "B", "Y": "B",
+    **{p: "B" for p in ("K", "G", "NG", "S", "Z", "SH", "ZH", "CH", "JH", "T", "D", "N", "TH", "DH", "HH")},
+}
+DIPHTHONGS: dict[str, tuple[str, str]] = {
+    "AY": ("D", "B"), "AW": ("D", "F"), "OY": ("E", "B"), "EY": ("C", "B"), "OW": ("E", "F"),
+}
+# how strongly a shape holds against its neighbours while they blend (lips must meet on P/B/M)
+DOMINANCE = np.array([0.6, 4.0, 1.0, 1.2, 1.3, 1.3, 1.6, 2.5, 1.0], np.float32)
+ANTICIPATION_S = 0.03  # the mouth moves a little before the sound
+BLEND_S = 0.028  # std. dev. of the ease in/out
+
+
+@dataclass
+class Cue:
+    """One mouth shape held from `start` to `end` seconds; `phone` is the recognised phone (None: fallback/rest)."""
+
+    start: float
+    end: float
+    shape: str
+    phone: str | None = None
+
+
+# ---------------------------------------------------------------- recognition
+
+_decoder_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _decoder():
+    """PocketSphinx in phonetic mode with the acoustic model and phone LM packaged inside its wheel."""
+    import pocketsphinx
+
+    model = pocketsphinx.get_model_path()
+    return pocketsphinx.Decoder(
+        hmm=os.path.join(model, "en-us", "en-us"),
+        allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"),
+        lw=2.0, beam=1e-20, pbeam=1e-20, wip=0.5, frate=100, loglevel="FATAL",
+    )
+
+
+def recognize_phones(wav16k: np.ndarray) -> list[tuple[str, float, float]]:
+    """Phones with (start, end) seconds from PocketSphinx's allphone decoder; silence/noise come back as 'SIL'."""
+    pcm = (np.clip(np.asarray(wav16k, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+    with _decoder_lock:
+        dec = _decoder()
+        dec.start_utt()
+        dec.process_raw(pcm, full_utt=True)
+        dec.end_utt()
+        segs = [(s.word, s.start_frame / 100.0, (s.end_frame + 1) / 100.0) for s in dec.seg()]
+    out = []
+    for word, start, end in segs:
+        phone = word if (word in PHONE_SHAPES or word in DIPHTHONGS) else "SIL"
+        out.append((phone, start, end))
+    return out
+
+
+def phones_to_cues(phones: list[tuple[str, float, float]]) -> list[Cue]:
+    """Map phones to shapes (splitting diphthongs 60/40 into their two shapes); silence becomes X."""
+    cues: list[Cue] = []
+    for phone, start, end in phones:
+        if phone in DIPHTHONGS:
+            first, second = DIPHTHONGS[phone]
+            mid = start + 0.6 * (end - start)
+            cues += [Cue(start, mid, first, phone), Cue(mid, end, second, phone)]
+        else:
+            cues.append(Cue(start, end, PHONE_SHAPES.get(phone, "X"), None if phone == "SIL" else phone))
+    return cues
+
+
+# ---------------------------------------------------------------- fallback from loudness and spectrum
+
+def _frame_features(wav16k: np.ndarray, hop: int = 160) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per 10 ms: loudness relative to the speech peak (0..1), spectral centroid (Hz), high-band ratio."""
+    import librosa
+
+    wav = np.asarray(wav16k, np.float32)
+    spec = np.abs(librosa.stft(wav, n_fft=512, hop_length=hop, win_length=400, center=True)) ** 2
+    freqs = librosa.fft_frequencies(sr=SR, n_fft=512)
+    power = spec.sum(axis=0) + 1e-10
+    db = 10 * np.log10(power)
+    peak = np.percentile(db, 95)
+    rel = np.clip((db - (peak - 35.0)) / 35.0, 0.0, 1.0)
+    centroid = (spec * freqs[:, None]).sum(axis=0) / power
+    high = spec[freqs >= 3500].sum(axis=0) / power
+    return rel, centroid, high
+
+
+def fallback_cues(wav16k: np.ndarray, start: float = 0.0, end: float | None = None) -> list[Cue]:
+    """Shapes from loudness and spectrum alone: loud low-centroid sound opens wide, quiet voiced sound
+    rounds, hiss shows teeth, dips close the lips. Used where phone recognition fails."""
+    from scipy.ndimage import median_filter
+
+    end = len(wav16k) / SR if end is None else end
+    seg = np.asarray(wav16k[int(start * SR): int(end * SR)], np.float32)
+    if len(seg) < 400:
+        return [Cue(start, end, "X")]
+    rel, centroid, high = _frame_features(seg)
+    labels = np.full(len(rel), SHAPE_INDEX["B"])
+    voiced = high < 0.35
+    labels[voiced & (rel > 0.45) & (centroid < 900)] = SHAPE_INDEX["E"]
+    labels[voiced & (rel > 0.45) & (centroid >= 900)] = SHAPE_INDEX["C"]
+    labels[voiced & (rel > 0.75) & (centroid < 1800)] = SHAPE_INDEX["D"]
+    labels[voiced & (rel > 0.2) & (rel <= 0.45) & (centroid < 600)] = SHAPE_INDEX["F"]
+    labels[rel < 0.2] = SHAPE_INDEX["A"]
+    labels = median_filter(labels, size=7, mode="nearest")
+    cues: list[Cue] = []
+    bounds = np.flatnonzero(np.diff(labels)) + 1
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(labels)], strict=True):
+        cues.append(Cue(start + a * 0.01, min(end, start + b * 0.01), SHAPES[labels[a]]))
+    cues[-1].end = end
+    return cues
+
+
+# ---------------------------------------------------------------- cue extraction
+
+def _merge(cues: list[Cue]) -> list[Cue]:
+    """Join neighbours with the same shape and phone-less rests; drop empty cues."""
+    out: list[Cue] = []
+    for c in cues:
+        if c.end - c.start <= 1e-6:
+            continue
+        if out and out[-1].shape == c.shape and (c.shape == "X" or out[-1].phone == c.phone):
+            out[-1].end = c.end
+        else:
+            out.append(Cue(c.start, c.end, c.shape, c.phone))
+    return out
+
+
+def _drop_short(cues: list[Cue], min_dur: float) -> list[Cue]:
+    """Give cues shorter than `min_dur` to their longer neighbour (closures A are kept: lips must meet)."""
+    cues = list(cues)
+    changed = True
+    while changed and len(cues) > 1:
+        changed = False
+        for i, c in enumerate(cues):
+            if c.end - c.start >= min_dur - 1e-6 or c.shape == "A":
+                continue
+            prev = cues[i - 1] if i > 0 else None
+            nxt = cues[i + 1] if i + 1 < len(cues) else None
+            if nxt is None or (prev is not None and prev.end - prev.start >= nxt.end - nxt.start):
+                prev.end = c.end
+            else:
+                nxt.start = c.start
+            del cues[i]
+            changed = True
+            break
+    return cues
+
+
+def _silence_mask(wav16k: np.ndarray, cues_grid: int) -> np.ndarray:
+    """Speech flags on a 10 ms grid from silero-vad (hysteresis 0.5 / 0.35)."""
+    from lipdub.audio import vad
+
+    segments = vad.speech_segments(wav16k, min_silence=0.15, pad=0.04)
+    speech = np.zeros(cues_grid, bool)
+    for s, e in segments:
+        speech[int(round(s * 100)): int(round(e * 100))] = True
+    return speech
+
+
+def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "auto") -> list[Cue]:
+    """Timed mouth cues covering the whole audio.
+
+    method: 'phones' (PocketSphinx), 'energy' (loudness/spectrum fallback only) or 'auto' (phones, with the
+    fallback for speech stretches the recogniser leaves mostly silent). Silence found by the voice-activity
+    detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
+    """
+    wav = np.asarray(wav16k, np.float32).reshape(-1)
+    duration = len(wav) / SR
+    if duration <= 0:
+        return []
+    grid = int(np.ceil(duration * 100))
+    speech = _silence_mask(wav, grid)
+    phones: list[tuple[str, float, float]] = []
+    if method != "energy":
+        try:
+            phones = recognize_phones(wav)
+        except Exception:  # the decoder failed on this audio: the fallback covers it
+            phones = []
+    # shape id per 10 ms from the phones, then the fallback where speech has no phones
+    labels = np.full(grid, -1, np.int64)
+    phone_at = np.full(grid, "", object)
+    for cue in phones_to_cues(phones):
+        a, b = int(round(cue.start * 100)), int(round(cue.end * 100))
+        labels[a:b] = SHAPE_INDEX[cue.shape]
+        phone_at[a:b] = cue.phone or ""
+    labels[~speech] = SHAPE_INDEX["X"]
+    for a, b in _runs(speech):
+        voiced = labels[a:b]
+        if method == "energy" or np.mean(voiced > 0) < 0.5:
+            for c in fallback_cues(wav, a / 100, b / 100):
+                i, j = int(round(c.start * 100)), int(round(c.end * 100))
+                labels[i:j] = SHAPE_INDEX[c.shape]
+                phone_at[i:j] = ""
+    labels[labels < 0] = SHAPE_INDEX["X"]
+    cues = []
+    change = np.flatnonzero((np.diff(labels) != 0) | (phone_at[1:] != phone_at[:-1])) + 1
+    for a, b in zip(np.r_[0, change], np.r_[change, grid], strict=True):
+        cues.append(Cue(a / 100, min(b / 100, duration), SHAPES[labels[a]], phone_at[a] or None))
+    min_dur = 1.0 / fps if fps else 0.04
+    cues = _merge(_drop_short(_merge(cues), min_dur))
+    cues[-1].end = duration
+    return [Cue(round(c.start, 3), round(c.end, 3), c.shape, c.phone) for c in cues]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs of the True runs."""
+    padded = np.r_[False, flags, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+# ---------------------------------------------------------------- per-frame weights
+
+def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
+    """Per-frame shape weights `(n_frames, len(SHAPES))` (rows sum to 1) after co-articulation: each shape
+    is anticipated by 30 ms, eased in and out with a Gaussian, weighed by its dominance (closures win) and
+    averaged over the frame's duration, so no shape flashes for a single frame."""
+    step = 0.005
+    total = max(n_frames / fps, cues[-1].end if cues else 0.0)
+    n = int(np.ceil(total / step)) + 1
+    ind = np.zeros((n, len(SHAPES)), np.float32)
+    ind[:, 0] = 1e-3
+    for c in cues:
+        a = max(0, int(round((c.start - ANTICIPATION_S) / step)))
+        b = max(a + 1, int(round((c.end - ANTICIPATION_S) / step)))
+        ind[a:b] = 0
+        ind[a:b, SHAPE_INDEX[c.shape]] = 1
+    tail = int(round(((cues[-1].end if cues else 0.0) - ANTICIPATION_S) / step))
+    ind[max(tail, 0):] = 0
+    ind[max(tail, 0):, 0] = 1
+    from scipy.ndimage import gaussian_filter1d
+
+    smooth = gaussian_filter1d(ind * DOMINANCE, BLEND_S / step, axis=0, mode="nearest")
+    smooth /= smooth.sum(axis=1, keepdims=True)
+    edges = np.round(np.arange(n_frames + 1) / fps / step).astype(int).clip(0, n - 1)
+    cum = np.concatenate([np.zeros((1, len(SHAPES))), np.cumsum(smooth, axis=0)])
+    width = np.maximum(edges[1:] - edges[:-1], 1)[:, None]
+    track = (cum[np.minimum(edges[:-1] + width[:, 0], n)] - cum[edges[:-1]]) / width
+    track = np.clip(track, 0, None)
+    return (track / np.maximum(track.sum(axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def loudness_envelope(wav16k: np.ndarray, fps: float, n_frames: int | None = None) -> np.ndarray:
+    """Per-frame loudness in [0, 1] relative to the speech peak (35 dB range), for scaling how wide the mouth
+    opens: louder syllables open the jaw further."""
+    rel, _, _ = _frame_features(np.asarray(wav16k, np.float32)) if len(wav16k) >= 400 else (np.zeros(1), 0, 0)
+    n_frames = int(np.ceil(len(wav16k) * fps / SR)) if n_frames is None else n_frames
+    t = (np.arange(n_frames) + 0.5) / fps
+    return np.interp(t, np.arange(len(rel)) * 0.01, rel).astype(np.float32)
+
+
+# ---------------------------------------------------------------- exports
+
+def to_json(cues: list[Cue], sound_file: str | None = None) -> str:
+    """Rhubarb-style JSON (`metadata`, `mouthCues` with start/end/value) plus each cue's phone and shape name."""
+    duration = cues[-1].end if cues else 0.0
+    doc = {
+        "metadata": {"soundFile": sound_file, "duration": round(duration, 3)},
+        "mouthCues": [{"start": round(c.start, 3), "end": round(c.end, 3), "value": c.shape,
+                       "phone": c.phone, "name": SHAPE_NAMES[c.shape]} for c in cues],
+    }
+    return json.dumps(doc, indent=1)
+
+
+def from_json(text: str) -> list[Cue]:
+    """Read cues back from `to_json` output (or a Rhubarb JSON file)."""
+    doc = json.loads(text)
+    return [Cue(float(c["start"]), float(c["end"]), str(c["value"]), c.get("phone")) for c in doc["mouthCues"]]
+
+
+def to_rhubarb_tsv(cues: list[Cue]) -> str:
+    """Rhubarb's TSV: one `time<TAB>shape` line per cue start, then the end time with X."""
+    lines = [f"{c.start:.2f}\t{c.shape}" for c in cues]
+    if cues:
+        lines.append(f"{cues[-1].end:.2f}\tX")
+    return "\n".join(lines) + "\n"
+
+
+def cues_as_dicts(cues: list[Cue]) -> list[dict]:
+    """Plain dicts (for the web app's JSON responses)."""
+    return [asdict(c) for c in cues]

@@ -1,0 +1,117 @@
+"""Paint the inside of an opened mouth: dark cavity, upper (and lower) incisors, tongue, soft lip shadow.
+
+Colours come from the face itself (lip colour for the cavity and tongue, skin brightness for the teeth), so a
+dim photo does not get glowing teeth. Everything is drawn in a small crop around the opening.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lipdub.engines.viseme.shapes import P
+from lipdub.engines.viseme.warp import LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, FaceFrame
+
+TEETH_HEIGHT = 0.075  # visible upper incisor height, in units of s
+LOW_TEETH_HEIGHT = 0.04
+
+
+@dataclass
+class MouthColours:
+    """Colours sampled from the source face."""
+
+    lip: np.ndarray  # RGB float
+    teeth: np.ndarray
+
+    @classmethod
+    def sample(cls, image: np.ndarray, lm: np.ndarray) -> MouthColours:
+        """Median lip colour (between the outer and inner contours) and teeth shade from the skin brightness."""
+        h, w = image.shape[:2]
+        mask = np.zeros((h, w), np.uint8)
+        for outer, inner in ((UPPER_OUTER, UPPER_INNER), (LOWER_OUTER, LOWER_INNER)):
+            poly = np.vstack([lm[outer], lm[inner][::-1]]).round().astype(np.int32)
+            cv2.fillPoly(mask, [poly], 1)
+        pix = image[mask > 0]
+        lip = np.median(pix, axis=0).astype(np.float32) if len(pix) else np.float32([150, 90, 90])
+        cheeks = lm[[50, 280, 205, 425, 18, 200]].round().astype(int)
+        cheeks[:, 0] = cheeks[:, 0].clip(0, w - 1)
+        cheeks[:, 1] = cheeks[:, 1].clip(0, h - 1)
+        skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
+        light = float(np.clip(skin.mean() / 150.0, 0.45, 1.1))
+        teeth = np.float32([238, 232, 218]) * light
+        return cls(lip, np.clip(teeth, 0, 255))
+
+
+def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dict[str, np.ndarray],
+                pose: np.ndarray, colours: MouthColours) -> np.ndarray:
+    """Draw the mouth interior into `roi` (in place) inside the new inner-lip contour; return its alpha."""
+    h, w = roi.shape[:2]
+    alpha = np.zeros((h, w), np.float32)
+    upper = np.vstack([targets["corners"][0], targets["ui"], targets["corners"][1]]) - origin
+    lower = np.vstack([targets["corners"][0], targets["li"], targets["corners"][1]]) - origin
+    poly = np.vstack([upper, lower[::-1]])
+    area = 0.5 * abs(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1)))
+    if area < 2.0:
+        return alpha
+    x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 3
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return alpha
+    cw, chh = x1 - x0, y1 - y0
+    mask = np.zeros((chh, cw), np.uint8)
+    cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
+    inside = mask.astype(np.float32) / 255.0
+    # pixel coordinates in the face frame
+    px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    d = np.stack([px + origin[0] - ff.center[0], py + origin[1] - ff.center[1]], axis=-1)
+    a = (d @ ff.u).astype(np.float32) / ff.half_width
+    b = (d @ ff.v).astype(np.float32)
+    ua, ub = ff.ab(upper + origin)
+    la, lb = ff.ab(lower + origin)
+    top = np.interp(a, ua, ub).astype(np.float32)
+    bottom = np.interp(a, la, lb).astype(np.float32)
+    gap = np.maximum(bottom - top, 1e-3)
+    depth = np.clip((b - top) / gap, 0, 1)
+    # cavity: dark, darker in the middle of the opening
+    lip = colours.lip
+    cavity = lip * 0.16 + 6
+    img = np.empty((chh, cw, 3), np.float32)
+    img[:] = cavity
+    img *= (0.75 + 0.25 * np.abs(2 * depth - 1))[..., None]
+    # tongue lying low, or its tip raised (L)
+    s = ff.s
+    a_in = np.clip(np.abs(a), 0, 1)
+    if pose[P["tongue_low"]] > 0.02:
+        t = pose[P["tongue_low"]]
+        tongue = np.clip(1 - ((a / 0.75) ** 2 + ((bottom - b) / np.maximum(0.45 * gap, 1)) ** 2), 0, 1) ** 0.5
+        img += (lip * 0.55 - img) * (t * tongue)[..., None]
+    th_up = TEETH_HEIGHT * s * pose[P["teeth_up"]]
+    th_lo = LOW_TEETH_HEIGHT * s * pose[P["teeth_low"]]
+    if pose[P["tongue_up"]] > 0.02:
+        t = pose[P["tongue_up"]]
+        cy = top + np.minimum(th_up, 0.6 * gap) + 0.2 * gap
+        tongue = np.clip(1 - ((a / 0.45) ** 2 + ((b - cy) / np.maximum(0.3 * gap, 1)) ** 2), 0, 1) ** 0.5
+        img += (lip * 0.8 - img) * (t * tongue)[..., None]
+    # incisors: visible in the middle, receding into shade toward the corners
+    fade = np.clip(1.0 - a_in ** 3, 0, 1) * (1.0 - 0.55 * a_in ** 2)
+    gaps = 1.0 - 0.18 * np.abs(np.cos(a * np.pi * 2.2 * ff.half_width / max(ff.half_width, 1))) ** 12
+    if th_up > 0.3:
+        edge = np.clip(top + np.minimum(th_up, 0.75 * gap) * np.clip(1.1 - a_in ** 2, 0, 1) - b + 0.5, 0, 1)
+        tooth = (edge * np.clip(fade * 1.4, 0, 1))[..., None]
+        shade = (0.8 + 0.2 * np.clip((b - top) / max(th_up, 1.0), 0, 1)) * gaps * fade
+        img += (colours.teeth * shade[..., None] - img) * tooth
+    if th_lo > 0.3:
+        edge = np.clip(b - (bottom - np.minimum(th_lo, 0.4 * gap) * np.clip(1 - a_in ** 2, 0, 1)) + 0.5, 0, 1)
+        tooth = (edge * fade)[..., None] * 0.85
+        img += (colours.teeth * 0.72 * (gaps * fade)[..., None] - img) * tooth
+    # lips cast a soft shadow on the inside of the opening
+    sigma = max(0.6, 0.12 * float(np.median(gap)))
+    soft = cv2.GaussianBlur(inside, (0, 0), sigma)
+    img *= np.clip(0.45 + 0.55 * soft * 1.6, 0.45, 1.0)[..., None]
+    crop = roi[y0:y1, x0:x1].astype(np.float32)
+    roi[y0:y1, x0:x1] = np.clip(crop + (img - crop) * inside[..., None], 0, 255).astype(np.uint8)
+    alpha[y0:y1, x0:x1] = inside
+    return alpha

@@ -1,0 +1,61 @@
+"""Render one face in one pose: warp the lower face, paint the opened mouth, return pixels + a soft alpha."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+from lipdub.engines.base import Patch
+from lipdub.engines.viseme.mouth import MouthColours, paint_mouth
+from lipdub.engines.viseme.warp import MouthWarp, pose_key
+
+
+class FaceRenderer:
+    """A face prepared for posing: its warp (fields precomputed) and mouth colours; caches recent poses."""
+
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray, cache_size: int = 64):
+        self.warp = MouthWarp(landmarks, image.shape)
+        self.colours = MouthColours.sample(image, self.warp.lm)
+        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def render(self, image: np.ndarray, pose: np.ndarray, cacheable: bool = False) -> Patch:
+        """The lower-face patch of `image` with the mouth in `pose`; `cacheable` when `image` is a still."""
+        key = pose_key(pose) if cacheable else None
+        if key is not None and key in self._cache:
+            self._cache.move_to_end(key)
+            out, alpha = self._cache[key]
+        else:
+            out, alpha = self._render(image, pose)
+            if key is not None:
+                self._cache[key] = (out, alpha)
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return Patch(box=self.warp.roi, image=out, mask=alpha)
+
+    def _render(self, image: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = self.warp
+        top, bottom, left, right = w.roi
+        src = np.ascontiguousarray(image[top:bottom, left:right])
+        mx, my, targets = w.maps(pose)
+        out = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        px, py = w.pixel_xy
+        moved = np.hypot(mx - px, my - py)
+        alpha = np.clip(moved * 4.0, 0.0, 1.0)
+        inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours)
+        alpha = np.maximum(alpha, inner)
+        out[alpha <= 0] = src[alpha <= 0]
+        return out, alpha.astype(np.float32)
+
+
+def apply_patch(frame: np.ndarray, patch: Patch) -> np.ndarray:
+    """Blend a patch into a copy of `frame` with its own alpha (for previews, sheets and tests)."""
+    out = frame.copy()
+    top, bottom, left, right = patch.box
+    region = out[top:bottom, left:right].astype(np.float32)
+    a = patch.mask[..., None] if patch.mask is not None else 1.0
+    out[top:bottom, left:right] = np.clip(region + (patch.image.astype(np.float32) - region) * a + 0.5, 0, 255
+                                          ).astype(np.uint8)
+    return out

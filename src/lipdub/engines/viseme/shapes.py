@@ -1,0 +1,56 @@
+"""The mouth poses behind each viseme shape, as numbers the warp and the mouth painter understand.
+
+Distances are in units of the face's nose-bridge-to-chin length `s` (about 12 cm on an adult), so every pose
+scales with the face. A frame's pose is the cue weights times this table, with the opening scaled by loudness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipdub.audio.cues import SHAPES
+
+PARAMS: tuple[str, ...] = (
+    "jaw",         # chin drop
+    "gap_flat",    # inner-lip opening with a broad profile (spread vowels)
+    "gap_round",   # inner-lip opening with a lens profile (rounded vowels)
+    "lift",        # extra upper-lip raise that shows the upper teeth (F, V)
+    "width",       # relative change of mouth width (negative: pucker)
+    "roll",        # lower lip rolled up and in, under the upper teeth (F, V)
+    "press",       # lips pressed together (P, B, M): both lips thin
+    "teeth_up",    # how much of the upper incisors shows in the opening
+    "teeth_low",   # lower incisors
+    "tongue_low",  # tongue lying at the bottom of the cavity
+    "tongue_up",   # tongue tip raised behind the upper teeth (L)
+)
+P = {name: i for i, name in enumerate(PARAMS)}
+OPENING = [P["jaw"], P["gap_flat"], P["gap_round"]]  # scaled by loudness
+
+_TABLE: dict[str, dict[str, float]] = {
+    "X": {},
+    "A": {"press": 1.0},
+    "B": {"jaw": 0.02, "gap_flat": 0.032, "width": 0.03, "teeth_up": 1.0, "teeth_low": 0.7},
+    "C": {"jaw": 0.065, "gap_flat": 0.085, "width": 0.02, "teeth_up": 0.85, "teeth_low": 0.25, "tongue_low": 0.6},
+    "D": {"jaw": 0.12, "gap_flat": 0.15, "width": -0.02, "teeth_up": 0.7, "teeth_low": 0.3, "tongue_low": 0.8},
+    "E": {"jaw": 0.05, "gap_round": 0.075, "width": -0.12, "teeth_up": 0.45, "tongue_low": 0.5},
+    "F": {"jaw": 0.025, "gap_round": 0.04, "width": -0.24, "teeth_up": 0.15},
+    "G": {"jaw": 0.005, "lift": 0.03, "roll": 1.0, "teeth_up": 1.0},
+    "H": {"jaw": 0.055, "gap_flat": 0.07, "width": 0.01, "teeth_up": 0.8, "tongue_up": 1.0},
+}
+TABLE = np.array([[_TABLE[s].get(p, 0.0) for p in PARAMS] for s in SHAPES], np.float32)
+
+
+def pose(weights: np.ndarray, loudness: float | np.ndarray = 0.6) -> np.ndarray:
+    """Blend shape weights `(..., n_shapes)` into poses `(..., n_params)`; louder speech opens wider
+    (gain 0.6 at silence-level loudness up to 1.25 at the speech peak)."""
+    p = np.asarray(weights, np.float32) @ TABLE
+    gain = 0.6 + 0.65 * np.clip(np.asarray(loudness, np.float32), 0.0, 1.0)
+    p[..., OPENING] *= np.asarray(gain)[..., None]
+    return p
+
+
+def shape_pose(shape: str) -> np.ndarray:
+    """The pose of one shape at typical speaking loudness."""
+    w = np.zeros(len(SHAPES), np.float32)
+    w[SHAPES.index(shape)] = 1.0
+    return pose(w, 0.6)

@@ -1,0 +1,265 @@
+"""Move a face's lips and jaw to a pose: a thin-plate-spline warp of the lower face, precomputed per face.
+
+Control points are FaceMesh landmarks (lips, chin, jaw line) with displacements that are linear in the pose
+parameters, plus fixed anchors (nose, cheeks, neck), so each parameter's displacement field is computed
+once per face and a frame only sums them. The mouth opening is a discontinuity a smooth field cannot make, so
+there are two fields: one for what lies above the lip line (upper lip, nose) and one below (lower lip, chin);
+each target pixel takes the one on its side of the new lip line, blending smoothly beyond the mouth corners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lipdub.engines.viseme.shapes import PARAMS, P
+
+UPPER_OUTER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
+UPPER_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+LOWER_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+LOWER_OUTER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
+JAW = [132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361]
+CHIN = [18, 200, 199, 175, 83, 182, 201, 208, 32, 140, 171, 313, 406, 421, 428, 262, 369, 396]
+ANCHORS = [1, 2, 4, 5, 98, 327, 94, 97, 326, 164, 167, 393, 50, 280, 117, 346, 187, 411, 123, 352,
+           147, 376, 205, 425, 36, 266, 93, 323, 234, 454]
+UPPER_SHARE = 0.15  # part of the lip opening made by the upper lip
+GEOM = [P[n] for n in ("jaw", "gap_flat", "gap_round", "lift", "width", "roll", "press")]
+
+
+def _prof(a: np.ndarray, gamma: float) -> np.ndarray:
+    """Opening profile across the mouth: 1 in the middle, 0 at the corners."""
+    return np.clip(1.0 - a * a, 0.0, 1.0) ** gamma
+
+
+def _tps_kernel(r2: np.ndarray) -> np.ndarray:
+    return 0.5 * r2 * np.log(np.maximum(r2, 1e-12))
+
+
+@dataclass
+class FaceFrame:
+    """The face's mouth frame: centre, across (u) and down (v) unit vectors, half mouth width, scale s."""
+
+    center: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    half_width: float
+    s: float
+
+    @classmethod
+    def of(cls, lm: np.ndarray) -> FaceFrame:
+        left, right = lm[61], lm[291]
+        u = right - left
+        half = max(float(np.linalg.norm(u)) / 2, 1.0)
+        u = u / (2 * half)
+        v = np.array([-u[1], u[0]])
+        s = max(float(np.linalg.norm(lm[152] - lm[168])), 8.0)
+        return cls((lm[13] + lm[14]) / 2, u, v, half, s)
+
+    def ab(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(across in half-widths, down in pixels) of image points."""
+        d = pts - self.center
+        return d @ self.u / self.half_width, d @ self.v
+
+
+class MouthWarp:
+    """Everything about one face that does not change with the pose: the ROI, control points, basis fields."""
+
+    def __init__(self, landmarks: np.ndarray, frame_shape: tuple[int, ...], grid_step: int | None = None):
+        lm = np.asarray(landmarks, np.float64)[:, :2]
+        self.lm = lm
+        self.ff = ff = FaceFrame.of(lm)
+        h, w = frame_shape[:2]
+        self.roi = self._roi(lm, ff, h, w)
+        top, bottom, left, right = self.roi
+        self.size = (bottom - top, right - left)
+        self.origin = np.array([left, top], np.float64)
+        self._build_controls()
+        self._build_fields(grid_step)
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _roi(lm: np.ndarray, ff: FaceFrame, h: int, w: int) -> tuple[int, int, int, int]:
+        """Lower face: cheek to cheek, nose to below the chin (room for the jaw to drop)."""
+        pts = lm[JAW + [1, 50, 280, 205, 425]]
+        pts = np.vstack([pts, lm[152] + ff.v * 0.3 * ff.s])
+        x0, y0 = pts.min(axis=0) - 0.08 * ff.s
+        x1, y1 = pts.max(axis=0) + 0.08 * ff.s
+        top, bottom = int(np.clip(np.floor(y0), 0, h - 1)), int(np.clip(np.ceil(y1), 1, h))
+        left, right = int(np.clip(np.floor(x0), 0, w - 1)), int(np.clip(np.ceil(x1), 1, w))
+        return top, max(bottom, top + 2), left, max(right, left + 2)
+
+    def _build_controls(self) -> None:
+        lm, ff = self.lm, self.ff
+        a_up, b_up = ff.ab(lm[UPPER_INNER])
+        _, b_lo = ff.ab(lm[LOWER_INNER])
+        self.a_cols = a_up
+        gap = np.clip(b_lo - b_up, 0, None)
+        gap[[0, -1]] = 0.0
+        self.source_gap = gap  # how open the source mouth is, per column (pixels)
+        thick_up = np.abs(ff.ab(lm[UPPER_INNER])[1] - ff.ab(lm[UPPER_OUTER])[1])
+        thick_lo = np.abs(ff.ab(lm[LOWER_OUTER])[1] - ff.ab(lm[LOWER_INNER])[1])
+        self.thick = (thick_up, thick_lo)
+        neck = lm[JAW] + ff.v * 0.45 * ff.s
+        self.ctrl = np.vstack([lm[UPPER_OUTER[1:-1]], lm[UPPER_INNER[1:-1]], lm[LOWER_INNER[1:-1]],
+                               lm[LOWER_OUTER[1:-1]], lm[[61, 291, 78, 308]], lm[JAW], lm[CHIN], neck, lm[ANCHORS]])
+        self.n_cols = len(UPPER_INNER) - 2
+        self.slices = {}
+        i = 0
+        for name, n in (("uo", 9), ("ui", 9), ("li", 9), ("lo", 9), ("corner", 4), ("jaw", len(JAW)),
+                        ("chin", len(CHIN)), ("neck", len(JAW)), ("anchor", len(ANCHORS))):
+            self.slices[name] = slice(i, i + n)
+            i += n
+        # basis displacements (face coords): one (n_ctrl, 2) per geometric parameter and variant, plus "close"
+        self.basis = {var: self._basis(var) for var in ("up", "lo")}
+
+    def _basis(self, variant: str) -> np.ndarray:
+        """(n_geom + 1, n_ctrl, 2) displacements in image pixels: one per geometric parameter, last = close."""
+        ff, lm, sl = self.ff, self.lm, self.slices
+        s, hw = ff.s, ff.half_width
+        n = len(self.ctrl)
+        a_cols = self.a_cols[1:-1]
+        thick_up, thick_lo = self.thick[0][1:-1], self.thick[1][1:-1]
+        gap = self.source_gap[1:-1]
+        a_jaw, _ = ff.ab(lm[JAW])
+        a_chin, _ = ff.ab(lm[CHIN])
+        taper_jaw = np.clip(1.0 - (np.abs(a_jaw) - 0.8) / 2.2, 0.05, 1.0)
+        taper_chin = np.clip(1.0 - (np.abs(a_chin) - 0.8) / 2.2, 0.05, 1.0)
+        out = np.zeros((len(GEOM) + 1, n, 2))  # (.., across, down) then rotated to image axes
+        pf, pr, pl = _prof(a_cols, 0.6), _prof(a_cols, 0.9), _prof(a_cols, 0.8)
+        up_db = {  # per parameter, the down-displacement of the upper lip columns
+            "jaw": 0 * pf, "gap_flat": -UPPER_SHARE * s * pf, "gap_round": -UPPER_SHARE * s * pr,
+            "lift": -s * pl, "width": 0 * pf, "roll": 0 * pf, "press": 0 * pf,
+        }
+        lo_db = {
+            "jaw": 0 * pf, "gap_flat": (1 - UPPER_SHARE) * s * pf, "gap_round": (1 - UPPER_SHARE) * s * pr,
+            "lift": 0 * pf, "width": 0 * pf, "roll": 0 * pf, "press": 0 * pf,
+        }
+        names = ["jaw", "gap_flat", "gap_round", "lift", "width", "roll", "press"]
+        for k, name in enumerate(names):
+            d = out[k]
+            upper, lower = up_db[name], lo_db[name]
+            # lips: each variant moves both lips with its own side's motion, so its field stays smooth
+            own_up = upper if variant == "up" else lower
+            own_lo = lower if variant == "lo" else upper
+            extra_uo = 0.25 * thick_up if name == "press" else 0
+            extra_lo = -0.25 * thick_lo if name == "press" else (-0.35 * thick_lo * pl if name == "roll" else 0)
+            if variant == "up":
+                d[sl["uo"], 1] = own_up + extra_uo
+                d[sl["ui"], 1] = own_up
+                d[sl["li"], 1] = own_up
+                d[sl["lo"], 1] = own_up
+            else:
+                d[sl["uo"], 1] = own_lo
+                d[sl["ui"], 1] = own_lo
+                d[sl["li"], 1] = own_lo
+                d[sl["lo"], 1] = own_lo + extra_lo
+            if name == "width":
+                for part in ("uo", "ui", "li", "lo"):
+                    d[sl[part], 0] = a_cols * hw
+                d[sl["corner"], 0] = np.array([-1, 1, -1, 1]) * hw
+            if name == "jaw":
+                d[sl["corner"], 1] = 0.2 * s
+                if variant == "lo":
+                    d[sl["jaw"], 1] = s * taper_jaw
+                    d[sl["chin"], 1] = s * taper_chin
+        # close the source's own opening: upper lip down 45 %, lower lip (and jaw) up 55 %
+        d = out[-1]
+        own = 0.45 * gap if variant == "up" else -0.55 * gap
+        for part in ("uo", "ui", "li", "lo"):
+            d[sl[part], 1] = own
+        if variant == "lo":
+            mean_gap = float(gap.max()) if gap.size else 0.0
+            d[sl["jaw"], 1] = -0.55 * mean_gap * taper_jaw
+            d[sl["chin"], 1] = -0.55 * mean_gap * taper_chin
+        rot = np.stack([ff.u, ff.v])  # rows: across, down
+        return out @ rot
+
+    def _build_fields(self, grid_step: int | None) -> None:
+        hgt, wid = self.size
+        step = grid_step or int(max(4, round(max(hgt, wid) / 40)))
+        gw, gh = max(3, int(np.ceil((wid - 1) / step)) + 1), max(3, int(np.ceil((hgt - 1) / step)) + 1)
+        xs, ys = np.linspace(0, wid - 1, gw), np.linspace(0, hgt - 1, gh)
+        gx, gy = np.meshgrid(xs, ys)
+        grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        self.grid_shape = (gh, gw)
+        self.grid_xy = np.stack([gx, gy], axis=-1).astype(np.float32)
+        self.to_grid = np.float32([(gw - 1) / max(wid - 1, 1), (gh - 1) / max(hgt - 1, 1)])
+        ctrl = self.ctrl - self.origin
+        n = len(ctrl)
+        d2 = ((ctrl[:, None] - ctrl[None]) ** 2).sum(-1)
+        lmat = np.zeros((n + 3, n + 3))
+        lmat[:n, :n] = _tps_kernel(d2) + np.eye(n) * 1e-3 * self.ff.s ** 2
+        lmat[:n, n] = 1
+        lmat[:n, n + 1:] = ctrl
+        lmat[n, :n] = 1
+        lmat[n + 1:, :n] = ctrl.T
+        inv = np.linalg.pinv(lmat)[:, :n]
+        g2 = ((grid[:, None] - ctrl[None]) ** 2).sum(-1)
+        phi = np.hstack([_tps_kernel(g2), np.ones((len(grid), 1)), grid]) @ inv  # (n_grid, n_ctrl)
+        # fade every field to zero at the ROI border so nothing outside it changes
+        edge = np.minimum.reduce([grid[:, 0], wid - 1 - grid[:, 0], grid[:, 1], hgt - 1 - grid[:, 1]])
+        ramp = np.clip(edge / max(0.12 * min(hgt, wid), 1.0), 0, 1)
+        phi *= (ramp * ramp * (3 - 2 * ramp))[:, None]
+        self.fields = {var: np.einsum("gc,kcd->kgd", phi, b).reshape(len(b), gh, gw, 2).astype(np.float32)
+                       for var, b in self.basis.items()}
+        # full-resolution sampling coordinates of the coarse grid (upsampling maps)
+        ux = (np.arange(wid, dtype=np.float32) * self.to_grid[0])[None].repeat(hgt, 0)
+        uy = (np.arange(hgt, dtype=np.float32) * self.to_grid[1])[:, None].repeat(wid, 1)
+        self.up_maps = (ux, uy)
+        px, py = np.meshgrid(np.arange(wid, dtype=np.float32), np.arange(hgt, dtype=np.float32))
+        self.pixel_xy = (px, py)
+        a, b = self.ff.ab(np.stack([px.ravel() + self.origin[0], py.ravel() + self.origin[1]], 1))
+        self.pixel_ab = (a.reshape(hgt, wid).astype(np.float32), b.reshape(hgt, wid).astype(np.float32))
+
+    # ------------------------------------------------------------------ per pose
+    def control_targets(self, pose: np.ndarray) -> dict[str, np.ndarray]:
+        """Where the inner lip contours go (image pixels), for the seam and the mouth painter."""
+        coef = np.append(np.asarray(pose, np.float64)[GEOM], 1.0)
+        sl = self.slices
+        targets = {}
+        for var, part in (("up", "ui"), ("lo", "li")):
+            disp = np.tensordot(coef, self.basis[var][:, sl[part]], axes=1)
+            targets[part] = self.ctrl[sl[part]] + disp
+        corner = np.tensordot(coef, self.basis["lo"][:, sl["corner"]], axes=1) + self.ctrl[sl["corner"]]
+        targets["corners"] = corner[2:4]  # inner corners 78, 308
+        return targets
+
+    def maps(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Backward maps (x, y) over the ROI for cv2.remap, and the inner-lip targets."""
+        coef = np.append(np.asarray(pose, np.float32)[GEOM], 1.0).astype(np.float32)
+        gh, gw = self.grid_shape
+        targets = self.control_targets(pose)
+        full = []
+        for var in ("up", "lo"):
+            field = np.tensordot(coef, self.fields[var], axes=1)  # (gh, gw, 2) forward displacement
+            x = self.grid_xy - field
+            for _ in range(3):  # invert y = x + d(x) by fixed-point iteration on the coarse grid
+                gx = x[..., 0] * self.to_grid[0]
+                gy = x[..., 1] * self.to_grid[1]
+                x = self.grid_xy - cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            full.append(cv2.remap(x, *self.up_maps, cv2.INTER_LINEAR))
+        sel = self._below_seam(targets)[..., None]
+        m = full[0] + (full[1] - full[0]) * sel
+        return np.ascontiguousarray(m[..., 0]), np.ascontiguousarray(m[..., 1]), targets
+
+    def _below_seam(self, targets: dict[str, np.ndarray]) -> np.ndarray:
+        """1 below the new lip line (between the corners: a sharp step; beyond them: a widening ramp)."""
+        ff = self.ff
+        mid = np.vstack([targets["corners"][0], (targets["ui"] + targets["li"]) / 2, targets["corners"][1]])
+        ma, mb = ff.ab(mid)
+        order = np.argsort(ma)
+        a, b = self.pixel_ab
+        seam = np.interp(a, ma[order], mb[order])
+        beyond = np.maximum(np.maximum(ma[order][0] - a, a - ma[order][-1]), 0) * ff.half_width
+        band = 1.0 + 0.8 * beyond
+        return np.clip((b - seam) / band + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def pose_key(pose: np.ndarray) -> bytes:
+    """A cache key for a pose (quantised so frames with the same pose share one render)."""
+    return np.round(np.asarray(pose, np.float32) * 2000).astype(np.int32).tobytes()
+
+
+__all__ = ["PARAMS", "FaceFrame", "MouthWarp", "pose_key"]
