@@ -172,11 +172,11 @@ def _block_true_peaks(x: np.ndarray, block: int, oversample: int) -> np.ndarray:
         lo, hi = max(0, a - pad), min(n, b + pad)
         seg = np.pad(x[:, lo:hi], ((0, 0), (pad - (a - lo), pad - (hi - b)))).T
         up = soxr.resample(np.ascontiguousarray(seg, np.float32), 1, oversample, quality="HQ")
-        up = np.abs(up[pad * oversample:(pad + b - a) * oversample]).max(axis=1)
-        frame = np.maximum(up, np.abs(x[:, a:b]).max(axis=0).repeat(oversample))
-        frame = np.pad(frame, (0, (-frame.size) % (block * oversample)))
-        peaks[a // block: a // block + frame.size // (block * oversample)] = (
-            frame.reshape(-1, block * oversample).max(axis=1))
+        m, nb = b - a, -(-(b - a) // block)
+        up = np.abs(up[pad * oversample:(pad + m) * oversample])  # (m * oversample, channels), contiguous
+        up = np.pad(up, ((0, (nb * block - m) * oversample), (0, 0)))
+        samples = np.pad(np.abs(x[:, a:b]), ((0, 0), (0, nb * block - m))).reshape(x.shape[0], nb, block)
+        peaks[a // block: a // block + nb] = np.maximum(up.reshape(nb, -1).max(axis=1), samples.max(axis=(0, 2)))
     return peaks
 
 
