@@ -22,10 +22,11 @@ HEVC = DATA / "vid_hevc_vertical_1s_180x320.mp4"  # HEVC 180x320 25 fps 1 s, key
 WAV22 = DATA / "aud_nl_flemish_male_vl09647.wav"  # PCM16 22.05 kHz mono 2.18 s
 
 
-def make_video(path: Path, levels: list[int], pts: list[int], time_base: Fraction, size=(64, 48)) -> None:
+def make_video(path: Path, levels: list[int], pts: list[int], time_base: Fraction, size=(64, 48),
+               rate: int = 25) -> None:
     """A video whose frame i is flat gray `levels[i]` at `pts[i]` (ticks of `time_base`)."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
+        stream = out.add_stream("libx264", rate=rate)  # also the last frame's duration: 1/rate
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = time_base
@@ -185,6 +186,17 @@ def test_variable_frame_rate_is_resampled_by_timestamp(tmp_path):
     expect = [0, 0, 60, 120, 120, 120, 120, 120, 180, 240]
     assert len(seen) == len(expect)
     assert seen == pytest.approx(expect, abs=3)
+
+
+def test_variable_rate_on_a_regular_grid_keeps_every_frame(tmp_path):
+    """A 30 fps phone clip that drops to 15 fps in low light: default rate 30, no input frame dropped."""
+    path = tmp_path / "phone_vfr.mp4"
+    slots = [0, 1, 2, 4, 6, 8, 9, 10, 12, 13]  # frame times in 1/30 s; gaps of 2 slots are the 15 fps parts
+    make_video(path, [20 * i for i in range(10)], slots, Fraction(1, 30), rate=30)
+    info = probe(path)
+    assert info.fps == 30.0 and info.num_frames == 14
+    seen = [round(f.mean() / 20) for f in iter_frames(path)]
+    assert seen == [0, 1, 2, 2, 3, 3, 4, 4, 5, 6, 7, 7, 8, 9]
 
 
 def test_display_rotation_is_applied(tmp_path):

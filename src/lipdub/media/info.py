@@ -46,7 +46,7 @@ class Timeline:
     time_base: Fraction
     start: int  # first presentation timestamp (ticks)
     end: int  # last frame's pts + its duration (ticks)
-    rate: Fraction  # the stream's average frame rate
+    rate: Fraction  # default output rate: the average rate (or the timestamp grid's rate, see _grid_rate)
 
     def num_frames(self, fps: Fraction) -> int:
         """Frames at `fps` covering [start, end): exact, with a 1% of a frame tolerance for rate rounding."""
@@ -130,31 +130,45 @@ def _timeline_cached(path: str, mtime_ns: int, size: int) -> Timeline | None:
         stream = video_stream(container)
         if stream is None:
             return None
-        tb = stream.time_base or Fraction(1, 90000)
+        tb = Fraction(stream.time_base or Fraction(1, 90000))
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         default_dur = round(1 / (rate * tb)) if rate else 0
-        start: int | None = None
+        stamps: list[int] = []
         end: int | None = None
-        count = 0
         try:
             for packet in container.demux(stream):
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None or not packet.size or packet.is_discard:
                     continue  # flush packets, and frames an edit list cuts (negative-pts B-frames)
-                count += 1
-                dur = packet.duration or default_dur
-                start = ts if start is None else min(start, ts)
-                end = ts + dur if end is None else max(end, ts + dur)
+                stamps.append(ts)
+                end = max(end if end is not None else ts, ts + (packet.duration or default_dur))
         except av.FFmpegError as err:
-            if start is None:
+            if not stamps:
                 raise MediaError("video stream cannot be read", path) from err
-        if start is None or end is None:
+        if not stamps or end is None:
             raise MediaError("video stream has no frames", path)
+        start = min(stamps)
         if end <= start:  # single frame with no duration
             end = start + (default_dur or 1)
         if not rate:
-            rate = Fraction(count) / ((end - start) * tb)
-        return Timeline(stream.index, Fraction(tb), start, end, Fraction(rate))
+            rate = Fraction(len(stamps)) / ((end - start) * tb)
+        rate = _grid_rate(stamps, start, tb, Fraction(rate), stream.base_rate)
+        return Timeline(stream.index, tb, start, end, rate)
+
+
+def _grid_rate(stamps: list[int], start: int, tb: Fraction, average: Fraction, base: Fraction | None) -> Fraction:
+    """The default output rate: the average, or for variable-rate video whose timestamps all sit on a finer
+    regular grid (a 30 fps phone clip that drops to 15 fps in low light) that grid's rate, so no frame is lost."""
+    if not base or not average * Fraction(101, 100) < base <= min(4 * average, 120):
+        return average
+    slack = max(Fraction(1), Fraction(1, 1000) / tb)
+    ordered = sorted(stamps)
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    if not gaps or max(gaps) - min(gaps) <= 2 * slack:
+        return average  # constant rate (up to timestamp rounding)
+    step = 1 / (Fraction(base) * tb)  # ticks per grid slot
+    on_grid = all(abs((t - start) - round((t - start) / step) * step) <= slack for t in stamps)
+    return Fraction(base) if on_grid else average
 
 
 def timeline(path: str | os.PathLike[str]) -> Timeline | None:
