@@ -7,6 +7,7 @@ Protocol weights stand in for the official ones (same architecture, same cost). 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -62,13 +63,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="bfloat16: the optional fast path (not bit-exact with the reference)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = write_protocol_checkpoint(Path(tmp) / "wav2lip.pth")
-        engine = Wav2LipEngine(ckpt, device="cpu", batch_size=32, threads=args.threads,
+        engine = Wav2LipEngine(ckpt, device="cpu", batch_size=32, threads=args.threads, dtype=args.dtype,
                                channels_last=not args.no_channels_last)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"channels_last={not args.no_channels_last}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, "
+          f"channels_last={not args.no_channels_last}, load average {os.getloadavg()[0]:.1f}")
     for batch in (1, 16, 32):
         full, cached = bench_forward(engine, batch, args.repeats)
         print(f"generator forward batch {batch:2d}: {full:6.1f} frames/s   (face features cached: {cached:6.1f})")

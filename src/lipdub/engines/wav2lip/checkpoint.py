@@ -122,12 +122,14 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], kind: str, path:
     return model
 
 
-def load_model(path: PathLike, kind: str = "wav2lip", device: str = "cpu") -> nn.Module:
+def load_model(path: PathLike, kind: str = "wav2lip", device: str | torch.device = "cpu") -> nn.Module:
     """Build the `kind` network ('wav2lip', 'syncnet', 'disc_qual'), load the checkpoint, move to `device`, eval."""
     from lipdub.settings import resolve_device
 
+    device = str(device)
+    base = resolve_device(device.split(":")[0])  # checks availability; keeps an explicit index ('cuda:1')
     model = load_into(build_model(kind), load_state_dict(path), kind, path)
-    return model.to(resolve_device(device)).eval()
+    return model.to(device if ":" in device else base).eval()
 
 
 def save_checkpoint(path: PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
