@@ -41,6 +41,20 @@ def test_upload_audio_reports_duration_and_has_no_frame(make_client):
     assert client.get(f"/api/uploads/{up['id']}/frame.jpg").status_code == 422
 
 
+def test_upload_video_gives_its_first_frame_and_obeys_the_duration_limit(make_client, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    web_runners.write_video(clip, frames=20, fps=10)
+    client = make_client(max_duration=2.5)
+    up = upload(client, clip, name="clip.mov")
+    assert (up["kind"], up["width"], up["height"]) == ("video", 64, 48)
+    assert up["duration"] == pytest.approx(2.0, abs=0.1) and up["has_audio"] is False
+    assert client.get(up["frame_url"]).content[:3] == b"\xff\xd8\xff"
+    web_runners.write_video(clip, frames=30, fps=10)
+    res = client.post("/api/uploads", params={"name": "long.mp4"}, content=clip.read_bytes())
+    assert res.status_code == 422
+    assert res.json()["detail"] == "long.mp4: is 3.0 s long; this server accepts at most 2.5 s"
+
+
 def test_upload_checks_content_not_extension(make_client, tmp_path):
     client = make_client()
     res = client.post("/api/uploads", params={"name": "holiday.jpg"}, content=b"this is not a picture\n" * 50)

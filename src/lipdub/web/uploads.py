@@ -79,7 +79,7 @@ def accept(part: Path, name: str, size: int, final_dir: Path, max_duration: floa
         except MediaError as err:
             raise MediaError(err.problem, name) from err
         if info.kind in ("video", "audio") and (info.duration or 0) > max_duration:
-            raise MediaError(f"is {info.duration:.0f} s long; this server accepts at most {max_duration:.0f} s", name)
+            raise MediaError(f"is {info.duration:.1f} s long; this server accepts at most {max_duration:g} s", name)
         if info.kind in ("video", "audio") and not (info.duration or 0) > 0:
             raise MediaError("is empty (no duration)", name)
         if info.kind in ("image", "video"):

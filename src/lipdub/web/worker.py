@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing as mp
+import os
 import shutil
+import signal
 import threading
 import time
 import traceback
@@ -49,8 +51,17 @@ def eta_seconds(started: float, percent: float, now: float, stage_started: float
     return (now - started) * (100.0 - percent) / percent
 
 
-def _child(runner: Runner, request: Any, conn: Connection, log_path: str) -> None:
+def _orphan_guard(parent_pid: int) -> None:
+    """End this job process if the server that started it dies (it would otherwise finish unseen)."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _child(runner: Runner, request: Any, conn: Connection, log_path: str, parent_pid: int) -> None:
     """Entry point of a job process: run `runner`, stream progress and the outcome back through `conn`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the server, which stops or re-queues jobs
+    threading.Thread(target=_orphan_guard, args=(parent_pid,), daemon=True).start()
     last = [0.0, ""]
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -185,8 +196,8 @@ class JobQueue:
             self.store.finish(job.id, "failed", error=self.describe_error(job, str(err)))
             return
         parent, child = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=_child, args=(self.runner, request, child, str(job_dir / "error.log")),
-                                 name=f"lipdub-job-{job.id}", daemon=True)
+        args = (self.runner, request, child, str(job_dir / "error.log"), os.getpid())
+        proc = self._ctx.Process(target=_child, args=args, name=f"lipdub-job-{job.id}", daemon=True)
         proc.start()
         child.close()
         started, percent, last_write = time.time(), 0.0, 0.0
