@@ -67,11 +67,11 @@ class Detector:
             mp_detector.close()
         self._mesh.close()
 
-    def mediapipe(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Boxes + scores from BlazeFace full-range, plus short-range ones the first missed."""
+    def mediapipe(self, image: np.ndarray, short_range: bool = True) -> list[tuple[np.ndarray, float]]:
+        """Boxes + scores from BlazeFace full-range, plus (`short_range`) close-ups the first missed."""
         h, w = image.shape[:2]
         out: list[tuple[np.ndarray, float]] = []
-        for mp_detector in self._mp:
+        for mp_detector in self._mp[: 2 if short_range else 1]:
             result = mp_detector.process(image)
             for det in result.detections or []:
                 r = det.location_data.relative_bounding_box
@@ -89,10 +89,12 @@ class Detector:
         return [(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) / scale, float(s))
                 for r, s in zip(rects, scores, strict=True)]
 
-    def candidates(self, image: np.ndarray, *, use_mp: bool = True, hog_upsample: int | None = None
+    def candidates(self, image: np.ndarray, *, hog_upsample: int | None = None
                    ) -> list[tuple[np.ndarray, float]]:
-        """Boxes of both detectors, duplicates merged (mediapipe's box wins: it is better centred)."""
-        found = self.mediapipe(image) if use_mp else []
+        """Boxes of both detectors, duplicates merged (mediapipe's box wins: it is better centred).
+
+        `hog_upsample` None skips HOG and mediapipe's short-range model (the cheap key-frame pass)."""
+        found = self.mediapipe(image, short_range=hog_upsample is not None)
         if hog_upsample is not None:
             for box, score in self.hog(image, hog_upsample):
                 if not any(same_face(box, b) for b, _ in found):

@@ -1,10 +1,12 @@
 """Online multi-face tracking: detectors on key frames, FaceMesh tracking in between, stable ids.
 
 Each track owns a FaceMesh in tracking mode fed a square crop around where the face is predicted (constant
-velocity), so it costs ~2 ms a face a frame. Key frames run the detectors to find faces that entered;
-a face that is found again after leaving gets its old id back when its identity embedding matches
-(re-identification). Two tracks that land on one face (a crossing) keep the one that moved as predicted;
-the other coasts until it is found again. Landmarks are smoothed with One Euro filters on head pose and
+velocity), so it costs ~2 ms a face a frame. Key frames run the detectors to find faces that entered:
+mediapipe full-range every `detect_every` frames, the full pass (+ dlib HOG, short range) every `hog_every`
+frames, backing off up to 8x while it finds nothing the cheap pass missed. A face found again after leaving
+gets its old id back when its identity embedding matches (re-identification). When two tracks land on one
+face (a crossing), the track whose identity (else predicted motion) fits keeps it; the other waits to be
+found again. Landmarks are smoothed with One Euro filters on head pose and
 expression (lipdub.faces.smooth.LandmarkSmoother): no jitter at rest, no lag in motion, full mouth motion.
 """
 
@@ -26,6 +28,7 @@ from lipdub.faces.types import Face
 
 THUMB_SIDE = 128
 CHIP_EVERY = 25  # frames between two captures of a track's best view
+HOG_BACKOFF = 8  # the full detection pass runs at least every hog_every * HOG_BACKOFF frames
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Tracker:
         self.ended: list[_Track] = []
         self.frames: list[list[Face]] = []
         self._next_id = 0
+        self._hog_next, self._hog_gap = 0, self.settings.hog_every
         self.shape: tuple[int, int] = (0, 0)
 
     # ---- per frame -----------------------------------------------------------------------------------
@@ -82,7 +86,7 @@ class Tracker:
         self.shape = frame.shape[:2]
         seen = self._follow(frame)
         self._drop_duplicates(frame, seen)
-        if self.index % self.settings.detect_every == 0 or self.index % self.settings.hog_every == 0:
+        if self.index % self.settings.detect_every == 0 or self.index >= self._hog_next:
             self._discover(frame, seen)
         faces = []
         for t in list(self.active):
@@ -135,7 +139,7 @@ class Tracker:
         """Key frame: detect, and start (or re-identify) tracks for faces nobody follows."""
         s = self.settings
         hog = None
-        if self.index % s.hog_every == 0:
+        if self.index >= self._hog_next:
             hog = s.hog_upsample if self.index == 0 else 0
         known = [box_of(p) for p in seen.values()]  # faces of missing tracks are re-attached by _adopt
         new: list[tuple[np.ndarray, float]] = []
@@ -149,6 +153,9 @@ class Tracker:
             new.append((pts, score))
         for pts, score in sorted(new, key=lambda n: float(n[0][:, 0].mean())):
             self._adopt(frame, pts, score, seen)
+        if hog is not None:  # the full pass: back off while it finds nothing the cheap pass missed
+            self._hog_gap = s.hog_every if new else min(2 * self._hog_gap, s.hog_every * HOG_BACKOFF)
+            self._hog_next = self.index + self._hog_gap
 
     def _adopt(self, frame: np.ndarray, pts: np.ndarray, score: float, seen: dict[int, np.ndarray]) -> None:
         """A newly found face: an old track's (same person) or a new one."""

@@ -1,0 +1,110 @@
+"""Face analysis speed: detection + landmarks + tracking fps on 1280x720 videos, and the cost of a cache hit.
+
+Goals (issue 3): >= 100 frames/s with one face, >= 40 with four, on 2 CPU cores; a cache hit < 1% of the
+first run. Reference: Wav2Lip's S3FD needs ~5 s per 1280x720 frame here.
+
+    python benchmarks/bench_faces.py [--frames 250]
+
+The videos are built from the test photos: a slow pan + zoom over a canvas, H.264. Figures are printed
+with and without decoding (decoding is measured separately on the same file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
+W, H = 1280, 720
+
+
+def _canvas_one_face() -> np.ndarray:
+    """The portrait on a wide canvas, face ~ 200 px."""
+    from lipdub.media import read_image
+
+    face = read_image(DATA / "img_obama_smile_teeth.jpg")
+    face = cv2.resize(face, (int(face.shape[1] * 1.3), int(face.shape[0] * 1.3)))
+    canvas = np.full((int(H * 1.25), int(W * 1.25), 3), 90, np.uint8)
+    y, x = (canvas.shape[0] - face.shape[0]) // 2, (canvas.shape[1] - face.shape[1]) // 2
+    canvas[max(0, y):max(0, y) + face.shape[0], x:x + face.shape[1]] = face[: canvas.shape[0]]
+    return canvas
+
+
+def _canvas_four_faces() -> np.ndarray:
+    from lipdub.media import read_image
+
+    image = read_image(DATA / "grp4_four_men_beards_glasses.jpg")
+    return cv2.resize(image, (int(W * 1.15), int(H * 1.15)))
+
+
+def make_video(path: Path, canvas: np.ndarray, frames: int) -> None:
+    """Pan and zoom slowly across `canvas`, writing `frames` 1280x720 frames at 25 fps."""
+    ch, cw = canvas.shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        for i in range(frames):
+            t = i / max(frames - 1, 1)
+            zoom = 1.0 + 0.08 * np.sin(np.pi * t)
+            cx = cw / 2 + (cw - W * 1.1) / 2 * np.sin(2 * np.pi * t)
+            cy = ch / 2 + (ch - H * 1.1) / 2 * np.cos(2 * np.pi * t) * 0.5
+            m = np.array([[zoom, 0, W / 2 - cx * zoom], [0, zoom, H / 2 - cy * zoom]], np.float32)
+            frame = cv2.warpAffine(canvas, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def bench(name: str, path: Path, faces_expected: int, goal: float) -> None:
+    from lipdub.faces import analyze
+    from lipdub.media import iter_frames
+
+    t0 = time.perf_counter()
+    n = sum(1 for _ in iter_frames(path))
+    decode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tracks = analyze(path, use_cache=True, progress=lambda d, t: None)  # first run: detect and store
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hit = analyze(path, use_cache=True)
+    cached = time.perf_counter() - t0
+    assert hit.num_frames == tracks.num_frames
+    rows = tracks.summary()
+    present = [r["frames"] for r in rows]
+    print(f"{name}: {n} frames {W}x{H}, {len(rows)} track(s) (expected {faces_expected}), frames present "
+          f"{present}")
+    print(f"  analyze incl. decode : {n / first:7.1f} frames/s  ({first:.2f} s)")
+    print(f"  analyze excl. decode : {n / max(first - decode, 1e-9):7.1f} frames/s  (goal >= {goal:g}; "
+          f"decode alone {n / decode:.0f} frames/s)")
+    print(f"  cache hit            : {cached * 1000:7.1f} ms = {100 * cached / first:.2f}% of the first run "
+          f"(goal < 1%)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=250)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["LIPDUB_HOME"] = str(Path(tmp) / "home")  # a fresh cache: the first run really detects
+        from lipdub.settings import get_settings
+
+        get_settings.cache_clear()
+        one, four = Path(tmp) / "one_face.mp4", Path(tmp) / "four_faces.mp4"
+        make_video(one, _canvas_one_face(), args.frames)
+        make_video(four, _canvas_four_faces(), args.frames)
+        print(f"CPU cores available: {len(os.sched_getaffinity(0))}; S3FD reference ~5 s/frame (0.2 frames/s)")
+        bench("one face", one, 1, 100)
+        bench("four faces", four, 4, 40)
+
+
+if __name__ == "__main__":
+    main()
