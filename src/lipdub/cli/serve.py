@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow this browser origin to call the API (repeatable; default: CORS off)")
     p.add_argument("--checkpoint", type=Path, default=None, help="Wav2Lip checkpoint for the neural engine")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser once serving")
     p.set_defaults(func=_run)
 
 
@@ -54,6 +55,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"lipdub: serving on {url}" + (f"#token={settings.token}" if settings.token else ""), flush=True)
     print(f"lipdub: data in {settings.resolved_data_dir()}, {settings.workers} worker(s); Ctrl+C stops",
           flush=True)
+    if args.open:
+        import threading
+        import webbrowser
+
+        page = url + (f"#token={settings.token}" if settings.token else "")
+        threading.Timer(1.5, webbrowser.open, args=(page,)).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level=os.environ.get("LIPDUB_WEB_LOG", "warning"),
                 timeout_graceful_shutdown=5)
     return 0

@@ -137,7 +137,7 @@ async def create_upload(request: Request, name: str = Query("upload", max_length
         up = await run_in_threadpool(accept, part, name, size, ctx.uploads_dir, ctx.settings.max_duration)
     except LipdubError as err:
         raise HTTPException(422, str(err)) from err
-    ctx.store.add_upload(up)
+    await run_in_threadpool(ctx.store.add_upload, up)
     return upload_out(up)
 
 
