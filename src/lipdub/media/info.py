@@ -23,19 +23,24 @@ _ANIMATED = {"GIF", "PNG"}
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """A media file's shape. Sizes are as displayed (after rotation); `fps` is None for stills and audio."""
+    """A media file's shape. Sizes are as displayed (after rotation), i.e. the shape `iter_frames` yields.
+
+    `fps` is the default constant output rate (None for stills and audio); `num_frames` is the exact number of
+    frames `iter_frames(path)` yields; `duration` is the video stream's span (audio: the audio's, stills: 0).
+    `rotation` is the display matrix's counter-clockwise turn (0/90/180/270) already applied to frames.
+    """
 
     path: str
     kind: Literal["image", "video", "audio"]
     width: int | None
     height: int | None
     fps: float | None
-    num_frames: int  # exact count at the constant rate `fps` (1 for stills, 0 for audio)
-    duration: float  # seconds (0.0 for stills)
+    num_frames: int  # 1 for stills, 0 for audio
+    duration: float  # seconds
     has_audio: bool
     audio_rate: int | None
     audio_channels: int | None
-    rotation: int = 0  # degrees counter-clockwise applied to decoded frames to display them
+    rotation: int = 0
 
 
 @dataclass(frozen=True)
