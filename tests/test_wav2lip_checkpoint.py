@@ -59,6 +59,18 @@ def test_plain_state_dict_and_every_module_occurrence_stripped(tmp_path, disc_we
     assert list(load_state_dict(tmp_path / "nested.pth")) == list(disc_weights)
 
 
+def test_legacy_file_format_with_optimizer_state(tmp_path, disc_weights):
+    # the 2020 release was written by torch 1.x: the pre-zip format, with the Adam state beside the weights
+    model = Wav2LipDiscQual()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    model.perceptual_forward(torch.rand(1, 3, 96, 96)).backward()
+    opt.step()
+    ckpt = {"state_dict": {"module." + k: v for k, v in disc_weights.items()}, "optimizer": opt.state_dict(),
+            "global_step": 123, "global_epoch": 4}
+    torch.save(ckpt, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert_weights(load_model(tmp_path / "old.pth", "disc_qual"), disc_weights)
+
+
 def test_safetensors(tmp_path, disc_weights):
     save_file({k: v.contiguous() for k, v in disc_weights.items()}, tmp_path / "disc.safetensors")
     assert_weights(load_model(tmp_path / "disc.safetensors", "disc_qual"), disc_weights)
