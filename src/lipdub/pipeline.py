@@ -8,6 +8,7 @@ and the compositor into the writer, so memory does not grow with the length of t
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from lipdub.composite import composite, fade_weights
 from lipdub.errors import LipdubError, NoFaceError
 
 log = logging.getLogger(__name__)
@@ -139,8 +141,6 @@ def activity_weights(prob: np.ndarray, fps: float, hold: float = 0.3, fade: int 
         if 1 < b - a <= gap + 1:
             active[a:b] = True
     # ramp up before and down after each stretch: distance to the nearest active frame
-    from lipdub.composite import fade_weights
-
     return 1.0 - fade_weights(~active, fade) if active.any() else np.zeros(len(active), np.float32)
 
 
@@ -261,8 +261,6 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
             weight = activity_weights(act, fps)
         else:
             # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
-            from lipdub.composite import fade_weights
-
             weight = fade_weights(inside, FADE_FRAMES)
         sp.strength = (fade_weights(present, FADE_FRAMES) * weight * inside).astype(np.float32)
         missing = int((~present & inside).sum())
@@ -274,14 +272,12 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     audio_out, audio_rate = _soundtrack(request, info, speakers, n_out, fps, still)
 
     # --- stream: frames -> engine -> composite -> writer
-    from lipdub.composite import composite
-
     batch = max(1, int(getattr(base_engine, "batch_size", 1) or 1))
     source = None if still else media.FrameSource(request.media, fps=fps)
     still_frame = media.read_image(request.media) if still else None
     report("generating", 0, n_out)
     with media.VideoWriter(request.output, fps, audio=audio_out, audio_rate=audio_rate) as writer:
-        frames_iter = (iter(lambda: still_frame, None) if still else source.frames(src_of.tolist()))
+        frames_iter = itertools.repeat(still_frame) if still else source.frames(src_of.tolist())
         done = 0
         for chunk in _chunks(frames_iter, batch, n_out):
             outs = [f for f in chunk]
