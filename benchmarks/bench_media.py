@@ -48,15 +48,16 @@ def main() -> None:
             for i in range(n):
                 writer.write(frames[i % len(frames)])
         encode = time.perf_counter() - t0
-        del frames
         info = probe(path)
         print(f"file: {info.width}x{info.height} {info.num_frames} frames, {path.stat().st_size / 1e6:.1f} MB")
-        print(f"encode 720p H.264+AAC (crf 18, preset fast): {n / encode:6.1f} fps")
+        print(f"encode 720p H.264+AAC (crf 18, preset fast): {n / encode:6.1f} fps"
+              f"   (peak RSS so far {peak_rss_mb():.0f} MB, incl. {len(frames)} input frames)")
 
         t0 = time.perf_counter()
         count = sum(1 for _ in iter_frames(path))
         decode = time.perf_counter() - t0
         print(f"decode 720p iter_frames:                      {count / decode:6.1f} fps")
+        del frames
 
         source = FrameSource(path)
         t0 = time.perf_counter()
