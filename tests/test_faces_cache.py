@@ -52,9 +52,17 @@ def test_changed_content_settings_or_rate_miss(lipdub_home, tmp_path):
     assert key(edited, FaceSettings(), None) != key(PHOTO, FaceSettings(), None)
     assert key(PHOTO, FaceSettings(hog_upsample=0), None) != key(PHOTO, FaceSettings(), None)
     assert key(CLIP, FaceSettings(), 10.0) != key(CLIP, FaceSettings(), None)
+    analyze(CLIP, fps=10)
     analyze(edited)
     analyze(PHOTO, settings=FaceSettings(hog_upsample=0))
-    assert cache.info()["entries"] == 3
+    assert cache.info()["entries"] == 4
+
+
+def test_the_native_rate_given_or_not_shares_one_entry(lipdub_home, monkeypatch):
+    analyze(CLIP)  # the web app's face picker asks without a rate
+    _forbid_detection(monkeypatch)
+    assert analyze(CLIP, fps=25.0).num_frames == 75  # the pipeline passes the video's own rate
+    assert cache.info()["entries"] == 1
 
 
 def test_no_cache_neither_reads_nor_writes(lipdub_home):

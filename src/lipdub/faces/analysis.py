@@ -27,22 +27,39 @@ def analyze(path: str | os.PathLike[str], *, fps: float | None = None, use_cache
     (`select` raises NoFaceError).
     """
     from lipdub.media import probe
+    from lipdub.media.info import check_exists
 
     settings = settings or FaceSettings()
+    check_exists(path)
+    key = cache.cache_key(path, settings, _key_rate(path, fps))
+    if use_cache and (hit := cache.load(key)) is not None:  # a hit needs no probing or decoding at all
+        hit.source = str(path)
+        return hit
     info = probe(path)
     if info.kind == "audio":
         from lipdub.errors import MediaError
 
         raise MediaError("is audio only: faces need a photo or a video", path)
-    key = cache.cache_key(path, settings, fps if info.kind == "video" else None)
-    if use_cache and (hit := cache.load(key)) is not None:
-        hit.source = str(path)
-        return hit
     tracks = _analyze_image(path, settings) if info.kind == "image" else _analyze_video(
         path, fps or info.fps or 25.0, info.num_frames, settings, progress)
     if use_cache:
         cache.store(key, tracks)
     return tracks
+
+
+def _key_rate(path: str | os.PathLike[str], fps: float | None) -> str | None:
+    """The requested rate as the cache sees it: None when it is the video's own rate, so a caller passing
+    the native fps (the pipeline) and one passing nothing (the web app's face picker) share one entry."""
+    if fps is None:
+        return None
+    from lipdub.media.info import as_rate, timeline
+
+    rate = as_rate(fps)
+    try:
+        native = timeline(path)  # a demux pass, no decoding; cached per process
+    except Exception:  # noqa: BLE001 - unreadable media is reported by probe() on the miss path
+        native = None
+    return None if native is not None and native.rate == rate else str(rate)
 
 
 def _analyze_image(path: str | os.PathLike[str], settings: FaceSettings) -> FaceTracks:

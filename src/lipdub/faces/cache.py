@@ -44,9 +44,9 @@ def content_hash(path: str | os.PathLike[str]) -> str:
     return _hash_file(os.path.realpath(path), st.st_size, st.st_mtime_ns)
 
 
-def cache_key(path: str | os.PathLike[str], settings: FaceSettings, fps: float | None) -> str:
-    """Key of one analysis: content + settings + requested rate + cache format."""
-    parts = [content_hash(path), settings.key(), repr(None if fps is None else float(fps)), str(FORMAT_VERSION)]
+def cache_key(path: str | os.PathLike[str], settings: FaceSettings, rate: str | float | None) -> str:
+    """Key of one analysis: content + settings + frame rate (None: the media's own) + cache format."""
+    parts = [content_hash(path), settings.key(), str(rate), str(FORMAT_VERSION)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
