@@ -175,10 +175,13 @@ def _block_true_peaks(x: np.ndarray, block: int, oversample: int) -> np.ndarray:
         seg = np.pad(x[:, lo:hi], ((0, 0), (pad - (a - lo), pad - (hi - b)))).T
         up = soxr.resample(np.ascontiguousarray(seg, np.float32), 1, oversample, quality="HQ")
         m, nb = b - a, -(-(b - a) // block)
-        up = np.abs(up[pad * oversample:(pad + m) * oversample])  # (m * oversample, channels), contiguous
-        up = np.pad(up, ((0, (nb * block - m) * oversample), (0, 0)))
-        samples = np.pad(np.abs(x[:, a:b]), ((0, 0), (0, nb * block - m))).reshape(x.shape[0], nb, block)
-        peaks[a // block: a // block + nb] = np.maximum(up.reshape(nb, -1).max(axis=1), samples.max(axis=(0, 2)))
+        up = up[pad * oversample:(pad + m) * oversample]  # (m * oversample, channels), contiguous
+        samples = np.abs(x[:, a:b])
+        if m % block:  # only the last chunk ends inside a block
+            up = np.pad(up, ((0, (nb * block - m) * oversample), (0, 0)))
+            samples = np.pad(samples, ((0, 0), (0, nb * block - m)))
+        inter = np.maximum(up.reshape(nb, -1).max(axis=1), -up.reshape(nb, -1).min(axis=1))
+        peaks[a // block: a // block + nb] = np.maximum(inter, samples.reshape(-1, nb, block).max(axis=(0, 2)))
     return peaks
 
 
