@@ -39,12 +39,13 @@ def reference_true_peak(x: np.ndarray) -> float:
     return 20 * np.log10(np.abs(resample_poly(x, 8, 1, axis=1, window=h)).max())
 
 
-def bed_gain_db(duck_db: float, hold: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
-    """Gain (dB per 10 ms) that the mix applied to the original under the real dialogue, and its times."""
-    speech, rate = load("dialogue_16k.flac")
+def bed_gain_db(duck_db: float, tracks: list[SpeechTrack] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gain (dB per 10 ms) that the mix applied to the original under `tracks` (default: the real dialogue)."""
+    if tracks is None:
+        speech, rate = load("dialogue_16k.flac")
+        tracks = [SpeechTrack(speech, rate, START)]
     original = load("obama_48k_stereo.m4a")
-    tracks = [SpeechTrack(speech, rate, START)]
-    full, out_rate = mix_soundtrack(tracks, original, duration=14.0, duck_db=duck_db, hold=hold, limiter=False)
+    full, out_rate = mix_soundtrack(tracks, original, duration=14.0, duck_db=duck_db, limiter=False)
     alone, _ = mix_soundtrack(tracks, None, duration=14.0, out_rate=out_rate, out_channels=2, limiter=False)
     plain, _ = mix_soundtrack([], original, duration=14.0, limiter=False)
     bed = full - alone  # what is left of the original in the mix
@@ -71,6 +72,16 @@ def test_ducking_lowers_the_original_only_while_the_new_speech_speaks():
     assert np.all(np.abs(gain[t > last + 0.45]) < 0.05)
     # the transitions are ramps, not steps: at most ~0.5 dB per ms anywhere
     assert np.abs(np.diff(gain)).max() / 10.0 < 0.5
+
+
+def test_the_original_comes_back_between_two_speakers():
+    a, rate_a = load("flemish_vl00203_22k.flac")  # 2.31 s, at 1 s
+    b, rate_b = load("flemish_vl09647_22k.flac")  # 2.18 s, at 6 s
+    t, gain = bed_gain_db(12.0, [SpeechTrack(a, rate_a, 1.0), SpeechTrack(b, rate_b, 6.0)])
+    assert np.all(np.abs(gain[(t > 1.5) & (t < 3.0)] + 12.0) < 0.3)  # first speaker talks
+    assert np.all(np.abs(gain[(t > 4.0) & (t < 5.8)]) < 0.05)  # nobody talks: the original is back
+    assert np.all(np.abs(gain[(t > 6.5) & (t < 8.0)] + 12.0) < 0.3)  # second speaker talks
+    assert np.all(np.abs(gain[t > 9.0]) < 0.05)
 
 
 def test_no_ducking_leaves_the_original_as_it_was():
