@@ -55,7 +55,7 @@ class FaceTracks:
         return len(self.frame_index)
 
     def _face(self, row: int) -> Face:
-        face = Face(box=self.boxes[row].copy(), score=float(self.scores[row]), landmarks=self.landmarks[row],
+        face = Face(box=self.boxes[row].copy(), score=float(self.scores[row]), landmarks=self.landmarks[row].copy(),
                     track_id=int(self.track_index[row]))
         if self.interpolated[row]:
             face.extra["interpolated"] = True
