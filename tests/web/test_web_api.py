@@ -161,6 +161,22 @@ def test_job_bad_input_is_refused_with_a_reason(make_client, body, status, words
     assert client.get("/api/jobs").json() == []
 
 
+def test_engine_is_neural_only_with_a_checkpoint(make_client, tmp_path):
+    plain = make_client(runner=web_runners.quick)
+    assert plain.get("/api/config").json()["engines"] == ["viseme"]
+    ckpt = tmp_path / "wav2lip.pth"
+    ckpt.write_bytes(b"weights")
+    client = make_client(runner=web_runners.quick, checkpoint=ckpt, data_dir=tmp_path / "neural")
+    config = client.get("/api/config").json()
+    assert config["engines"] == ["viseme", "wav2lip"] and config["default_engine"] == "wav2lip"
+    job = new_job(client)  # engine "auto"
+    assert job["params"]["engine"] == "wav2lip"
+    wait_job(client, job["id"], ended)
+    sent = json.loads((tmp_path / "neural" / "jobs" / job["id"] / "request.json").read_text())
+    assert sent["engine"] == "wav2lip" and sent["checkpoint"] == str(ckpt)
+    assert new_job(client, engine="viseme")["params"]["engine"] == "viseme"
+
+
 def test_unknown_ids_are_404(make_client):
     client = make_client(runner=web_runners.quick)
     for method, url in [("GET", "/api/uploads/x"), ("GET", "/api/uploads/x/faces"), ("GET", "/api/uploads/x/frame.jpg"),
@@ -298,6 +314,7 @@ def test_token_is_required_on_every_api_call(make_client):
     assert client.get("/api/config", headers=ok).json()["auth"] is True
     up = upload(client, PHOTO, headers=ok)
     assert client.get(up["frame_url"], params={"token": "s3cret"}).status_code == 200  # <img>/<video>/SSE
+    assert client.get("/api/jobs/x/events", params={"token": "s3cret"}).status_code == 404  # EventSource
     assert client.get("/").status_code == 200  # the page itself holds no data
 
 
