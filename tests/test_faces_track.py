@@ -185,3 +185,29 @@ def test_one_euro_follows_a_ramp():
     f = OneEuroFilter(25, min_cutoff=1.0, beta=0.05)
     out = [f(np.array([4.0 * i])) for i in range(60)]
     assert 4.0 * 59 - out[-1][0] < 4.0
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "18"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_after_a_cut_every_small_face_of_the_new_shot_is_found_soon(tmp_path):
+    group = read_image(DATA / "grp6_many_faces_friends.jpg")  # six ~100 px faces, some turned
+    h, w = group.shape[:2]
+    portrait = np.full_like(group, 100)
+    face = read_image(DATA / "img_obama_smile_teeth.jpg")
+    portrait[100:100 + face.shape[0], 400:400 + face.shape[1]] = face
+    path = tmp_path / "cut.mp4"
+    _write_video(path, [portrait] * 30 + [group] * 30)
+    tracks = analyze(path, use_cache=False)
+    assert len(tracks.faces_in(10)) == 1
+    assert len(tracks.faces_in(40)) == 6 and len(tracks.faces_in(59)) == 6
+    assert len(tracks.track_ids) == 7

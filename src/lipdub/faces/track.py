@@ -93,6 +93,9 @@ class Tracker:
             if t.id in seen:
                 faces.append(self._update(t, seen[t.id], frame))
             else:
+                if t.miss == 0:  # just lost (a cut, an occlusion): look everywhere again soon
+                    self._hog_next = min(self._hog_next, self.index + self.settings.detect_every)
+                    self._hog_gap = self.settings.hog_every
                 t.miss += 1
                 if t.miss > self.settings.max_miss:
                     self._end(t)
@@ -154,7 +157,8 @@ class Tracker:
         for pts, score in sorted(new, key=lambda n: float(n[0][:, 0].mean())):
             self._adopt(frame, pts, score, seen)
         if hog is not None:  # the full pass: back off while it finds nothing the cheap pass missed
-            self._hog_gap = s.hog_every if new else min(2 * self._hog_gap, s.hog_every * HOG_BACKOFF)
+            busy = bool(new) or not seen
+            self._hog_gap = s.hog_every if busy else min(2 * self._hog_gap, s.hog_every * HOG_BACKOFF)
             self._hog_next = self.index + self._hog_gap
 
     def _adopt(self, frame: np.ndarray, pts: np.ndarray, score: float, seen: dict[int, np.ndarray]) -> None:
