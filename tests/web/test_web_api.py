@@ -274,7 +274,9 @@ def test_restart_keeps_history_fails_interrupted_and_runs_queued(make_client, tm
         store.add_job(Job(id=job_id, state=state, params=done["params"]))
     assert store.claim_next().id == "interrupted"
     store.close()
+    (tmp_path / "web" / "tmp" / "cut-short.part").write_bytes(b"half an upload")
     second = make_client(runner=web_runners.quick)
+    assert not (tmp_path / "web" / "tmp" / "cut-short.part").exists()
     interrupted = second.get("/api/jobs/interrupted").json()
     assert interrupted["state"] == "failed" and "server stopped" in interrupted["error"]
     assert wait_job(second, "waiting", ended)["state"] == "done"

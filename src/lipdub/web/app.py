@@ -50,6 +50,8 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for stale in ctx.tmp_dir.glob("*.part"):  # uploads cut short by a previous run
+            stale.unlink(missing_ok=True)
         ctx.queue.start()
         if settings.warm_up:
             threading.Thread(target=warm_up, name="lipdub-warm-up", daemon=True).start()
