@@ -69,7 +69,7 @@ def _decoder():
     return pocketsphinx.Decoder(
         hmm=os.path.join(model, "en-us", "en-us"),
         allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"),
-        lw=2.0, beam=1e-20, pbeam=1e-20, wip=0.5, frate=100, loglevel="FATAL",
+        lw=2.0, beam=1e-10, pbeam=1e-10, wip=0.5, frate=100, loglevel="FATAL",
     )
 
 
@@ -208,10 +208,13 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     speech = _silence_mask(wav, grid)
     phones: list[tuple[str, float, float]] = []
     if method != "energy":
-        try:
-            phones = recognize_phones(wav)
-        except Exception:  # the decoder failed on this audio: the fallback covers it
-            phones = []
+        for a, b in _runs(speech):  # decode only around speech: silence costs nothing
+            lo, hi = max(0, a - 30), min(grid, b + 30)
+            try:
+                found = recognize_phones(wav[lo * 160: hi * 160])
+            except Exception:  # the decoder failed on this stretch: the fallback covers it
+                found = []
+            phones += [(p, s + lo / 100, e + lo / 100) for p, s, e in found]
     # shape id per 10 ms from the phones, then the fallback where speech has no phones
     labels = np.full(grid, -1, np.int64)
     phone_at = np.full(grid, "", object)
@@ -305,8 +308,8 @@ def from_json(text: str) -> list[Cue]:
 
 
 def to_rhubarb_tsv(cues: list[Cue]) -> str:
-    """Rhubarb's TSV: one `time<TAB>shape` line per cue start, then the end time with X."""
-    lines = [f"{c.start:.2f}\t{c.shape}" for c in cues]
+    """Rhubarb's TSV: one `time<TAB>shape` line where the shape changes, then the end time with X."""
+    lines = [f"{c.start:.2f}\t{c.shape}" for i, c in enumerate(cues) if i == 0 or cues[i - 1].shape != c.shape]
     if cues:
         lines.append(f"{cues[-1].end:.2f}\tX")
     return "\n".join(lines) + "\n"

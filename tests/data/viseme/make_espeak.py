@@ -1,4 +1,4 @@
-"""Regenerate espeak_en.wav + espeak_en.json: English speech synthesized by espeak-ng with its own phoneme timings.
+"""Regenerate espeak_en.flac + espeak_en.json: English speech synthesized by espeak-ng with its own phoneme timings.
 
 Needs the Debian package espeak-ng (libespeak-ng.so.1). The phoneme start times come from espeak-ng's
 synthesis events (espeakEVENT_PHONEME, audio_position in ms), so they are the synthesizer's ground truth.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +57,12 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 150) -> tuple[np.nda
 
 def main() -> None:
     wav, sr, phones = synthesize(TEXT)
-    with wave.open(str(HERE / "espeak_en.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(wav.astype("<i2").tobytes())
-    (HERE / "espeak_en.json").write_text(json.dumps({"text": TEXT, "sample_rate": sr, "phones": [
+    import librosa
+    import soundfile
+
+    audio = librosa.resample(wav.astype(np.float32) / 32768, orig_sr=sr, target_sr=16000)
+    soundfile.write(HERE / "espeak_en.flac", audio, 16000, subtype="PCM_16")
+    (HERE / "espeak_en.json").write_text(json.dumps({"text": TEXT, "voice": "en-us", "rate_wpm": 150, "phones": [
         {"phone": p, "start": round(t, 3)} for p, t in phones]}, indent=0))
     print(f"{len(wav) / sr:.2f} s, {len(phones)} phonemes")
 

@@ -20,6 +20,7 @@ class FaceRenderer:
         self.colours = MouthColours.sample(image, self.warp.lm)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
+        self.pixels_crc: int | None = None  # set by the engine: which pixels the cached poses belong to
 
     def render(self, image: np.ndarray, pose: np.ndarray, cacheable: bool = False) -> Patch:
         """The lower-face patch of `image` with the mouth in `pose`; `cacheable` when `image` is a still."""
@@ -39,10 +40,14 @@ class FaceRenderer:
         w = self.warp
         top, bottom, left, right = w.roi
         src = np.ascontiguousarray(image[top:bottom, left:right])
-        mx, my, targets = w.maps(pose)
-        out = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        (m_up, m_lo), below, targets = w.maps(pose)
+        up = cv2.remap(src, m_up, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lo = cv2.remap(src, m_lo, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        sel = below[..., None]
+        out = (up + (lo.astype(np.float32) - up) * sel + 0.5).astype(np.uint8)
         px, py = w.pixel_xy
-        moved = np.hypot(mx - px, my - py)
+        moved = np.hypot(m_up[..., 0] - px, m_up[..., 1] - py) * (1 - below) + np.hypot(
+            m_lo[..., 0] - px, m_lo[..., 1] - py) * below
         alpha = np.clip(moved * 4.0, 0.0, 1.0)
         inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours)
         alpha = np.maximum(alpha, inner)

@@ -25,6 +25,7 @@ CHIN = [18, 200, 199, 175, 83, 182, 201, 208, 32, 140, 171, 313, 406, 421, 428, 
 ANCHORS = [1, 2, 4, 5, 98, 327, 94, 97, 326, 164, 167, 393, 50, 280, 117, 346, 187, 411, 123, 352,
            147, 376, 205, 425, 36, 266, 93, 323, 234, 454]
 UPPER_SHARE = 0.15  # part of the lip opening made by the upper lip
+OUTER_FOLLOW = (0.6, 0.85)  # how far the outer upper / lower lip contour follows its inner contour
 GEOM = [P[n] for n in ("jaw", "gap_flat", "gap_round", "lift", "width", "roll", "press")]
 
 
@@ -144,9 +145,13 @@ class MouthWarp:
             own_up = upper if variant == "up" else lower
             own_lo = lower if variant == "lo" else upper
             extra_uo = 0.25 * thick_up if name == "press" else 0
+            if name == "press":  # pressed lips also squeeze into each other a little
+                own_up = own_up + (0.12 * thick_up if variant == "up" else -0.12 * thick_lo)
+                own_lo = own_lo + (0.12 * thick_up if variant == "up" else -0.12 * thick_lo)
             extra_lo = -0.25 * thick_lo if name == "press" else (-0.35 * thick_lo * pl if name == "roll" else 0)
+            # the outer contours follow the inner ones only partly: an opening mouth stretches its lips thin
             if variant == "up":
-                d[sl["uo"], 1] = own_up + extra_uo
+                d[sl["uo"], 1] = OUTER_FOLLOW[0] * own_up + extra_uo
                 d[sl["ui"], 1] = own_up
                 d[sl["li"], 1] = own_up
                 d[sl["lo"], 1] = own_up
@@ -154,7 +159,7 @@ class MouthWarp:
                 d[sl["uo"], 1] = own_lo
                 d[sl["ui"], 1] = own_lo
                 d[sl["li"], 1] = own_lo
-                d[sl["lo"], 1] = own_lo + extra_lo
+                d[sl["lo"], 1] = OUTER_FOLLOW[1] * own_lo + extra_lo
             if name == "width":
                 for part in ("uo", "ui", "li", "lo"):
                     d[sl[part], 0] = a_cols * hw
@@ -169,6 +174,7 @@ class MouthWarp:
         own = 0.45 * gap if variant == "up" else -0.55 * gap
         for part in ("uo", "ui", "li", "lo"):
             d[sl[part], 1] = own
+        d[sl["uo" if variant == "up" else "lo"], 1] *= OUTER_FOLLOW[0 if variant == "up" else 1]
         if variant == "lo":
             mean_gap = float(gap.max()) if gap.size else 0.0
             d[sl["jaw"], 1] = -0.55 * mean_gap * taper_jaw
@@ -226,23 +232,21 @@ class MouthWarp:
         targets["corners"] = corner[2:4]  # inner corners 78, 308
         return targets
 
-    def maps(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Backward maps (x, y) over the ROI for cv2.remap, and the inner-lip targets."""
+    def maps(self, pose: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+        """Backward maps over the ROI for cv2.remap (CV_32FC2, one above and one below the lip line), the
+        weight of the lower one per pixel, and the inner-lip targets."""
         coef = np.append(np.asarray(pose, np.float32)[GEOM], 1.0).astype(np.float32)
-        gh, gw = self.grid_shape
         targets = self.control_targets(pose)
         full = []
         for var in ("up", "lo"):
             field = np.tensordot(coef, self.fields[var], axes=1)  # (gh, gw, 2) forward displacement
             x = self.grid_xy - field
-            for _ in range(3):  # invert y = x + d(x) by fixed-point iteration on the coarse grid
+            for _ in range(4):  # invert y = x + d(x) by fixed-point iteration on the coarse grid
                 gx = x[..., 0] * self.to_grid[0]
                 gy = x[..., 1] * self.to_grid[1]
                 x = self.grid_xy - cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             full.append(cv2.remap(x, *self.up_maps, cv2.INTER_LINEAR))
-        sel = self._below_seam(targets)[..., None]
-        m = full[0] + (full[1] - full[0]) * sel
-        return np.ascontiguousarray(m[..., 0]), np.ascontiguousarray(m[..., 1]), targets
+        return full, self._below_seam(targets), targets
 
     def _below_seam(self, targets: dict[str, np.ndarray]) -> np.ndarray:
         """1 below the new lip line (between the corners: a sharp step; beyond them: a widening ramp)."""

@@ -1,0 +1,97 @@
+"""Viseme engine speed: output frames/s for a 1280x720 still + speech, and cue extraction vs real time.
+
+The machine is shared, so each figure is the best of a few runs, with CPU time alongside (CPU time says what
+the work costs whatever the other load). Goals: >= 100 frames/s rendering, cue extraction >= 20x real time.
+Usage:
+    python benchmarks/bench_viseme.py [--portrait tests/data/viseme/portraits/img_eastasian_man_teeth_headsetmic.jpg]
+                                      [--audio tests/data/viseme/long_silence_12s.flac] [--fps 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lipdub.audio import cues, vad
+from lipdub.engines.base import FrameJob
+from lipdub.engines.viseme import VisemeEngine
+from lipdub.faces import crop_box, detect_faces
+from lipdub.media import load_audio, read_image
+
+HERE = Path(__file__).resolve().parent.parent / "tests" / "data" / "viseme"
+
+
+def best_of(fn, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that run)."""
+    runs = []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        runs.append((time.perf_counter() - w0, time.process_time() - c0))
+    return min(runs)
+
+
+def still_720p(path: Path) -> np.ndarray:
+    """The portrait scaled to 720 px high, centred on a 1280x720 canvas."""
+    img = read_image(path)
+    scale = 720 / img.shape[0]
+    img = cv2.resize(img, (int(round(img.shape[1] * scale)), 720), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    x0 = (1280 - img.shape[1]) // 2
+    canvas[:, x0:x0 + img.shape[1]] = img[:, : 1280]
+    return canvas
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--portrait", type=Path, default=HERE / "portraits" / "img_eastasian_man_teeth_headsetmic.jpg")
+    ap.add_argument("--audio", type=Path, default=HERE / "long_silence_12s.flac")
+    ap.add_argument("--fps", type=float, default=25.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    audio = load_audio(args.audio, sr=16000)
+    seconds = len(audio) / 16000
+    frame = still_720p(args.portrait)
+    face = max(detect_faces(frame), key=lambda f: f.area)
+    box = crop_box(face, frame.shape)
+
+    vad.chunk_probabilities(audio[:16000])  # load models once, outside the timings
+    cues.recognize_phones(audio[:16000])
+    wall, cpu = best_of(lambda: vad.speech_probability(audio, args.fps), args.repeats)
+    print(f"voice activity     : {seconds / wall:7.1f}x real time  (cpu {cpu:.2f} s for {seconds:.1f} s audio)")
+    wall, cpu = best_of(lambda: cues.recognize_phones(audio), args.repeats)
+    print(f"phone recognition  : {seconds / wall:7.1f}x real time  (cpu {cpu:.2f} s)")
+    wall, cpu = best_of(lambda: cues.extract_cues(audio, args.fps), args.repeats)
+    print(f"cue extraction     : {seconds / wall:7.1f}x real time  (cpu {cpu:.2f} s)  goal >= 20x")
+
+    engine = VisemeEngine()
+    wall, cpu = best_of(lambda: engine.prepare(audio, args.fps), 1)
+    n = len(engine.poses)
+    print(f"engine.prepare     : {seconds / wall:7.1f}x real time  ({n} frames)")
+    jobs = [FrameJob(index=i, frame=frame, face=face, box=box) for i in range(n)]
+
+    def render_all(fresh: bool) -> None:
+        if fresh:
+            engine._renderers.clear()
+        for i in range(0, n, engine.batch_size):
+            engine.render(jobs[i:i + engine.batch_size])
+
+    wall, cpu = best_of(lambda: render_all(True), args.repeats)
+    print(f"render 1280x720    : {n / wall:7.1f} frames/s  (cpu {1000 * cpu / n:.2f} ms/frame, face prepared "
+          f"and pose cache filled inside the timing)  goal >= 100")
+    engine._renderers.clear()
+    render_all(False)
+    renderer = next(iter(engine._renderers.values()))
+    distinct = [engine.poses[i] for i in range(0, n, 7)]
+    wall, cpu = best_of(lambda: [renderer._render(frame, p) for p in distinct], args.repeats)
+    print(f"uncached pose      : {len(distinct) / wall:7.1f} frames/s  (cpu {1000 * cpu / len(distinct):.2f} "
+          f"ms/frame, ROI {renderer.warp.size[1]}x{renderer.warp.size[0]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""VisemeEngine: the no-weights engine: speech -> mouth cues -> per-frame poses -> warped lower face patches."""
+
+from __future__ import annotations
+
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from lipdub.audio import cues as cue_mod
+from lipdub.audio import vad
+from lipdub.engines.base import Engine, FrameJob, Patch
+from lipdub.engines.viseme.render import FaceRenderer
+from lipdub.engines.viseme.shapes import pose
+
+SR = 16000
+
+
+class VisemeEngine(Engine):
+    """Mouth shapes from phones (PocketSphinx) and silence (silero-vad), drawn by warping the face itself.
+
+    Needs no model weights. `prepare` analyses the audio once; `render` poses each job's face. A still's
+    face is prepared once and repeated poses are served from a cache.
+    """
+
+    name = "viseme"
+    batch_size = 16
+
+    def __init__(self, method: str = "auto", max_faces: int = 8):
+        self.method = method
+        self.cues: list[cue_mod.Cue] = []
+        self.weights = np.zeros((0, len(cue_mod.SHAPES)), np.float32)
+        self.poses = np.zeros((0, 0), np.float32)
+        self._activity = np.zeros(0, np.float32)
+        self._renderers: OrderedDict[bytes, FaceRenderer] = OrderedDict()
+        self._max_faces = max_faces
+
+    def prepare(self, audio: np.ndarray, fps: float) -> int:
+        """Cues, co-articulated shape weights, loudness and voice activity for every frame of the audio."""
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        n = int(np.ceil(len(audio) * fps / SR))
+        self.cues = cue_mod.extract_cues(audio, fps, method=self.method)
+        self.weights = cue_mod.cue_track(self.cues, fps, n)
+        self._activity = vad.speech_probability(audio, fps)
+        loud = cue_mod.loudness_envelope(audio, fps, n)
+        self.poses = pose(self.weights, loud)
+        return n
+
+    def speech_activity(self) -> np.ndarray | None:
+        return self._activity
+
+    def render(self, jobs: Sequence[FrameJob]) -> list[Patch]:
+        return [self._render_one(job) for job in jobs]
+
+    def _render_one(self, job: FrameJob) -> Patch:
+        lm = job.face.landmarks
+        if lm is None or len(self.poses) == 0:  # nothing to pose: hand back the frame untouched
+            top, bottom, left, right = job.box
+            return Patch(box=job.box, image=job.frame[top:bottom, left:right].copy(),
+                         mask=np.zeros((bottom - top, right - left), np.float32))
+        renderer = self._renderer(job.frame, np.asarray(lm, np.float32))
+        p = self.poses[min(max(job.index, 0), len(self.poses) - 1)]
+        return renderer.render(job.frame, p, cacheable=True)
+
+    def _renderer(self, frame: np.ndarray, lm: np.ndarray) -> FaceRenderer:
+        """The prepared face for these landmarks on these pixels (a still reuses one across all frames)."""
+        renderer = None
+        key = lm[:, :2].round(2).tobytes()
+        if key in self._renderers:
+            renderer = self._renderers[key]
+            self._renderers.move_to_end(key)
+        if renderer is None or renderer.pixels_crc != _crc(frame, renderer.warp.roi):
+            renderer = FaceRenderer(frame, lm)
+            renderer.pixels_crc = _crc(frame, renderer.warp.roi)
+            self._renderers[key] = renderer
+            if len(self._renderers) > self._max_faces:
+                self._renderers.popitem(last=False)
+        return renderer
+
+
+def _crc(frame: np.ndarray, roi: tuple[int, int, int, int]) -> int:
+    """Checksum of the ROI pixels: pose caches are only valid for identical pixels."""
+    top, bottom, left, right = roi
+    return zlib.crc32(np.ascontiguousarray(frame[top:bottom, left:right]).data)
