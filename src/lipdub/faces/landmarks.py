@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 import cv2
@@ -38,21 +39,25 @@ def square_around(box: np.ndarray, scale: float) -> tuple[tuple[float, float], f
     return (float(cx), float(cy)), float(max(box[2] - box[0], box[3] - box[1]) * scale)
 
 
+_QUIET = threading.RLock()  # fd 2 is process-wide: one redirection at a time, or a thread restores /dev/null
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silence the C++ log lines mediapipe writes to fd 2 while a graph starts (no env var does)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    with _QUIET:
+        try:
+            saved = os.dup(2)
+        except OSError:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            return
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _new_face_mesh(static: bool, max_faces: int):  # -> mediapipe FaceMesh

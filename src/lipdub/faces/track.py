@@ -12,6 +12,7 @@ expression (lipdub.faces.smooth.LandmarkSmoother): no jitter at rest, no lag in 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -55,6 +56,12 @@ class _Track:
         return self.embedding
 
 
+def _threads() -> int:
+    from lipdub.settings import get_settings
+
+    return int(get_settings().threads)
+
+
 def _center(box: np.ndarray) -> np.ndarray:
     return (box[:2] + box[2:]) / 2
 
@@ -77,6 +84,8 @@ class Tracker:
         self.frames: list[list[Face]] = []
         self._next_id = 0
         self._hog_next, self._hog_gap = 0, self.settings.hog_every
+        self._workers = max(1, min(4, _threads()))
+        self._pool: ThreadPoolExecutor | None = None
         self.shape: tuple[int, int] = (0, 0)
 
     # ---- per frame -----------------------------------------------------------------------------------
@@ -104,20 +113,24 @@ class Tracker:
         return faces
 
     def _follow(self, frame: np.ndarray) -> dict[int, np.ndarray]:
-        """Landmarks of every active track found near its predicted place."""
-        seen = {}
-        for t in self.active:
+        """Landmarks of every active track found near its predicted place (tracks run in parallel)."""
+
+        def follow(t: _Track) -> np.ndarray | None:
             pred = t.predicted()
-            center, side = square_around(pred, self.settings.mesh_crop)
-            pts = t.mesh(frame, center, side)
-            if pts is None:
-                continue
-            ratio = _size(box_of(pts)) / _size(pred)
-            if 0.6 < ratio < 1.6:
-                seen[t.id] = pts
-            else:
+            pts = t.mesh(frame, *square_around(pred, self.settings.mesh_crop))
+            if pts is not None and not 0.6 < _size(box_of(pts)) / _size(pred) < 1.6:
                 t.mesh.reset()
-        return seen
+                return None
+            return pts
+
+        tracks = list(self.active)
+        if len(tracks) > 1 and self._workers > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="lipdub-faces")
+            found = list(self._pool.map(follow, tracks))
+        else:
+            found = [follow(t) for t in tracks]
+        return {t.id: pts for t, pts in zip(tracks, found, strict=True) if pts is not None}
 
     def _drop_duplicates(self, frame: np.ndarray, seen: dict[int, np.ndarray]) -> None:
         """Two tracks on one face (a crossing): keep the one whose identity (else motion) fits the face."""
@@ -225,6 +238,9 @@ class Tracker:
 
     # ---- results -------------------------------------------------------------------------------------
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         for t in list(self.active):
             self._end(t)
         if self._own_detector:
