@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import av
@@ -83,6 +84,22 @@ def test_rerun_skips_finished_work_and_leaves_sources_alone(host_clips):
     assert res["skipped"] == 1 and res["sources"] == 1
     assert {p: p.stat().st_mtime_ns for p in host_clips.rglob("*") if p.is_file()} == mtimes
     assert file_hash(HOST) == before_hash
+
+
+def test_interrupted_cut_redoes_only_the_missing_clip(host_clips, tmp_path):
+    work = tmp_path / "clips"
+    shutil.copytree(host_clips, work)
+    source_dir = next(p for p in work.iterdir() if p.is_dir())
+    (source_dir / "cut.json").unlink()  # as if the run stopped while encoding clip 00001
+    (source_dir / "00001.json").unlink()
+    (source_dir / "00001.mp4").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in source_dir.iterdir() if p.name[:5] != "00001"}
+    res = cut([HOST], work, CutConfig(max_len=10, piece=5), workers=1)
+    assert res["skipped"] == 0 and res["clips"] == len(list(iter_clips(host_clips)))
+    assert (source_dir / "00001.mp4").exists() and (source_dir / "cut.json").exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert json.loads((source_dir / "00001.json").read_text())["start_frame"] == \
+        json.loads((host_clips / source_dir.name / "00001.json").read_text())["start_frame"]
 
 
 def test_plan_splits_long_speech_into_pieces_and_merges_or_drops_fragments():

@@ -203,11 +203,14 @@ def frame_energy(wav: np.ndarray) -> np.ndarray:
     return np.sqrt((frames**2).mean(axis=1))
 
 
-def cut_source(task: dict[str, Any]) -> dict[str, Any]:
-    """Cut one source video (a runner task: {"source", "out", "config"}) and return its summary.
+CHUNK_SECONDS = 30.0  # clips are encoded in groups covering about this much source, in parallel
 
-    Never modifies the source. Skips the source when its `cut.json` records the same content hash and
-    settings; skips each clip whose sidecar matches. Unreadable sources come back with an "error".
+
+def plan_source(task: dict[str, Any]) -> dict[str, Any]:
+    """Runner task {"source", "out", "config"}: hash, find speech, plan the clips of one source.
+
+    Returns {"done": summary} when `cut.json` already records this content and these settings, {"error"} for
+    an unusable source, else the plan. The 16 kHz audio is left in `<clips>/.audio16k.npy` for the encoders.
     """
     from lipdub import media
     from lipdub.audio import vad
@@ -220,10 +223,8 @@ def cut_source(task: dict[str, Any]) -> dict[str, Any]:
     sid = source_id(src, digest)
     out = out_root / sid
     settings = settings_hash(asdict(cfg))
-    summary_path = out / "cut.json"
-    if is_done(summary_path, source_hash=digest, settings_hash=settings):
-        done = read_json(summary_path) or {}
-        return {**done, "skipped": True}
+    if is_done(out / "cut.json", source_hash=digest, settings_hash=settings):
+        return {"done": read_json(out / "cut.json")}
     try:
         info = media.probe(src)
         if info.kind != "video":
@@ -235,78 +236,95 @@ def cut_source(task: dict[str, Any]) -> dict[str, Any]:
         speech = [(float(s), float(e)) for s, e in vad.speech_segments(wav)]
         spans = plan_clips(speech, n_frames, cfg, frame_energy(wav))
         crop = parse_crop(cfg.crop, info.width, info.height)
-        _clear_stale(out, summary_path, settings)
-        base = {"source": str(src.resolve()), "source_id": sid, "source_hash": digest, "settings_hash": settings,
-                "fps": FPS, "sample_rate": SAMPLE_RATE, "crop": crop}
-        written = _write_clips(src, out, spans, wav, crop, base)
     except LipdubError as err:
         return {"source": str(src), "source_id": sid, "error": err.problem}
-    summary = {
-        **base, "duration": n_frames / FPS, "speech_seconds": sum(e - s for s, e in speech),
-        "clips": written, "clip_seconds": sum(s.n_frames for s in spans) / FPS, "config": asdict(cfg),
-    }
-    write_json(summary_path, summary)
-    return summary
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_stale(out, settings)
+    tmp = out / f".audio16k.{os.getpid()}.npy"
+    np.save(tmp, wav)
+    os.replace(tmp, out / ".audio16k.npy")
+    base = {"source": str(src.resolve()), "source_id": sid, "source_hash": digest, "settings_hash": settings,
+            "fps": FPS, "sample_rate": SAMPLE_RATE, "crop": crop}
+    return {"base": base, "out": str(out), "spans": [asdict(s) for s in spans], "duration": n_frames / FPS,
+            "speech_seconds": sum(e - s for s, e in speech), "config": asdict(cfg)}
 
 
-def _clear_stale(out: Path, summary_path: Path, settings: str) -> None:
+def _clear_stale(out: Path, settings: str) -> None:
     """Remove clips an earlier run made with other settings (only our own numbered files)."""
-    old = read_json(summary_path)
+    summary = out / "cut.json"
+    old = read_json(summary)
     if old is None or old.get("settings_hash") == settings:
         return
     for p in out.iterdir():
         if CLIP_NAME.match(p.name):
             p.unlink()
-    summary_path.unlink()
+    summary.unlink()
 
 
-def _write_clips(src: Path, out: Path, spans: list[Span], wav: np.ndarray,
-                 crop: tuple[int, int, int, int] | None, base: dict[str, Any]) -> list[str]:
-    """Stream the source once at 25 fps and encode every clip that is not already on disk."""
+def chunks(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's clips in runner tasks of consecutive clips covering about CHUNK_SECONDS of source each."""
+    tasks: list[dict[str, Any]] = []
+    for i, span in enumerate(plan["spans"]):
+        if not tasks or span["end_frame"] - tasks[-1]["spans"][0][1]["start_frame"] > CHUNK_SECONDS * FPS:
+            tasks.append({"out": plan["out"], "base": plan["base"], "spans": []})
+        tasks[-1]["spans"].append((i, span))
+    return tasks
+
+
+def write_chunk(task: dict[str, Any]) -> dict[str, Any]:
+    """Runner task: encode a run of consecutive clips (skipping finished ones) from one seek into the source.
+
+    Returns {"out", "written": [clip names], "ended": frame where the video ended early, or None}.
+    """
     from lipdub import media
 
-    out.mkdir(parents=True, exist_ok=True)
-    todo: dict[int, tuple[int, Span]] = {}  # start frame -> (index, span)
-    names = []
-    for i, span in enumerate(spans):
-        name = f"{i:05d}"
-        names.append(name)
-        if not is_done(out / f"{name}.json", settings_hash=base["settings_hash"], source_hash=base["source_hash"],
-                       start_frame=span.start_frame, end_frame=span.end_frame) or not (out / f"{name}.mp4").exists():
-            todo[span.start_frame] = (i, span)
+    out, base = Path(task["out"]), task["base"]
+    todo = [(i, Span(**span)) for i, span in task["spans"]]
+    todo = [(i, span) for i, span in todo if not _clip_done(out, i, span, base)]
+    names = [f"{i:05d}" for i, _ in task["spans"]]
     if not todo:
-        return names
-    last = max(span.end_frame for _, span in todo.values())
-    writer, current, frame_no = None, None, -1
+        return {"out": str(out), "written": names, "ended": None}
+    wav = np.load(out / ".audio16k.npy", mmap_mode="r")
+    crop = base["crop"]
+    first = todo[0][1].start_frame
+    starts = {span.start_frame: (i, span) for i, span in todo}
+    last = max(span.end_frame for _, span in todo)
+    writer, current, frame_no = None, None, first - 1
     try:
-        for frame_no, frame in enumerate(media.iter_frames(src, fps=FPS)):
+        for frame_no, frame in enumerate(media.iter_frames(base["source"], fps=FPS, start=first), start=first):
             if frame_no >= last:
                 break
-            if writer is None and frame_no in todo:
-                current = todo[frame_no]
-                span = current[1]
-                audio = _clip_audio(wav, span)
-                writer = media.VideoWriter(out / f"{current[0]:05d}.mp4", FPS, audio=audio, audio_rate=SAMPLE_RATE)
+            if writer is None and frame_no in starts:
+                current = starts[frame_no]
+                writer = media.VideoWriter(out / f"{current[0]:05d}.mp4", FPS, audio=_clip_audio(wav, current[1]),
+                                           audio_rate=SAMPLE_RATE)
                 writer.__enter__()
-            if writer is not None:
-                if crop is not None:
-                    x, y, w, h = crop
-                    frame = frame[y:y + h, x:x + w]
-                writer.write(np.ascontiguousarray(frame))
-                if frame_no + 1 == current[1].end_frame:
-                    writer.__exit__(None, None, None)
-                    writer = None
-                    _finish_clip(out, current[0], current[1], wav, base)
+            if writer is None:
+                continue
+            if crop is not None:
+                x, y, w, h = crop
+                frame = np.ascontiguousarray(frame[y:y + h, x:x + w])
+            writer.write(frame)
+            if frame_no + 1 == current[1].end_frame:
+                writer.__exit__(None, None, None)
+                writer = None
+                _finish_clip(out, current[0], current[1], wav, base)
     except BaseException as err:
         if writer is not None:
             writer.__exit__(type(err), err, err.__traceback__)
         raise
-    if writer is not None:  # the source ended early: drop the unfinished clip
-        stop = _SourceEnded()
-        writer.__exit__(_SourceEnded, stop, None)
-        names = names[: current[0]]
-        log.warning("%s: video ended at frame %d, before the audio", src, frame_no + 1)
-    return names
+    if writer is not None:  # the video ended before the audio: drop the unfinished clip and what follows
+        writer.__exit__(_SourceEnded, _SourceEnded(), None)
+        log.warning("%s: video ended at frame %d, before the audio", base["source"], frame_no + 1)
+        return {"out": str(out), "written": [n for n in names if int(n) < current[0]], "ended": frame_no + 1}
+    return {"out": str(out), "written": names, "ended": None}
+
+
+def _clip_done(out: Path, index: int, span: Span, base: dict[str, Any]) -> bool:
+    name = f"{index:05d}"
+    return (out / f"{name}.mp4").exists() and is_done(
+        out / f"{name}.json", settings_hash=base["settings_hash"], source_hash=base["source_hash"],
+        start_frame=span.start_frame, end_frame=span.end_frame)
 
 
 class _SourceEnded(Exception):
@@ -315,7 +333,7 @@ class _SourceEnded(Exception):
 
 def _clip_audio(wav: np.ndarray, span: Span) -> np.ndarray:
     """The span's audio: exactly n_frames * 640 samples (zero-padded past the end of the source)."""
-    a = wav[span.start_frame * SAMPLES_PER_FRAME: span.end_frame * SAMPLES_PER_FRAME]
+    a = np.asarray(wav[span.start_frame * SAMPLES_PER_FRAME: span.end_frame * SAMPLES_PER_FRAME], np.float32)
     need = span.n_frames * SAMPLES_PER_FRAME
     return np.pad(a, (0, need - len(a))) if len(a) < need else a
 
@@ -335,21 +353,44 @@ def _finish_clip(out: Path, index: int, span: Span, wav: np.ndarray, base: dict[
 
 def cut(inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], cfg: CutConfig, *,
         workers: int | None = None, ray_address: str | None = None) -> dict[str, Any]:
-    """Cut every video in `inputs` (files or folders) into `out/<source-id>/<00000>.mp4` (+ .wav, .json)."""
+    """Cut every video in `inputs` (files or folders) into `out/<source-id>/<00000>.mp4` (+ .wav, .json).
+
+    Two parallel phases: plan each source (hash, VAD), then encode groups of clips; a source is marked done
+    (`cut.json`) only when all its clips are on disk.
+    """
     sources = find_videos(inputs)
+    out = Path(out)
+    sources = [s for s in sources if out.resolve() not in s.resolve().parents]  # never re-cut our own clips
     if not sources:
         raise LipdubError("no video files found", ", ".join(map(str, inputs)))
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sources = [s for s in sources if out.resolve() not in s.resolve().parents]  # never re-cut our own clips
     tasks = [{"source": str(s), "out": str(out), "config": asdict(cfg)} for s in sources]
-    results = run_tasks(cut_source, tasks, workers=workers, ray_address=ray_address, desc="cut", unit="video")
-    ok = [r for r in results if "error" not in r]
+    plans = run_tasks(plan_source, tasks, workers=workers, ray_address=ray_address, desc="cut: plan", unit="video")
+    todo = [p for p in plans if "spans" in p]
+    results = run_tasks(write_chunk, [c for p in todo for c in chunks(p)], workers=workers,
+                        ray_address=ray_address, desc="cut: encode", unit="chunk")
+    summaries = [p["done"] for p in plans if "done" in p]
+    for plan in todo:
+        summaries.append(_summarise(plan, [r for r in results if r["out"] == plan["out"]]))
+    failed = [{"source": p["source"], "error": p["error"]} for p in plans if "error" in p]
     return {
-        "sources": len(results), "failed": [{"source": r["source"], "error": r["error"]} for r in results
-                                            if "error" in r],
-        "skipped": sum(bool(r.get("skipped")) for r in ok),
-        "clips": sum(len(r["clips"]) for r in ok),
-        "source_seconds": sum(r["duration"] for r in ok),
-        "clip_seconds": sum(r["clip_seconds"] for r in ok),
+        "sources": len(plans), "failed": failed, "skipped": sum("done" in p for p in plans),
+        "clips": sum(len(s["clips"]) for s in summaries),
+        "source_seconds": sum(s["duration"] for s in summaries),
+        "clip_seconds": sum(s["clip_seconds"] for s in summaries),
     }
+
+
+def _summarise(plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write `cut.json` (marks the source done) and drop the temporary audio."""
+    out = Path(plan["out"])
+    ended = [r["ended"] for r in results if r["ended"] is not None]
+    names = sorted(n for r in results for n in r["written"])
+    if ended:  # clips after the point where the video stopped cannot exist
+        names = [n for n in names if plan["spans"][int(n)]["end_frame"] <= min(ended)]
+    lengths = {f"{i:05d}": s["end_frame"] - s["start_frame"] for i, s in enumerate(plan["spans"])}
+    summary = {**plan["base"], "duration": plan["duration"], "speech_seconds": plan["speech_seconds"],
+               "clips": names, "clip_seconds": sum(lengths[n] for n in names) / FPS, "config": plan["config"]}
+    write_json(out / "cut.json", summary)
+    (out / ".audio16k.npy").unlink(missing_ok=True)
+    return summary

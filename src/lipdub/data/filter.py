@@ -157,21 +157,22 @@ def _track_distances(clip: ClipRef, tracks: Any, per_frame: list, presence: Coun
 
 
 def filter_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Runner task: judge one clip (unless an up-to-date verdict exists) and place kept clips in the output."""
+    """Runner task: judge one clip, record the verdict, and place the clip in the output when kept."""
     clip = ClipRef(Path(task["root"]), task["source"], task["clip"])
     out = Path(task["out"])
-    verdict_path = out / VERDICTS / clip.source / f"{clip.clip}.json"
-    input_hash = clip.meta().get("sha256") or _safe_hash(clip.video)
-    old = read_json(verdict_path)
-    if old and old.get("input_hash") == input_hash and old.get("settings_hash") == task["settings_hash"]:
-        verdict = old
-    else:
-        refs = np.asarray(task["refs"], dtype=np.float32)
-        verdict = judge_clip(clip, refs, FilterConfig(**task["config"]))
-        verdict.update(input_hash=input_hash, settings_hash=task["settings_hash"])
-        write_json(verdict_path, verdict)
+    verdict = judge_clip(clip, np.asarray(task["refs"], dtype=np.float32), FilterConfig(**task["config"]))
+    verdict.update(input_hash=task["input_hash"], settings_hash=task["settings_hash"])
+    write_json(out / VERDICTS / clip.source / f"{clip.clip}.json", verdict)
     _place(clip, out, verdict)
     return verdict
+
+
+def _previous(clip: ClipRef, out: Path, input_hash: str | None, settings: str) -> dict[str, Any] | None:
+    """The recorded verdict on this clip when its content and the settings are unchanged."""
+    old = read_json(out / VERDICTS / clip.source / f"{clip.clip}.json")
+    if old and input_hash and old.get("input_hash") == input_hash and old.get("settings_hash") == settings:
+        return old
+    return None
 
 
 def _safe_hash(path: Path) -> str | None:
@@ -208,12 +209,26 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     out = Path(out)
     if out.resolve() == Path(clips_dir).resolve():
         raise LipdubError("the output folder must differ from the clips folder", out)
-    refs = reference_embeddings(photos)
     settings = settings_hash({**asdict(cfg), "photos": sorted(file_hash(p) for p in photos)})
-    tasks = [{"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out), "refs": refs.tolist(),
-              "config": asdict(cfg), "settings_hash": settings} for c in clips]
-    verdicts = run_tasks(filter_task, tasks, workers=workers, ray_address=ray_address, desc="filter", unit="clip")
-    report = build_report(verdicts)
+    verdicts: dict[str, dict[str, Any]] = {}
+    tasks = []
+    for c in clips:
+        input_hash = c.meta().get("sha256") or _safe_hash(c.video)
+        old = _previous(c, out, input_hash, settings)
+        if old is not None:
+            _place(c, out, old)
+            verdicts[c.key] = old
+        else:
+            tasks.append({"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out),
+                          "config": asdict(cfg), "settings_hash": settings, "input_hash": input_hash})
+    if tasks:
+        refs = reference_embeddings(photos).tolist()
+        for task in tasks:
+            task["refs"] = refs
+        for v in run_tasks(filter_task, tasks, workers=workers, ray_address=ray_address, desc="filter",
+                           unit="clip"):
+            verdicts[v["clip"]] = v
+    report = build_report([verdicts[c.key] for c in clips])
     write_json(out / "report.json", report)
     return report
 

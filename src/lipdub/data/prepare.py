@@ -100,19 +100,33 @@ def prepare_clip(task: dict[str, Any]) -> dict[str, Any]:
     cfg = PrepareConfig(**task["config"])
     dst = Path(task["out"]) / clip.source / clip.clip
     meta = clip.meta()
-    input_hash = meta.get("sha256") or _quick_hash(clip.video)
-    done = read_json(dst / "clip.json")
-    if done and done.get("input_hash") == input_hash and done.get("settings_hash") == task["settings_hash"]:
+    input_hash = task.get("input_hash") or meta.get("sha256") or _quick_hash(clip.video)
+    done = _previous(dst, input_hash, task["settings_hash"])
+    if done is not None:
         return done
     try:
         record = _prepare(clip, meta, dst, cfg)
     except (MediaError, NoFaceError, OSError, ValueError) as err:
-        return {"clip": clip.key, "skipped": f"{type(err).__name__}: {err}"}
-    if "skipped" in record:
-        return record
+        record = {"clip": clip.key, "skipped": f"{type(err).__name__}: {err}"}
     record.update(input_hash=input_hash, settings_hash=task["settings_hash"])
-    write_json(dst / "clip.json", record)  # written last: marks the clip done
+    if "skipped" in record:  # remembered too, so a re-run does not try again
+        write_json(_skip_marker(dst), record)
+    else:
+        write_json(dst / "clip.json", record)  # written last: marks the clip done
     return record
+
+
+def _skip_marker(dst: Path) -> Path:
+    return dst.parent.parent / ".skipped" / dst.parent.name / f"{dst.name}.json"
+
+
+def _previous(dst: Path, input_hash: str, settings: str) -> dict[str, Any] | None:
+    """The clip's record when it was prepared from the same content with the same settings."""
+    for path in (dst / "clip.json", _skip_marker(dst)):
+        done = read_json(path)
+        if done and done.get("input_hash") == input_hash and done.get("settings_hash") == settings:
+            return done
+    return None
 
 
 def _quick_hash(path: Path) -> str:
@@ -219,11 +233,20 @@ def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg:
         raise LipdubError("no clips found (expected <source>/<clip>.mp4 with .json sidecars)", clips_dir)
     out = Path(out)
     settings = settings_hash(asdict(cfg))
-    tasks = [{"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out), "config": asdict(cfg),
-              "settings_hash": settings} for c in clips]
-    records = run_tasks(prepare_clip, tasks, workers=workers, ray_address=ray_address, desc="prepare",
-                        unit="clip")
-    manifest = write_index(out, records, val_split, asdict(cfg))
+    by_key: dict[str, dict[str, Any]] = {}
+    tasks = []
+    for c in clips:
+        input_hash = c.meta().get("sha256") or _quick_hash(c.video)
+        done = _previous(out / c.source / c.clip, input_hash, settings)
+        if done is not None:
+            by_key[c.key] = done
+        else:
+            tasks.append({"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out),
+                          "config": asdict(cfg), "settings_hash": settings, "input_hash": input_hash})
+    for task, rec in zip(tasks, run_tasks(prepare_clip, tasks, workers=workers, ray_address=ray_address,
+                                          desc="prepare", unit="clip"), strict=True):
+        by_key[f"{task['source']}/{task['clip']}"] = rec
+    manifest = write_index(out, [by_key[c.key] for c in clips], val_split, asdict(cfg))
     return manifest
 
 

@@ -1,0 +1,101 @@
+"""Data-prep throughput: minutes of source video processed per minute by cut, filter, prepare and the chain.
+
+Goal (issue 7): the whole chain faster than real time (> 1.0) on 2 cores. Cases: the 60 s 256x256 talking
+head from shared/testdata as is, and a 1280x720 "episode" made from it (the host scaled into the right half of
+a studio-like frame, cut with --crop right-half), which is closer to TV material. A fresh LIPDUB_HOME per run,
+so `filter` detects faces from scratch and `prepare` reuses them, as in real use.
+
+    python benchmarks/bench_data.py [--workers 2] [--case small|episode|both] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "testdata"
+SOURCE = SHARED / "vid_LONG_60s_man_talking.mp4"
+PHOTO = ROOT / "tests" / "data" / "prep" / "host.jpg"
+
+
+def make_episode(folder: Path) -> Path:
+    """1280x720 25 fps: the talking head at 512x512 in the right half of a plain set, with its audio."""
+    import cv2
+    import numpy as np
+
+    from lipdub import media
+
+    out = folder / "episode720.mp4"
+    audio = media.load_audio(SOURCE, sr=48000)
+    base = np.zeros((720, 1280, 3), np.uint8)
+    base[:] = (40, 44, 60)
+    cv2.rectangle(base, (60, 120), (560, 600), (90, 80, 70), -1)  # a desk on the empty half
+    with media.VideoWriter(out, 25, audio=audio, audio_rate=48000) as w:
+        for frame in media.iter_frames(SOURCE, fps=25):
+            canvas = base.copy()
+            canvas[150:662, 704:1216] = cv2.resize(frame, (512, 512), interpolation=cv2.INTER_LINEAR)
+            w.write(canvas)
+    return out
+
+
+def run_case(name: str, source: Path, crop: str | None, workers: int, work: Path) -> None:
+    from lipdub.data.cut import CutConfig, cut
+    from lipdub.data.filter import FilterConfig, filter_clips
+    from lipdub.data.prepare import PrepareConfig, prepare
+    from lipdub.media import probe
+
+    minutes = probe(source).duration / 60
+    clips, kept, ds = work / f"{name}-clips", work / f"{name}-kept", work / f"{name}-dataset"
+    times = {}
+    t = time.perf_counter()
+    res = cut([source], clips, CutConfig(crop=crop), workers=workers)
+    times["cut"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rep = filter_clips(clips, kept, [PHOTO], FilterConfig(), workers=workers)
+    times["filter"] = time.perf_counter() - t
+    t = time.perf_counter()
+    man = prepare(kept, ds, PrepareConfig(), val_split=0.0, workers=workers)
+    times["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cut([source], clips, CutConfig(crop=crop), workers=workers)
+    filter_clips(clips, kept, [PHOTO], FilterConfig(), workers=workers)
+    prepare(kept, ds, PrepareConfig(), val_split=0.0, workers=workers)
+    rerun = time.perf_counter() - t
+    print(f"\n{name}: {source.name} ({minutes:.2f} min), {res['clips']} clips, kept {rep['kept']}, "
+          f"dataset {man['clips']} clips / {man['frames']} frames, {workers} workers")
+    for step, sec in times.items():
+        print(f"  {step:<8} {sec:7.1f} s   {minutes / (sec / 60):6.2f} min of source per min")
+    total = sum(times.values())
+    print(f"  {'chain':<8} {total:7.1f} s   {minutes / (total / 60):6.2f} min of source per min  (goal > 1)")
+    print(f"  re-run   {rerun:7.1f} s   (everything skipped by content hash)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--case", choices=["small", "episode", "both"], default="both")
+    ap.add_argument("--keep", type=Path, help="keep the outputs in this folder")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="lipdub-bench-data-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["LIPDUB_HOME"] = str(work / "home")  # cold face cache
+    try:
+        if args.case in ("small", "both"):
+            run_case("small", SOURCE, None, args.workers, work)
+        if args.case in ("episode", "both"):
+            t = time.perf_counter()
+            episode = make_episode(work)
+            print(f"\n(made the 720p episode in {time.perf_counter() - t:.1f} s; not counted)")
+            run_case("episode", episode, "right-half", args.workers, work)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
