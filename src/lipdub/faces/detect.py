@@ -13,6 +13,7 @@ Wav2Lip's S3FD would take ~5 s a frame here; dlib's CNN detector 8 s; both are o
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import cv2
@@ -122,6 +123,9 @@ class Detector:
         return faces
 
 
+_DEFAULT_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _default_detector() -> Detector:
     return Detector()
@@ -129,7 +133,8 @@ def _default_detector() -> Detector:
 
 def detect_faces(image_rgb: np.ndarray) -> list[Face]:
     """Every face in an RGB image with (478, 2) landmarks, sorted left to right, `track_id` 0..n-1."""
-    faces = _default_detector().faces(np.ascontiguousarray(image_rgb))
+    with _DEFAULT_LOCK:  # mediapipe graphs take one frame at a time
+        faces = _default_detector().faces(np.ascontiguousarray(image_rgb))
     for i, face in enumerate(faces):
         face.track_id = i
     return faces
