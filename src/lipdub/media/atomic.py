@@ -30,6 +30,12 @@ def sequence_files(pattern: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in pattern.parent.iterdir() if rx.match(p.name))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside `path` (same extension, so muxers are picked by name); rename it on success.
@@ -50,6 +56,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the user expects their umask (usually 0644)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
