@@ -6,8 +6,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from lipdub.faces import cache, identity
 from lipdub.faces.config import FaceSettings
 from lipdub.faces.detect import Detector
@@ -102,7 +100,3 @@ def _analyze_video(path: str | os.PathLike[str], fps: float, total: int, setting
         tracker.close()
     return tracker.result(source=str(path))
 
-
-def best_view(tracks: FaceTracks, track_id: int) -> np.ndarray | None:
-    """The stored thumbnail of a track's best (largest) frame."""
-    return tracks.thumbs.get(track_id)

@@ -30,6 +30,7 @@ from lipdub.faces.types import Face
 THUMB_SIDE = 128
 CHIP_EVERY = 25  # frames between two captures of a track's best view
 HOG_BACKOFF = 8  # the full detection pass runs at least every hog_every * HOG_BACKOFF frames
+REID_SLACK = 0.15  # a face where a lost track was heading rejoins it unless this much further than reid
 
 
 @dataclass
@@ -178,9 +179,10 @@ class Tracker:
         """A newly found face: an old track's (same person) or a new one."""
         box = box_of(pts)
         missing = [t for t in self.active if t.id not in seen]
-        track = self._reidentify(frame, pts, missing)
-        if track is None:
-            near = [t for t in missing if same_face(box, t.predicted())]
+        track, dist = self._reidentify(frame, pts, missing)
+        if track is None:  # where a lost track was heading, unless the face is clearly someone else
+            near = [t for t in missing if same_face(box, t.predicted())
+                    and dist.get(t.id, 0.0) < self.settings.reid_threshold + REID_SLACK]
             track = near[0] if near else None
         if track is None:
             s = self.settings
@@ -200,15 +202,17 @@ class Tracker:
         track.box, track.velocity = box, np.zeros(2, np.float32)
         seen[track.id] = pts
 
-    def _reidentify(self, frame: np.ndarray, pts: np.ndarray, missing: list[_Track]) -> _Track | None:
-        """The lost track whose identity embedding is nearest this face's, if under the threshold."""
+    def _reidentify(self, frame: np.ndarray, pts: np.ndarray, missing: list[_Track]
+                    ) -> tuple[_Track | None, dict[int, float]]:
+        """The lost track whose identity embedding is nearest this face's if under the threshold, and the
+        distances to every lost track with a known identity."""
         pool = [t for t in missing + self.ended if t.chip is not None]
         if not pool:
-            return None
+            return None, {}
         emb = identity.embed(frame, Face(box=box_of(pts), landmarks=pts))
-        dists = [identity.distance(emb, t.identity()) for t in pool]
-        best = int(np.argmin(dists))
-        return pool[best] if dists[best] < self.settings.reid_threshold else None
+        dists = {t.id: identity.distance(emb, t.identity()) for t in pool}
+        best = min(pool, key=lambda t: dists[t.id])
+        return (best if dists[best.id] < self.settings.reid_threshold else None), dists
 
     def _update(self, t: _Track, pts: np.ndarray, frame: np.ndarray) -> Face:
         box = box_of(pts)
