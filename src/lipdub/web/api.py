@@ -16,9 +16,10 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from lipdub.errors import LipdubError, MediaError
 from lipdub.web.config import WebSettings
+from lipdub.web.picker import FacePicker
 from lipdub.web.schemas import ConfigOut, FacesOut, JobIn, JobOut, UploadOut
 from lipdub.web.store import TERMINAL, Job, Store, Upload
-from lipdub.web.uploads import UploadTooLarge, accept, detect, frame_path, new_id, save_stream
+from lipdub.web.uploads import UploadTooLarge, accept, frame_path, new_id, save_stream
 from lipdub.web.worker import JobQueue
 
 SSE_POLL = 0.25
@@ -33,6 +34,7 @@ class WebContext:
     store: Store
     queue: JobQueue
     data_dir: Path
+    picker: FacePicker
 
     @property
     def uploads_dir(self) -> Path:
@@ -156,13 +158,14 @@ def read_frame(upload_id: str, request: Request) -> FileResponse:
 
 @router.get("/uploads/{upload_id}/faces", response_model=FacesOut,
             summary="Faces in the first frame: ids, boxes, thumbnails (cached per content)")
-def read_faces(upload_id: str, request: Request) -> FacesOut:
-    up = get_upload_or_404(ctx_of(request), upload_id)
+async def read_faces(upload_id: str, request: Request) -> FacesOut:
+    ctx = ctx_of(request)
+    up = await run_in_threadpool(get_upload_or_404, ctx, upload_id)
     if up.kind == "audio":
         raise HTTPException(422, f"{up.name}: is an audio file; faces need a picture or a video")
     t0 = time.perf_counter()
     try:
-        faces = detect(up)
+        faces = await ctx.picker.faces(up)
     except LipdubError as err:
         raise HTTPException(422, str(err)) from err
     return FacesOut(upload_id=up.id, width=up.info["width"], height=up.info["height"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -17,23 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from lipdub import __version__
 from lipdub.web.api import WebContext, describe_error, make_request, router
 from lipdub.web.config import WebSettings
+from lipdub.web.picker import FacePicker
 from lipdub.web.store import Store
 from lipdub.web.worker import JobQueue, Runner
 
-log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-
-
-def warm_up() -> None:
-    """Load the face detector once in the background, so the first face picker answers quickly."""
-    try:
-        import numpy as np
-
-        from lipdub.faces import detect_faces
-
-        detect_faces(np.zeros((64, 64, 3), np.uint8))
-    except Exception:  # noqa: BLE001 - only an optimisation; the real call reports real problems
-        log.debug("face detector warm-up failed", exc_info=True)
 
 
 def create_app(settings: WebSettings | None = None, *, runner: Runner | None = None) -> FastAPI:
@@ -44,7 +30,8 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     data_dir = settings.resolved_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(data_dir / "lipdub.sqlite3")
-    ctx = WebContext(settings=settings, store=store, queue=None, data_dir=data_dir)  # type: ignore[arg-type]
+    ctx = WebContext(settings=settings, store=store, queue=None, data_dir=data_dir,  # type: ignore[arg-type]
+                     picker=FacePicker(warm=settings.warm_up))
     ctx.queue = JobQueue(store, runner, partial(make_request, ctx), ctx.job_dir, settings.workers,
                          describe_error=partial(describe_error, ctx))
 
@@ -53,12 +40,12 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
         for stale in ctx.tmp_dir.glob("*.part"):  # uploads cut short by a previous run
             stale.unlink(missing_ok=True)
         ctx.queue.start()
-        if settings.warm_up:
-            threading.Thread(target=warm_up, name="lipdub-warm-up", daemon=True).start()
+        ctx.picker.start()
         try:
             yield
         finally:
             ctx.queue.stop()
+            ctx.picker.stop()
 
     app = FastAPI(title="lipdub", version=__version__, lifespan=lifespan, docs_url="/api/docs",
                   redoc_url=None, openapi_url="/api/openapi.json",

@@ -23,7 +23,7 @@ class WebSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)  # empty: no CORS headers at all
     checkpoint: Path | None = None  # Wav2Lip checkpoint; None -> lipdub's configured one (or viseme only)
     device: str = "auto"
-    warm_up: bool = True  # load the face detector at start, so the first face picker answers fast
+    warm_up: bool = True  # start the face-picker process and load its detector at start (fast first answer)
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir is not None else get_settings().web_dir
