@@ -276,7 +276,27 @@ def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
     width = np.maximum(edges[1:] - edges[:-1], 1)[:, None]
     track = (cum[np.minimum(edges[:-1] + width[:, 0], n)] - cum[edges[:-1]]) / width
     track = np.clip(track, 0, None)
-    return (track / np.maximum(track.sum(axis=1, keepdims=True), 1e-9)).astype(np.float32)
+    track /= np.maximum(track.sum(axis=1, keepdims=True), 1e-9)
+    return _no_single_frames(track).astype(np.float32)
+
+
+def _no_single_frames(track: np.ndarray, passes: int = 6) -> np.ndarray:
+    """Where a shape would lead for one frame between frames of another shape (a flash), ease that frame
+    toward its neighbours (a closure is held one frame longer instead, so the lips still meet)."""
+    track = track.copy()
+    closed = SHAPE_INDEX["A"]
+    for _ in range(passes):
+        top = track.argmax(axis=1)
+        lone = np.flatnonzero((top[1:-1] != top[:-2]) & (top[:-2] == top[2:])) + 1  # a flash: X Y X
+        if len(lone) == 0:
+            break
+        for i in lone:
+            if top[i] == closed:
+                j = i - 1 if track[i - 1, closed] >= track[i + 1, closed] else i + 1
+                track[j] = track[i]
+            else:
+                track[i] = 0.4 * track[i] + 0.3 * (track[i - 1] + track[i + 1])
+    return track
 
 
 def loudness_envelope(wav16k: np.ndarray, fps: float, n_frames: int | None = None) -> np.ndarray:

@@ -1,0 +1,122 @@
+"""Mouth cues from real and synthesized speech: timing against espeak-ng's phonemes, rest in silence,
+smooth per-frame weights, Rhubarb-compatible exports and the `lipdub cues` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipdub.audio import cues as C
+from lipdub.cli import main
+from lipdub.media import load_audio
+
+DATA = Path(__file__).parent / "data" / "viseme"
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def espeak() -> tuple[np.ndarray, list[dict]]:
+    doc = json.loads((DATA / "espeak_en.json").read_text())
+    return load_audio(DATA / "espeak_en.flac", sr=16000), doc["phones"]
+
+
+@pytest.fixture(scope="module")
+def espeak_cues(espeak) -> list[C.Cue]:
+    return C.extract_cues(espeak[0], FPS)
+
+
+@pytest.fixture(scope="module")
+def dialogue() -> np.ndarray:
+    return load_audio(DATA / "long_silence_12s.flac", sr=16000)
+
+
+def test_cue_boundaries_land_within_one_frame_of_espeak_phone_starts(espeak, espeak_cues):
+    _, phones = espeak
+    truth = np.array([p["start"] for p in phones if p["phone"] not in (";", "_", "_:", "_!")])
+    bounds = np.array([c.start for c in espeak_cues[1:]])
+    hit = np.array([np.min(np.abs(bounds - t)) <= 1 / FPS for t in truth])
+    assert hit.mean() >= 0.75, f"only {hit.mean():.0%} of {len(truth)} phone starts have a cue within 40 ms"
+    # and the cues are not just dense noise: most cue boundaries are near a real phone start
+    near = np.array([np.min(np.abs(truth - b)) <= 1 / FPS for b in bounds])
+    assert near.mean() >= 0.7
+
+
+def test_bilabials_give_closed_cues_and_vowels_open_ones(espeak, espeak_cues):
+    _, phones = espeak
+    starts = [p["start"] for p in phones] + [len(espeak[0]) / 16000]
+
+    def shape_at(t: float) -> str:
+        return next(c.shape for c in espeak_cues if c.start <= t < c.end)
+
+    bilabial = [(a, b) for p, a, b in zip(phones, starts, starts[1:], strict=False) if p["phone"] in "pbm"]
+    closed = [shape_at((a + b) / 2) in ("A", "X") for a, b in bilabial]  # X (rest) is lips closed too
+    assert len(bilabial) >= 6 and np.mean(closed) >= 0.7
+    spans = list(zip(phones, starts, starts[1:], strict=False))
+    open_vowels = [(a, b) for p, a, b in spans if p["phone"] in ("a", "aI", "A:")]
+    assert open_vowels and np.mean([shape_at((a + b) / 2) in "CD" for a, b in open_vowels]) >= 0.6
+
+
+def test_silence_is_rest_and_speech_is_not(dialogue):
+    cues = C.extract_cues(dialogue, FPS)
+    assert cues[0].start == 0 and abs(cues[-1].end - 12.0) < 0.01
+    assert all(a.end == b.start for a, b in zip(cues, cues[1:], strict=False))
+    assert all(c.shape == "X" for c in cues if c.end <= 4.5)
+    talking = [c for c in cues if c.start >= 4.8 and c.shape != "X"]
+    assert sum(c.end - c.start for c in talking) > 4.0
+    assert {c.shape for c in talking} >= {"A", "B", "C", "D"}
+
+
+def test_energy_fallback_opens_on_loud_speech_and_rests_in_silence(dialogue):
+    cues = C.extract_cues(dialogue, FPS, method="energy")
+    assert all(c.phone is None for c in cues)
+    assert all(c.shape == "X" for c in cues if c.end <= 4.5)
+    opened = sum(c.end - c.start for c in cues if c.shape in "CDE")
+    assert opened > 1.0
+
+
+def test_track_weights_are_smooth_and_never_flash_for_one_frame(espeak_cues):
+    n = int(np.ceil(8.47 * FPS))
+    track = C.cue_track(espeak_cues, FPS, n)
+    assert track.shape == (n, len(C.SHAPES))
+    np.testing.assert_allclose(track.sum(axis=1), 1.0, atol=1e-5)
+    top = track.argmax(axis=1)
+    flashes = (top[1:-1] != top[:-2]) & (top[:-2] == top[2:])
+    assert not flashes.any()  # no shape leads for one frame between frames of another
+    spike = np.abs(track[1:-1] - (track[:-2] + track[2:]) / 2).max(axis=1)
+    assert np.quantile(spike, 0.95) < 0.4
+    # eased: the weight of a shape changes by well under 1 between frames most of the time
+    assert np.quantile(np.abs(np.diff(track, axis=0)).max(axis=1), 0.9) < 0.7
+    # closures win: where a bilabial cue is, the closed shape dominates its frames
+    for cue in espeak_cues:
+        if cue.shape == "A" and cue.end - cue.start >= 0.05:
+            i = int((cue.start + cue.end) / 2 * FPS)
+            assert track[i].argmax() == C.SHAPE_INDEX["A"], cue
+
+
+def test_exports_follow_rhubarb_formats(espeak_cues):
+    tsv = C.to_rhubarb_tsv(espeak_cues).splitlines()
+    rows = [line.split("\t") for line in tsv]
+    times = [float(t) for t, _ in rows]
+    assert all(len(r) == 2 and r[1] in C.SHAPES for r in rows)
+    assert times == sorted(times) and rows[-1][1] == "X" and times[0] == 0.0
+    assert all(a[1] != b[1] for a, b in zip(rows[:-1], rows[1:-1], strict=False))
+    doc = json.loads(C.to_json(espeak_cues, sound_file="speech.wav"))
+    assert doc["metadata"]["soundFile"] == "speech.wav"
+    assert {"start", "end", "value"} <= set(doc["mouthCues"][0])
+    back = C.from_json(C.to_json(espeak_cues))
+    assert [(c.shape, c.phone) for c in back] == [(c.shape, c.phone) for c in espeak_cues]
+
+
+def test_cues_command_writes_json_and_tsv(tmp_path, capsys):
+    audio = DATA / "espeak_en.flac"
+    assert main(["cues", str(audio), "-o", str(tmp_path / "c.json")]) == 0
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert len(doc["mouthCues"]) > 40
+    assert main(["cues", str(audio), "-o", str(tmp_path / "c.tsv"), "--fps", "30"]) == 0
+    assert (tmp_path / "c.tsv").read_text().splitlines()[0] == "0.00\tX"
+    capsys.readouterr()
+    assert main(["cues", str(audio), "-o", str(tmp_path / "c.xml")]) == 1
+    assert "c.xml" in capsys.readouterr().err and not (tmp_path / "c.xml").exists()
