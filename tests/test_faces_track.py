@@ -211,3 +211,19 @@ def test_after_a_cut_every_small_face_of_the_new_shot_is_found_soon(tmp_path):
     assert len(tracks.faces_in(10)) == 1
     assert len(tracks.faces_in(40)) == 6 and len(tracks.faces_in(59)) == 6
     assert len(tracks.track_ids) == 7
+
+
+def test_short_misses_are_interpolated_and_long_gaps_are_not():
+    from lipdub.faces.track import fill_gaps
+    from lipdub.faces.types import Face
+
+    def face(x: float) -> Face:
+        lm = np.zeros((478, 2), np.float32) + [x, 10.0]
+        lm[0] += 20
+        return Face(box=np.array([x, 10, x + 20, 30], np.float32), landmarks=lm, track_id=3)
+
+    frames = [[face(0)], [], [], [face(30)], [], [], [], [], [], [face(90)]]
+    fill_gaps(frames, max_gap=3)
+    assert [len(f) for f in frames] == [1, 1, 1, 1, 0, 0, 0, 0, 0, 1]
+    assert frames[1][0].extra["interpolated"] and float(frames[1][0].landmarks[5, 0]) == pytest.approx(10.0)
+    assert float(frames[2][0].box[0]) == pytest.approx(20.0)
