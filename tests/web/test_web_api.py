@@ -241,12 +241,18 @@ def test_crashed_job_process_fails_the_job_not_the_server(make_client):
     assert client.get("/api/config").status_code == 200
 
 
-def test_two_workers_run_two_jobs_at_once(make_client, monkeypatch):
+def test_two_workers_run_two_jobs_at_once_sharing_the_cpu_budget(make_client, monkeypatch, tmp_path):
     monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    from lipdub.settings import get_settings
+
+    budget = get_settings().threads
+    assert budget >= 2  # tests/conftest.py sets LIPDUB_THREADS=2
     client = make_client(runner=web_runners.slow, workers=2)
     a, b = new_job(client), new_job(client)
     for job in (a, b):
         wait_job(client, job["id"], lambda j: j["state"] == "running" and j["percent"] > 30)
+        sent = json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())
+        assert sent["threads"] == budget // 2
     for job in (a, b):
         assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
 

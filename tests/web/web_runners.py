@@ -33,7 +33,10 @@ def write_video(path: Path, frames: int = 10, fps: int = 10) -> None:
 
 
 def _record(request: AnimateRequest) -> None:
-    (request.output.parent / "request.json").write_text(json.dumps(dataclasses.asdict(request), default=str))
+    from lipdub.settings import get_settings
+
+    seen = dataclasses.asdict(request) | {"threads": get_settings().threads}
+    (request.output.parent / "request.json").write_text(json.dumps(seen, default=str))
 
 
 def quick(request: AnimateRequest, progress) -> AnimateResult:

@@ -58,9 +58,13 @@ def _orphan_guard(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _child(runner: Runner, request: Any, conn: Connection, log_path: str, parent_pid: int) -> None:
+def _child(runner: Runner, request: Any, conn: Connection, log_path: str, parent_pid: int, threads: int) -> None:
     """Entry point of a job process: run `runner`, stream progress and the outcome back through `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the server, which stops or re-queues jobs
+    os.environ["LIPDUB_THREADS"] = str(threads)  # jobs running side by side share the CPU budget
+    from lipdub.settings import get_settings
+
+    get_settings.cache_clear()
     threading.Thread(target=_orphan_guard, args=(parent_pid,), daemon=True).start()
     last = [0.0, ""]
 
@@ -163,6 +167,12 @@ class JobQueue:
                     return
             time.sleep(0.05)
 
+    def threads_per_job(self) -> int:
+        """CPU threads for one job: lipdub's thread budget split between the workers."""
+        from lipdub.settings import get_settings
+
+        return max(1, get_settings().threads // self.workers)
+
     def is_running(self, job_id: str) -> bool:
         with self._lock:
             return job_id in self._cancel
@@ -196,7 +206,7 @@ class JobQueue:
             self.store.finish(job.id, "failed", error=self.describe_error(job, str(err)))
             return
         parent, child = self._ctx.Pipe(duplex=False)
-        args = (self.runner, request, child, str(job_dir / "error.log"), os.getpid())
+        args = (self.runner, request, child, str(job_dir / "error.log"), os.getpid(), self.threads_per_job())
         proc = self._ctx.Process(target=_child, args=args, name=f"lipdub-job-{job.id}", daemon=True)
         proc.start()
         child.close()
