@@ -158,3 +158,19 @@ def test_faces_cli_missing_file_is_one_line(lipdub_home, capsys):
     assert main(["faces", "nothere.mp4"]) == 1
     err = capsys.readouterr().err.strip()
     assert "nothere.mp4" in err and "\n" not in err
+
+
+def test_two_runs_at_once_on_one_file_both_succeed_and_leave_one_good_entry(lipdub_home):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LIPDUB_HOME": str(lipdub_home)}
+    cmd = [sys.executable, "-m", "lipdub", "faces", str(CLIP), "--json", "--no-preview"]
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [r.communicate(timeout=120) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], [err.decode()[-300:] for _, err in outs]
+    reports = [json.loads(out) for out, _ in outs]
+    assert reports[0]["faces"] == reports[1]["faces"]
+    assert cache.info()["entries"] == 1
+    assert cache.load(next(Path(cache.info()["path"]).glob("*.npz")).stem).num_frames == 75
