@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +102,11 @@ class _Speaker:
     """A speaker resolved onto the output timeline."""
 
     spec: SpeakerSpec
-    audio: np.ndarray  # 16 kHz mono float32
+    audio: np.ndarray  # 16 kHz mono float32, as given
     engine: object  # a prepared Engine
     start_frame: int
     n_frames: int
+    lead: int = 0  # samples of silence before `audio` so that engine frame 0 is output frame start_frame
     track_id: int | None = None
     strength: np.ndarray | None = None  # (n_out,) how much of the generated mouth each output frame shows
     info: dict = field(default_factory=dict)
@@ -205,9 +207,14 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     for spec in specs:
         audio = media.load_audio(spec.audio, sr=SAMPLE_RATE, mono=True)
         media.require_speech(audio, spec.audio)
+        # a start between two frames: begin at the frame before it and lead the engine's audio with silence,
+        # so engine frame k is output frame start_frame + k exactly
+        start_frame = math.floor(spec.start * fps + 1e-9)
+        lead = int(round((spec.start - start_frame / fps) * SAMPLE_RATE))
+        driven = np.concatenate([np.zeros(lead, np.float32), audio]) if lead else audio
         engine = copy.copy(base_engine)  # shares the network, holds its own prepared audio
-        n = int(engine.prepare(audio, fps))
-        speakers.append(_Speaker(spec, audio, engine, int(round(spec.start * fps)), n))
+        n = int(engine.prepare(driven, fps))
+        speakers.append(_Speaker(spec, audio, engine, start_frame, n, lead=lead))
     speech_end = max(s.end_frame for s in speakers)
     n_out = max(speech_end, n_src) if (request.keep_video_length and not still) else speech_end
     src_of = source_indices(n_out, n_src)
@@ -255,7 +262,7 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
             if prob is None:
                 from lipdub.audio import vad
 
-                prob = vad.speech_probability(sp.audio, fps)
+                prob = vad.speech_probability(np.pad(sp.audio, (sp.lead, 0)), fps)
             seg = np.asarray(prob, np.float32)[: sp.n_frames]
             act[sp.start_frame:sp.start_frame + len(seg)] = seg[: max(0, n_out - sp.start_frame)]
             weight = activity_weights(act, fps)
@@ -339,25 +346,24 @@ def _soundtrack(request: AnimateRequest, info, speakers: list[_Speaker], n_out: 
                 still: bool) -> tuple[np.ndarray, int]:
     """The output audio: every speaker at its start, over the original track when asked, exactly n_out frames."""
     from lipdub import media
-    from lipdub.audio import mix
+    from lipdub.audio import mix, vad
 
-    duration = n_out / fps
-    tracks = [mix.SpeechTrack(sp.audio, SAMPLE_RATE, sp.spec.start, request.speech_gain_db) for sp in speakers]
+    tracks = []
+    for sp in speakers:
+        # mix the speech at its own rate and channels (the 16 kHz mono copy is only what the engines see)
+        native = media.load_audio(sp.spec.audio, sr=None, mono=False)
+        rate = media.probe(sp.spec.audio).audio_rate
+        segments = vad.speech_segments(sp.audio)
+        tracks.append(mix.SpeechTrack(native, int(rate), sp.spec.start, request.speech_gain_db, segments=segments))
     original = None
     if not still and info.has_audio and (request.mix == "original" or request.keep_video_length):
-        orig = media.load_audio(request.media, sr=info.audio_rate, mono=False)
+        orig = media.load_audio(request.media, sr=None, mono=False)
         if request.mix == "replace":
             # --keep-video-length alone: the original audio comes back only after the new speech ends
             speech_end = max(sp.end_frame for sp in speakers) / fps
             gate = np.clip((np.arange(orig.shape[-1]) / info.audio_rate - speech_end) / 0.05, 0, 1)
             orig = (orig * gate).astype(np.float32)
         original = (orig, int(info.audio_rate))
-    audio, rate = mix.mix_soundtrack(tracks, original, duration=duration,
-                                     duck_db=request.duck_db if request.mix == "original" else 0.0,
-                                     original_gain_db=request.original_gain_db)
-    expected = int(round(duration * rate))
-    if audio.shape[-1] != expected:  # exact length: audio and video end together
-        audio = audio[..., :expected] if audio.shape[-1] > expected else np.pad(
-            audio, [(0, 0)] * (audio.ndim - 1) + [(0, expected - audio.shape[-1])])
-    return audio, rate
-
+    return mix.mix_soundtrack(tracks, original, duration=n_out / fps,
+                              duck_db=request.duck_db if request.mix == "original" else 0.0,
+                              original_gain_db=request.original_gain_db)

@@ -62,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
     speakers = []
     if args.speaker:
-        from lipdub.audio.speakers import parse_speaker
+        from lipdub.audio.speakers import check_speakers, parse_speaker
 
         speakers = [parse_speaker(text) for text in args.speaker]
+        check_speakers(speakers)
     elif args.audio is None:
         raise LipdubError("give an audio file after the media, or --speaker face=...,audio=...")
     output = args.output or Path(f"{args.media.stem}.lipdub.mp4")
