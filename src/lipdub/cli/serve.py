@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import sys
 from pathlib import Path
 
 
@@ -49,6 +50,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise LipdubError("checkpoint not found", args.checkpoint)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
+        print("lipdub: warning: serving beyond this machine without --token; anyone who can reach it can "
+              "upload and read results", file=sys.stderr, flush=True)
     app = create_app(settings)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}/"
