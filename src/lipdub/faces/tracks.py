@@ -12,7 +12,7 @@ import numpy as np
 from lipdub.faces.landmarks import NUM_LANDMARKS
 from lipdub.faces.types import Face
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # bump whenever detection or tracking gives different results for the same settings
 
 
 @dataclass
