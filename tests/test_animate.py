@@ -203,3 +203,40 @@ def test_output_may_not_overwrite_an_input(tmp_path):
     proc = run_cli("animate", str(PORTRAIT), str(audio), "-o", str(audio), "-q")
     _one_clear_line(proc, "speech.wav")
     assert audio.read_bytes() == SPEECH.read_bytes()
+
+
+# ------------------------------------------------------------------------------------------ faces that come and go
+
+
+def test_frames_without_the_face_pass_through_and_the_run_goes_on(tmp_path):
+    """Frames 20-29 show no face: they come out exactly as they went in; the mouth is edited elsewhere."""
+    src = list(media.iter_frames(VIDEO))
+    gap = range(20, 30)
+    clip = tmp_path / "gap.mp4"
+    with media.VideoWriter(clip, 25) as w:
+        for i, frame in enumerate(src):
+            w.write(np.full_like(frame, 128) if i in gap else frame)
+    frames_in = list(media.iter_frames(clip))
+    out = tmp_path / "out"
+    speech = media.load_audio(SPEECH)[: 2 * 16000]
+    wav = tmp_path / "speech2s.wav"
+    media.write_audio(wav, speech, 16000)
+    rc = main(["animate", str(clip), str(wav), "-o", str(out / "%04d.png"), "--engine", "viseme", "-q"])
+    assert rc == 0
+    got = [read_png(p) for p in png_frames(out)]
+    assert len(got) == 50
+    for i in gap:
+        assert np.array_equal(got[i], frames_in[i]), i
+    edited = [i for i in range(50) if i not in gap and not np.array_equal(got[i], frames_in[i])]
+    assert len(edited) > 20
+
+
+def test_fade_weights_ramp_around_gaps():
+    from lipdub.composite import fade_weights
+
+    present = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1], bool)
+    w = fade_weights(present, frames=4)
+    assert w[6] == w[7] == 0.0
+    assert list(w[2:6]) == [1.0, 0.75, 0.5, 0.25]
+    assert list(w[8:12]) == [0.25, 0.5, 0.75, 1.0]
+    assert np.all(fade_weights(np.ones(5, bool)) == 1.0)
