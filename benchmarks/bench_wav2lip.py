@@ -21,30 +21,34 @@ from lipdub.engines.wav2lip.protocol import protocol_input, write_protocol_check
 from lipdub.faces.types import Face
 
 
-def best_of(fn, repeats: int) -> float:
-    """Best wall time of `repeats` calls (the machine is shared, so the minimum is the honest figure)."""
-    times = []
+def best_of(fn, repeats: int) -> tuple[float, float]:
+    """(best wall time, CPU time of that run) of `repeats` calls.
+
+    The machine is shared, so the minimum is the honest wall figure; CPU seconds (all threads) say what the work
+    costs regardless of other load: idle-machine fps ~ frames * threads / cpu.
+    """
+    runs = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        runs.append((time.perf_counter() - w0, time.process_time() - c0))
+    return min(runs)
 
 
-def bench_forward(engine: Wav2LipEngine, batch: int, repeats: int) -> tuple[float, float]:
-    """(full forward fps, decoder-only fps with cached face features) at `batch`."""
+def bench_forward(engine: Wav2LipEngine, batch: int, repeats: int) -> tuple[float, float, float]:
+    """(full forward fps, its CPU ms per frame, decoder-only fps with cached face features) at `batch`."""
     model = engine.model
     audio = engine._tensor(protocol_input((batch, 1, 80, 16), 1000, "mel"))
     faces = engine._tensor(protocol_input((batch, 6, 96, 96), 1001, "face"))
     with torch.inference_mode():
         model.forward_frames(audio, faces)  # warm-up
-        full = best_of(lambda: model.forward_frames(audio, faces), repeats)
+        wall, cpu = best_of(lambda: model.forward_frames(audio, faces), repeats)
         feats = [f[:1].expand(batch, *f.shape[1:]) for f in model.encode_face(faces[:1])]
-        cached = best_of(lambda: model.decode(model.audio_encoder(audio), feats), repeats)
-    return batch / full, batch / cached
+        cached, _ = best_of(lambda: model.decode(model.audio_encoder(audio), feats), repeats)
+    return batch / wall, 1000 * cpu / batch, batch / cached
 
 
-def bench_render(engine: Wav2LipEngine, frames: int, size: tuple[int, int]) -> float:
+def bench_render(engine: Wav2LipEngine, frames: int, size: tuple[int, int]) -> tuple[float, float]:
     """render() frames/s on a still 720p frame (same crop every frame), including crop/resize/paste prep."""
     h, w = size
     rng = np.random.default_rng(0)
@@ -54,7 +58,8 @@ def bench_render(engine: Wav2LipEngine, frames: int, size: tuple[int, int]) -> f
     engine.prepare(rng.standard_normal(16000 * (frames // 25 + 2)).astype(np.float32) * 0.1, 25.0)
     jobs = [FrameJob(index=i, frame=frame, face=face, box=box) for i in range(frames)]
     engine.render(jobs[: engine.batch_size])  # warm-up
-    return frames / best_of(lambda: engine.render(jobs), 1)
+    wall, cpu = best_of(lambda: engine.render(jobs), 1)
+    return frames / wall, 1000 * cpu / frames
 
 
 def main() -> None:
@@ -73,10 +78,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, "
           f"channels_last={not args.no_channels_last}, load average {os.getloadavg()[0]:.1f}")
     for batch in (1, 16, 32):
-        full, cached = bench_forward(engine, batch, args.repeats)
-        print(f"generator forward batch {batch:2d}: {full:6.1f} frames/s   (face features cached: {cached:6.1f})")
-    fps = bench_render(engine, args.frames, (720, 1280))
-    print(f"render() still 720p, batch 32, {args.frames} frames: {fps:6.1f} frames/s")
+        full, cpu_ms, cached = bench_forward(engine, batch, args.repeats)
+        print(f"generator forward batch {batch:2d}: {full:6.1f} frames/s, {cpu_ms:5.0f} CPU-ms/frame"
+              f"   (face features cached: {cached:6.1f} frames/s)")
+    fps, cpu_ms = bench_render(engine, args.frames, (720, 1280))
+    print(f"render() still 720p, batch 32, {args.frames} frames: {fps:6.1f} frames/s, {cpu_ms:5.0f} CPU-ms/frame")
 
 
 if __name__ == "__main__":
