@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("clips", help="clips folder (from `cut` or `filter`)")
     r.add_argument("-o", "--out", required=True, help="dataset folder")
     r.add_argument("--val-split", type=float, default=0.05, help="share of sources held out for validation")
+    r.add_argument("--sync-expert", metavar="CKPT", help="SyncNet checkpoint: measure each clip's audio-video "
+                                                       "offset, shift it away, drop clips beyond --max-offset")
+    r.add_argument("--max-offset", type=int, default=3, help="with --sync-expert: largest offset kept (frames)")
     _parallel(r)
     r.set_defaults(func=_prepare)
 
@@ -79,7 +82,7 @@ def _filter(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from lipdub.data.prepare import PrepareConfig, prepare
 
-    cfg = PrepareConfig()
+    cfg = PrepareConfig(sync_expert=args.sync_expert, max_offset=args.max_offset)
     man = prepare(args.clips, args.out, cfg, val_split=args.val_split, workers=args.workers,
                   ray_address=args.ray)
     sp = man["splits"]

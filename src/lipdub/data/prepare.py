@@ -38,6 +38,9 @@ class PrepareConfig:
     fill_gap: int = 5  # frames a target face may be missing for (its crop box is interpolated across)
     min_frames: int = 25  # shorter usable runs are skipped
     use_cache: bool = True  # reuse the face analyses `filter` left in lipdub's detection cache
+    sync_expert: str | None = None  # SyncNet checkpoint: measure each clip's audio-video offset ...
+    max_offset: int = 3  # ... shift clips off by up to this many frames, drop the ones beyond
+    max_shift: int = 15  # shifts (frames) the expert searches over
 
 
 def target_track(tracks: Any, meta: dict[str, Any]) -> int:
@@ -173,11 +176,19 @@ def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig)
         b = a + written
         if written < cfg.min_frames:
             raise MediaError(f"video ended after {a + written} frames", clip.video)
-        clip_audio = audio[a * SAMPLES_PER_FRAME:b * SAMPLES_PER_FRAME]
+        sync, offset = None, 0
+        if cfg.sync_expert:
+            sync = _measure_sync(tmp, audio[a * SAMPLES_PER_FRAME:b * SAMPLES_PER_FRAME], written, cfg)
+            offset = sync["offset_frames"]
+            a, b = _correct_offset(tmp, a, written, n, offset, cfg)
+        clip_audio = audio[(a + offset) * SAMPLES_PER_FRAME:(b + offset) * SAMPLES_PER_FRAME]
         media.write_audio(tmp / "audio.wav", clip_audio, SAMPLE_RATE)
         np.save(tmp / "mel.npy", melspectrogram(clip_audio).astype(np.float32))
         shutil.rmtree(dst, ignore_errors=True)  # an outdated version of our own output
         os.replace(tmp, dst)
+    except _Skip as skip:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return {"clip": clip.key, "skipped": str(skip), "sync": sync}
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -186,9 +197,38 @@ def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig)
     return {
         "source": clip.source, "clip": clip.clip, "n_frames": b - a, "fps": FPS, "sample_rate": SAMPLE_RATE,
         "start": round(start + a / FPS, 4), "end": round(start + b / FPS, 4), "first_frame": a,
-        "offset_frames": 0, "track_id": tid, "faces_per_frame": round(faces_per_frame, 3),
-        "origin": meta.get("source"),
+        "offset_frames": offset, "sync": sync, "track_id": tid,
+        "faces_per_frame": round(faces_per_frame, 3), "origin": meta.get("source"),
     }
+
+
+class _Skip(Exception):
+    """A clip that cannot be used (the message says why)."""
+
+
+def _correct_offset(folder: Path, a: int, written: int, n: int, offset: int, cfg: PrepareConfig) -> tuple[int, int]:
+    """Keep the crops whose audio exists once `offset` is corrected (renumbered from 0); new [a, b)."""
+    from lipdub.data.sync import renumber
+
+    if abs(offset) > cfg.max_offset:
+        raise _Skip(f"audio-video offset of {offset} frames")
+    k0, k1 = max(0, -(a + offset)), min(written, n - a - offset)  # frames whose audio exists in the clip
+    if k1 - k0 < cfg.min_frames:
+        raise _Skip("too short after the offset correction")
+    renumber(folder, k0, k1, written)
+    return a + k0, a + k1
+
+
+def _measure_sync(folder: Path, audio: np.ndarray, n: int, cfg: PrepareConfig) -> dict[str, Any]:
+    """The expert's offset estimate for the crops in `folder` and their audio."""
+    from lipdub.audio.mel import melspectrogram
+    from lipdub.data import sync
+    from lipdub.settings import get_settings, resolve_device
+    from lipdub.train.dataset import load_face
+
+    model = sync.load_expert(str(cfg.sync_expert), resolve_device(get_settings().device))
+    crops = [load_face(folder / f"{k}.jpg", sync.IMG) for k in range(n)]
+    return sync.estimate_offset(crops, melspectrogram(audio), model, cfg.max_shift)
 
 
 def _quiet(*_: Any) -> None:
@@ -232,7 +272,9 @@ def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg:
     if not clips:
         raise LipdubError("no clips found (expected <source>/<clip>.mp4 with .json sidecars)", clips_dir)
     out = Path(out)
-    settings = settings_hash(asdict(cfg))
+    if cfg.sync_expert and not Path(cfg.sync_expert).is_file():
+        raise LipdubError("no such lip-sync expert checkpoint", cfg.sync_expert)
+    settings = settings_hash({**asdict(cfg), "sync_expert": cfg.sync_expert and _quick_hash(Path(cfg.sync_expert))})
     by_key: dict[str, dict[str, Any]] = {}
     tasks = []
     for c in clips:
