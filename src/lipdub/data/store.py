@@ -125,6 +125,10 @@ class ClipRef:
 def iter_clips(root: str | os.PathLike[str]) -> Iterator[ClipRef]:
     """Every clip (an .mp4 with a .json sidecar) one level below `root`, in name order."""
     root = Path(root)
+    if not root.is_dir():
+        from lipdub.errors import LipdubError
+
+        raise LipdubError("no such clips folder", root)
     for source_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for video in sorted(source_dir.glob("*.mp4")):
             if not video.name.startswith(".") and video.with_suffix(".json").exists():
