@@ -63,6 +63,7 @@ def mixed(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
     return root, truth
 
 
+@pytest.mark.slow
 def test_filter_keeps_only_the_target_talking_and_reports_why(mixed, tmp_path):
     root, truth = mixed
     sources = {p: file_hash(p) for p in root.rglob("*.mp4")}
@@ -95,3 +96,16 @@ def test_other_reference_photo_flips_the_choice(mixed, tmp_path):
     assert got[guest_clip] is None
     assert got["pair/00001"] is None and got["pair/00000"] == "other person"
     assert all(got[k] == "other person" for k in truth if k.startswith("host_20s"))
+
+
+def test_min_sync_removes_lone_faces_whose_mouth_does_not_follow_the_sound(mixed, tmp_path):
+    root, truth = mixed
+    host_clips = [k for k in truth if k.startswith("host_20s")]
+    loose = filter_clips(root, tmp_path / "a", [PREP / "host.jpg"], FilterConfig(min_sync=-1.0), workers=1)
+    scores = {v["clip"]: next(iter(v["sync"].values())) for v in loose["verdicts"] if v["clip"] in host_clips}
+    assert all(isinstance(s, float) for s in scores.values()) and len(set(scores.values())) > 1
+    cut_at = float(np.median(list(scores.values())))
+    strict = filter_clips(root, tmp_path / "b", [PREP / "host.jpg"], FilterConfig(min_sync=cut_at), workers=1)
+    got = {v["clip"]: v["reason"] for v in strict["verdicts"]}
+    for clip, score in scores.items():
+        assert got[clip] == (None if score >= cut_at else "other person")

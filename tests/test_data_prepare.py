@@ -17,6 +17,7 @@ from lipdub.cli import main
 from lipdub.data.store import iter_clips
 
 PREP = Path(__file__).parent / "data" / "prep"
+pytestmark = pytest.mark.slow  # the whole chain runs once for the module (~35 s on 2 busy cores)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--min-visible", type=float, default=0.8, help="share of frames the target must be in (0.8)")
     f.add_argument("--max-distance", type=float, default=0.6, help="identity distance threshold (0.6)")
     f.add_argument("--min-len", type=float, default=1.0, help="shorter clips are removed (1 s)")
+    f.add_argument("--min-sync", type=float, help="also remove clips where the target is alone but its lip "
+                                                  "motion correlates less than this with the sound (e.g. 0.1; "
+                                                  "a weak cue: off by default)")
     _parallel(f)
     f.set_defaults(func=_filter)
 
@@ -71,7 +74,8 @@ def _cut(args: argparse.Namespace) -> int:
 def _filter(args: argparse.Namespace) -> int:
     from lipdub.data.filter import FilterConfig, filter_clips
 
-    cfg = FilterConfig(min_visible=args.min_visible, max_distance=args.max_distance, min_len=args.min_len)
+    cfg = FilterConfig(min_visible=args.min_visible, max_distance=args.max_distance, min_len=args.min_len,
+                       min_sync=args.min_sync)
     rep = filter_clips(args.clips, args.out, args.person, cfg, workers=args.workers, ray_address=args.ray)
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(rep["by_reason"].items())) or "none"
     print(f"kept {rep['kept']} of {rep['clips']} clips ({rep['kept_seconds'] / 60:.1f} min); removed: {reasons}")

@@ -40,6 +40,7 @@ class FilterConfig:
     min_len: float = 1.0  # seconds
     other_share: float = 0.1  # another face visible in more than this share of frames makes the clip "multi-face"
     sync_margin: float = 0.1  # with several faces, the target's mouth must follow the audio this much better
+    min_sync: float | None = None  # alone on screen, the mouth must follow the audio this well (off: None)
     samples_per_track: int = 3  # frames embedded per track for the identity check
     use_cache: bool = True  # reuse/keep face analyses in lipdub's detection cache (prepare reads them again)
 
@@ -92,6 +93,11 @@ def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, 
     others = [t for t, c in presence.items() if t != target and c / n > cfg.other_share]
     if others:
         return _who_talks(verdict, per_frame, wav, target, others, cfg)
+    if cfg.min_sync is not None:  # alone on screen: optionally also require the mouth to follow the sound
+        score = speaker.sync_score(speaker.track_openings(per_frame, [target])[target], speaker.loudness(wav, n))
+        verdict["sync"] = {str(target): None if np.isnan(score) else round(score, 3)}
+        if not score >= cfg.min_sync:
+            return {**verdict, "reason": "other person"}
     return {**verdict, "kept": True}
 
 
