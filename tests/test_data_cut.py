@@ -144,3 +144,13 @@ def test_same_step_runs_in_local_processes_and_on_ray(tmp_path):
     assert {c.clip: (c.meta()["start_frame"], c.meta()["end_frame"]) for c in iter_clips(on_ray)} == spans
     summary = json.loads(next(on_ray.glob("guest_5s-*/cut.json")).read_text())
     assert summary["source_hash"] == file_hash(GUEST)
+
+
+def test_unreadable_episode_is_reported_and_the_others_are_cut(tmp_path):
+    episodes = tmp_path / "episodes"
+    episodes.mkdir()
+    shutil.copy(GUEST, episodes / "good.mp4")
+    (episodes / "broken.mp4").write_bytes(GUEST.read_bytes()[: GUEST.stat().st_size // 2])  # moov lost
+    res = cut([episodes], tmp_path / "clips", CutConfig(max_len=3, piece=1.5), workers=1)
+    assert [Path(f["source"]).name for f in res["failed"]] == ["broken.mp4"]
+    assert res["clips"] >= 3 and all(c.source.startswith("good-") for c in iter_clips(tmp_path / "clips"))

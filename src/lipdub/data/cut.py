@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from lipdub.data.runner import run_tasks
@@ -275,16 +276,16 @@ def chunks(plan: dict[str, Any]) -> list[dict[str, Any]]:
 def write_chunk(task: dict[str, Any]) -> dict[str, Any]:
     """Runner task: encode a run of consecutive clips (skipping finished ones) from one seek into the source.
 
-    Returns {"out", "written": [clip names], "ended": frame where the video ended early, or None}.
+    Returns {"out", "written": [clip names on disk], "ended": frame where decoding stopped early, or None},
+    plus "source" and "error" when the stream is damaged (the clips before the damage are kept).
     """
     from lipdub import media
 
     out, base = Path(task["out"]), task["base"]
     todo = [(i, Span(**span)) for i, span in task["spans"]]
     todo = [(i, span) for i, span in todo if not _clip_done(out, i, span, base)]
-    names = [f"{i:05d}" for i, _ in task["spans"]]
     if not todo:
-        return {"out": str(out), "written": names, "ended": None}
+        return {"out": str(out), "written": [f"{i:05d}" for i, _ in task["spans"]], "ended": None}
     wav = np.load(out / ".audio16k.npy", mmap_mode="r")
     crop = base["crop"]
     first = todo[0][1].start_frame
@@ -310,15 +311,26 @@ def write_chunk(task: dict[str, Any]) -> dict[str, Any]:
                 writer.__exit__(None, None, None)
                 writer = None
                 _finish_clip(out, current[0], current[1], wav, base)
+    except (LipdubError, OSError, ValueError, av.error.FFmpegError) as err:  # damaged stream: keep what is done
+        if writer is not None:
+            writer.__exit__(type(err), err, err.__traceback__)
+        log.warning("%s: cannot decode past frame %d: %s", base["source"], frame_no + 1, err)
+        return {"out": str(out), "written": _finished(out, task, base), "ended": frame_no + 1,
+                "source": base["source"], "error": f"cannot decode past frame {frame_no + 1}: {err}"}
     except BaseException as err:
         if writer is not None:
             writer.__exit__(type(err), err, err.__traceback__)
         raise
-    if writer is not None:  # the video ended before the audio: drop the unfinished clip and what follows
+    if writer is not None:  # the video ended before the audio: drop the unfinished clip
         writer.__exit__(_SourceEnded, _SourceEnded(), None)
         log.warning("%s: video ended at frame %d, before the audio", base["source"], frame_no + 1)
-        return {"out": str(out), "written": [n for n in names if int(n) < current[0]], "ended": frame_no + 1}
-    return {"out": str(out), "written": names, "ended": None}
+        return {"out": str(out), "written": _finished(out, task, base), "ended": frame_no + 1}
+    return {"out": str(out), "written": _finished(out, task, base), "ended": None}
+
+
+def _finished(out: Path, task: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """Names of the chunk's clips that are completely on disk."""
+    return [f"{i:05d}" for i, span in task["spans"] if _clip_done(out, i, Span(**span), base)]
 
 
 def _clip_done(out: Path, index: int, span: Span, base: dict[str, Any]) -> bool:
@@ -374,6 +386,7 @@ def cut(inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], cfg: 
     for plan in todo:
         summaries.append(_summarise(plan, [r for r in results if r["out"] == plan["out"]]))
     failed = [{"source": p["source"], "error": p["error"]} for p in plans if "error" in p]
+    failed += [{"source": r["source"], "error": r["error"]} for r in results if "error" in r]
     return {
         "sources": len(plans), "failed": failed, "skipped": sum("done" in p for p in plans),
         "clips": sum(len(s["clips"]) for s in summaries),
@@ -385,10 +398,7 @@ def cut(inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], cfg: 
 def _summarise(plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
     """Write `cut.json` (marks the source done) and drop the temporary audio."""
     out = Path(plan["out"])
-    ended = [r["ended"] for r in results if r["ended"] is not None]
     names = sorted(n for r in results for n in r["written"])
-    if ended:  # clips after the point where the video stopped cannot exist
-        names = [n for n in names if plan["spans"][int(n)]["end_frame"] <= min(ended)]
     lengths = {f"{i:05d}": s["end_frame"] - s["start_frame"] for i, s in enumerate(plan["spans"])}
     summary = {**plan["base"], "duration": plan["duration"], "speech_seconds": plan["speech_seconds"],
                "clips": names, "clip_seconds": sum(lengths[n] for n in names) / FPS, "config": plan["config"]}

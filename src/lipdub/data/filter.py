@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from lipdub.data import speaker
@@ -74,7 +75,7 @@ def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, 
         tracks = faces.analyze(clip.video, fps=FPS, use_cache=cfg.use_cache, progress=_quiet)
         wav = _clip_audio(clip)
         per_frame = [list(tracks.faces_in(i)) for i in range(n)]
-    except (MediaError, OSError, ValueError) as err:
+    except (MediaError, OSError, ValueError, av.error.FFmpegError) as err:
         return {**verdict, "reason": "corrupt", "detail": str(err)}
     presence = Counter(f.track_id for fs in per_frame for f in fs)
     if not presence:

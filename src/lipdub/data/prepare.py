@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from lipdub.data.runner import run_tasks
@@ -109,7 +110,7 @@ def prepare_clip(task: dict[str, Any]) -> dict[str, Any]:
         return done
     try:
         record = _prepare(clip, meta, dst, cfg)
-    except (MediaError, NoFaceError, OSError, ValueError) as err:
+    except (MediaError, NoFaceError, OSError, ValueError, av.error.FFmpegError) as err:
         record = {"clip": clip.key, "skipped": f"{type(err).__name__}: {err}"}
     record.update(input_hash=input_hash, settings_hash=task["settings_hash"])
     if "skipped" in record:  # remembered too, so a re-run does not try again
