@@ -49,8 +49,13 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
     """Draw the mouth interior into `roi` (in place) inside the new inner-lip contour; return its alpha."""
     h, w = roi.shape[:2]
     alpha = np.zeros((h, w), np.float32)
-    upper = np.vstack([targets["corners"][0], targets["ui"], targets["corners"][1]]) - origin
-    lower = np.vstack([targets["corners"][0], targets["li"], targets["corners"][1]]) - origin
+    ui, li = targets["ui"], targets["li"]
+    overlap = np.minimum((li - ui) @ ff.v, 0.0)  # pressed lips may cross: they only meet
+    li = li - overlap[:, None] * ff.v
+    if float(((li - ui) @ ff.v).max()) < 0.75:  # lips meet everywhere: nothing inside shows
+        return alpha
+    upper = np.vstack([targets["corners"][0], ui, targets["corners"][1]]) - origin
+    lower = np.vstack([targets["corners"][0], li, targets["corners"][1]]) - origin
     poly = np.vstack([upper, lower[::-1]])
     area = 0.5 * abs(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1)))
     if area < 2.0:

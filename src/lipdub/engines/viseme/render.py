@@ -48,7 +48,7 @@ class FaceRenderer:
         px, py = w.pixel_xy
         moved = np.hypot(m_up[..., 0] - px, m_up[..., 1] - py) * (1 - below) + np.hypot(
             m_lo[..., 0] - px, m_lo[..., 1] - py) * below
-        alpha = np.clip(moved * 4.0, 0.0, 1.0)
+        alpha = np.clip((moved - 0.01) * 4.0, 0.0, 1.0)  # under 1/100 px: the original pixel
         inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours)
         alpha = np.maximum(alpha, inner)
         out[alpha <= 0] = src[alpha <= 0]

@@ -25,6 +25,7 @@ PARAMS: tuple[str, ...] = (
 )
 P = {name: i for i, name in enumerate(PARAMS)}
 OPENING = [P["jaw"], P["gap_flat"], P["gap_round"]]  # scaled by loudness
+LIPS = [P["gap_flat"], P["gap_round"], P["lift"]]  # what a closure (P, B, M) cancels
 
 _TABLE: dict[str, dict[str, float]] = {
     "X": {},
@@ -43,9 +44,13 @@ TABLE = np.array([[_TABLE[s].get(p, 0.0) for p in PARAMS] for s in SHAPES], np.f
 def pose(weights: np.ndarray, loudness: float | np.ndarray = 0.6) -> np.ndarray:
     """Blend shape weights `(..., n_shapes)` into poses `(..., n_params)`; louder speech opens wider
     (gain 0.6 at silence-level loudness up to 1.25 at the speech peak)."""
-    p = np.asarray(weights, np.float32) @ TABLE
+    w = np.asarray(weights, np.float32)
+    p = w @ TABLE
     gain = 0.6 + 0.65 * np.clip(np.asarray(loudness, np.float32), 0.0, 1.0)
     p[..., OPENING] *= np.asarray(gain)[..., None]
+    # a closure seals the lips even while neighbouring vowels still pull the jaw: lips meet from 50 % on
+    seal = np.clip(1.0 - 2.0 * w[..., SHAPES.index("A")], 0.0, 1.0)[..., None]
+    p[..., LIPS] *= seal
     return p
 
 

@@ -34,6 +34,13 @@ def _prof(a: np.ndarray, gamma: float) -> np.ndarray:
     return np.clip(1.0 - a * a, 0.0, 1.0) ** gamma
 
 
+def _coef(pose: np.ndarray) -> np.ndarray:
+    """Weights of the basis fields for a pose: its geometric parameters, 1 for closing, the tuck."""
+    p = np.asarray(pose, np.float32)
+    tuck = np.clip(1.0 - (p[P["gap_flat"]] + p[P["gap_round"]] + p[P["lift"]]) / 0.015, 0.0, 1.0)
+    return np.append(p[GEOM], [1.0, tuck]).astype(np.float32)
+
+
 def _tps_kernel(r2: np.ndarray) -> np.ndarray:
     return 0.5 * r2 * np.log(np.maximum(r2, 1e-12))
 
@@ -116,7 +123,8 @@ class MouthWarp:
         self.basis = {var: self._basis(var) for var in ("up", "lo")}
 
     def _basis(self, variant: str) -> np.ndarray:
-        """(n_geom + 1, n_ctrl, 2) displacements in image pixels: one per geometric parameter, last = close."""
+        """(n_geom + 2, n_ctrl, 2) displacements in image pixels: one per geometric parameter, then the
+        closing of the source's opening, then the tuck."""
         ff, lm, sl = self.ff, self.lm, self.slices
         s, hw = ff.s, ff.half_width
         n = len(self.ctrl)
@@ -127,7 +135,7 @@ class MouthWarp:
         a_chin, _ = ff.ab(lm[CHIN])
         taper_jaw = np.clip(1.0 - (np.abs(a_jaw) - 0.8) / 2.2, 0.05, 1.0)
         taper_chin = np.clip(1.0 - (np.abs(a_chin) - 0.8) / 2.2, 0.05, 1.0)
-        out = np.zeros((len(GEOM) + 1, n, 2))  # (.., across, down) then rotated to image axes
+        out = np.zeros((len(GEOM) + 2, n, 2))  # (.., across, down) then rotated to image axes
         pf, pr, pl = _prof(a_cols, 0.6), _prof(a_cols, 0.9), _prof(a_cols, 0.8)
         up_db = {  # per parameter, the down-displacement of the upper lip columns
             "jaw": 0 * pf, "gap_flat": -UPPER_SHARE * s * pf, "gap_round": -UPPER_SHARE * s * pr,
@@ -170,7 +178,7 @@ class MouthWarp:
                     d[sl["jaw"], 1] = s * taper_jaw
                     d[sl["chin"], 1] = s * taper_chin
         # close the source's own opening: upper lip down 45 %, lower lip (and jaw) up 55 %
-        d = out[-1]
+        d = out[-2]
         own = 0.45 * gap if variant == "up" else -0.55 * gap
         for part in ("uo", "ui", "li", "lo"):
             d[sl[part], 1] = own
@@ -179,19 +187,29 @@ class MouthWarp:
             mean_gap = float(gap.max()) if gap.size else 0.0
             d[sl["jaw"], 1] = -0.55 * mean_gap * taper_jaw
             d[sl["chin"], 1] = -0.55 * mean_gap * taper_chin
+        # tuck: when the lips meet, each folds a pixel more into the seam, so the landmark-edge pixels of an open
+        # photo (often half teeth) disappear; it fades out as the mouth opens (see `_coef`)
+        d = out[-1]
+        tuck = np.maximum(1.0, 0.15 * (thick_up if variant == "up" else thick_lo)) * (gap > 0.5)
+        for part in ("ui", "li"):
+            d[sl[part], 1] = tuck if variant == "up" else -tuck
+        d[sl["uo" if variant == "up" else "lo"], 1] = 0.5 * (tuck if variant == "up" else -tuck)
         rot = np.stack([ff.u, ff.v])  # rows: across, down
         return out @ rot
 
     def _build_fields(self, grid_step: int | None) -> None:
         hgt, wid = self.size
         step = grid_step or int(max(4, round(max(hgt, wid) / 40)))
-        gw, gh = max(3, int(np.ceil((wid - 1) / step)) + 1), max(3, int(np.ceil((hgt - 1) / step)) + 1)
-        xs, ys = np.linspace(0, wid - 1, gw), np.linspace(0, hgt - 1, gh)
+        gw, gh = max(4, int(np.ceil(wid / step))), max(4, int(np.ceil(hgt / step)))
+        # node centres as cv2.resize places them, so resizing the coarse displacement is exact interpolation
+        xs = (np.arange(gw) + 0.5) * wid / gw - 0.5
+        ys = (np.arange(gh) + 0.5) * hgt / gh - 0.5
         gx, gy = np.meshgrid(xs, ys)
         grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
         self.grid_shape = (gh, gw)
         self.grid_xy = np.stack([gx, gy], axis=-1).astype(np.float32)
-        self.to_grid = np.float32([(gw - 1) / max(wid - 1, 1), (gh - 1) / max(hgt - 1, 1)])
+        self.to_grid = np.float32([gw / wid, gh / hgt])  # pixel -> node index: (x + 0.5) * to_grid - 0.5
+        cell = max(wid / gw, hgt / gh)
         ctrl = self.ctrl - self.origin
         n = len(ctrl)
         d2 = ((ctrl[:, None] - ctrl[None]) ** 2).sum(-1)
@@ -206,23 +224,20 @@ class MouthWarp:
         phi = np.hstack([_tps_kernel(g2), np.ones((len(grid), 1)), grid]) @ inv  # (n_grid, n_ctrl)
         # fade every field to zero at the ROI border so nothing outside it changes
         edge = np.minimum.reduce([grid[:, 0], wid - 1 - grid[:, 0], grid[:, 1], hgt - 1 - grid[:, 1]])
-        ramp = np.clip(edge / max(0.12 * min(hgt, wid), 1.0), 0, 1)
+        ramp = np.clip((edge - 1.5 * cell) / max(0.12 * min(hgt, wid), 1.0), 0, 1)
         phi *= (ramp * ramp * (3 - 2 * ramp))[:, None]
         self.fields = {var: np.einsum("gc,kcd->kgd", phi, b).reshape(len(b), gh, gw, 2).astype(np.float32)
                        for var, b in self.basis.items()}
-        # full-resolution sampling coordinates of the coarse grid (upsampling maps)
-        ux = (np.arange(wid, dtype=np.float32) * self.to_grid[0])[None].repeat(hgt, 0)
-        uy = (np.arange(hgt, dtype=np.float32) * self.to_grid[1])[:, None].repeat(wid, 1)
-        self.up_maps = (ux, uy)
         px, py = np.meshgrid(np.arange(wid, dtype=np.float32), np.arange(hgt, dtype=np.float32))
         self.pixel_xy = (px, py)
+        self.pixel_xy2 = np.stack([px, py], axis=-1)
         a, b = self.ff.ab(np.stack([px.ravel() + self.origin[0], py.ravel() + self.origin[1]], 1))
         self.pixel_ab = (a.reshape(hgt, wid).astype(np.float32), b.reshape(hgt, wid).astype(np.float32))
 
     # ------------------------------------------------------------------ per pose
     def control_targets(self, pose: np.ndarray) -> dict[str, np.ndarray]:
         """Where the inner lip contours go (image pixels), for the seam and the mouth painter."""
-        coef = np.append(np.asarray(pose, np.float64)[GEOM], 1.0)
+        coef = _coef(pose).astype(np.float64)
         sl = self.slices
         targets = {}
         for var, part in (("up", "ui"), ("lo", "li")):
@@ -235,18 +250,41 @@ class MouthWarp:
     def maps(self, pose: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, dict[str, np.ndarray]]:
         """Backward maps over the ROI for cv2.remap (CV_32FC2, one above and one below the lip line), the
         weight of the lower one per pixel, and the inner-lip targets."""
-        coef = np.append(np.asarray(pose, np.float32)[GEOM], 1.0).astype(np.float32)
+        coef = _coef(pose)
         targets = self.control_targets(pose)
         full = []
         for var in ("up", "lo"):
             field = np.tensordot(coef, self.fields[var], axes=1)  # (gh, gw, 2) forward displacement
-            x = self.grid_xy - field
-            for _ in range(4):  # invert y = x + d(x) by fixed-point iteration on the coarse grid
-                gx = x[..., 0] * self.to_grid[0]
-                gy = x[..., 1] * self.to_grid[1]
-                x = self.grid_xy - cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            full.append(cv2.remap(x, *self.up_maps, cv2.INTER_LINEAR))
+            x = self._invert(field)
+            disp = cv2.resize(x - self.grid_xy, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
+            full.append(disp + self.pixel_xy2)
         return full, self._below_seam(targets), targets
+
+    def _invert(self, field: np.ndarray, steps: int = 5) -> np.ndarray:
+        """Source position x of every grid node y with x + field(x) = y, by Newton's method on the coarse grid
+        (lips stretch several-fold when a mouth closes or opens, too steep for plain fixed-point iteration)."""
+        gh, gw = self.grid_shape
+        sx, sy = self.size[1] / gw, self.size[0] / gh
+        dfx_dy, dfx_dx = np.gradient(field[..., 0], sy, sx)
+        dfy_dy, dfy_dx = np.gradient(field[..., 1], sy, sx)
+        jac = np.stack([1 + dfx_dx, dfx_dy, dfy_dx, 1 + dfy_dy], axis=-1).astype(np.float32)
+        y = self.grid_xy
+        x = y - field
+        limit = 2.0 * max(sx, sy)
+        for _ in range(steps):
+            gx = (x[..., 0] + 0.5) * self.to_grid[0] - 0.5
+            gy = (x[..., 1] + 0.5) * self.to_grid[1] - 0.5
+            f = cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            j = cv2.remap(jac, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            r = y - x - f
+            det = j[..., 0] * j[..., 3] - j[..., 1] * j[..., 2]
+            det = np.where(np.abs(det) < 0.05, np.copysign(0.05, det), det)
+            dx = (j[..., 3] * r[..., 0] - j[..., 1] * r[..., 1]) / det
+            dy = (j[..., 0] * r[..., 1] - j[..., 2] * r[..., 0]) / det
+            step = np.stack([dx, dy], axis=-1)
+            norm = np.linalg.norm(step, axis=-1, keepdims=True)
+            x = x + step * np.minimum(1.0, limit / np.maximum(norm, 1e-6))
+        return x.astype(np.float32)
 
     def _below_seam(self, targets: dict[str, np.ndarray]) -> np.ndarray:
         """1 below the new lip line (between the corners: a sharp step; beyond them: a widening ramp)."""

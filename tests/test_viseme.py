@@ -1,0 +1,169 @@
+"""The viseme engine on real portraits and speech, judged by FaceMesh landmarks read back from its output:
+closed in silence, open in speech, following loudness, lips meeting on P/B/M, every portrait, moving faces,
+untouched pixels outside its mask, the still cache, and the `lipdub shapes` contact sheet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import librosa
+import numpy as np
+import pytest
+from PIL import Image
+
+from lipdub.audio.cues import SHAPE_INDEX, SHAPES
+from lipdub.cli import main
+from lipdub.engines.base import FrameJob
+from lipdub.engines.viseme import VisemeEngine
+from lipdub.engines.viseme.render import FaceRenderer, apply_patch
+from lipdub.engines.viseme.shapes import shape_pose
+from lipdub.faces import crop_box, detect_faces
+from lipdub.faces.types import Face
+from lipdub.media import load_audio, read_image
+
+DATA = Path(__file__).parent / "data" / "viseme"
+PORTRAITS = sorted((DATA / "portraits").glob("img_*.jpg"))
+FPS = 25
+
+
+def face_of(image: np.ndarray) -> Face:
+    faces = detect_faces(image)
+    assert faces, "no face found"
+    return max(faces, key=lambda f: f.area)
+
+
+def opening(image: np.ndarray) -> float:
+    """Inner-lip gap over nose-bridge-to-chin length, measured by FaceMesh on the image."""
+    lm = face_of(image).landmarks
+    return float(np.linalg.norm(lm[14] - lm[13]) / np.linalg.norm(lm[152] - lm[168]))
+
+
+def run_engine(image: np.ndarray, audio: np.ndarray, step: int = 1) -> tuple[VisemeEngine, list[int], list[float]]:
+    """Animate the still with the audio; return the engine, the frame indices measured and their openings."""
+    engine = VisemeEngine()
+    n = engine.prepare(audio, FPS)
+    face = face_of(image)
+    box = crop_box(face, image.shape)
+    idx = list(range(0, n, step))
+    patches = engine.render([FrameJob(index=i, frame=image, face=face, box=box) for i in idx])
+    return engine, idx, [opening(apply_patch(image, p)) for p in patches]
+
+
+@pytest.fixture(scope="module")
+def obama() -> np.ndarray:
+    return read_image(DATA / "portraits" / "img_obama_smile_teeth.jpg")
+
+
+def test_mouth_rests_in_silence_opens_in_speech_and_follows_loudness(obama):
+    audio = load_audio(DATA / "long_silence_12s.flac", sr=16000)
+    engine, idx, op = run_engine(obama, audio, step=2)
+    op, t = np.array(op), (np.array(idx) + 0.5) / FPS
+    assert opening(obama) > 0.08  # the photo smiles with teeth apart: the engine must close it itself
+    silent = t < 4.5
+    assert np.median(op[silent]) < 0.03 and op[silent].max() < 0.05
+    speech = engine.speech_activity()[idx] > 0.5
+    assert speech.sum() > 80 and np.quantile(op[speech], 0.8) > 0.07
+    rms = librosa.feature.rms(y=audio, frame_length=1280, hop_length=640, center=True)[0]
+    loud = np.convolve(20 * np.log10(np.maximum(rms, 1e-4)), np.ones(3) / 3, mode="same")[idx]
+    r = np.corrcoef(op, loud)[0, 1]
+    assert r > 0.6, f"opening vs loudness correlation {r:.2f}"
+
+
+def test_bilabial_cues_close_the_lips_and_vowels_open_them(obama):
+    audio = load_audio(DATA / "espeak_en.flac", sr=16000)
+    engine = VisemeEngine()
+    engine.prepare(audio, FPS)
+    w = engine.weights
+    closed = [i for i in range(len(w)) if w[i, SHAPE_INDEX["A"]] > 0.6]
+    wide = [i for i in range(len(w)) if w[i, SHAPE_INDEX["C"]] + w[i, SHAPE_INDEX["D"]] > 0.6]
+    assert len(closed) >= 4 and len(wide) >= 4
+    face = face_of(obama)
+    box = crop_box(face, obama.shape)
+    jobs = [FrameJob(index=i, frame=obama, face=face, box=box) for i in closed + wide]
+    op = [opening(apply_patch(obama, p)) for p in engine.render(jobs)]
+    assert max(op[: len(closed)]) < 0.03
+    assert np.median(op[len(closed):]) > 0.07
+
+
+@pytest.mark.parametrize("path", PORTRAITS, ids=[p.stem for p in PORTRAITS])
+def test_every_portrait_closes_opens_and_leaves_the_rest_untouched(path):
+    image = read_image(path)
+    renderer = FaceRenderer(image, face_of(image).landmarks)
+    results = {}
+    for shape in ("X", "D"):
+        patch = renderer.render(image, shape_pose(shape))
+        top, bottom, left, right = patch.box
+        out = apply_patch(image, patch)
+        outside = np.ones(image.shape[:2], bool)
+        outside[top:bottom, left:right] = patch.mask <= 0
+        assert np.array_equal(out[outside], image[outside])  # bit-identical outside the engine's mask
+        ring = np.r_[patch.mask[0], patch.mask[-1], patch.mask[:, 0], patch.mask[:, -1]]
+        assert ring.max() == 0 or (top == 0 or left == 0 or bottom == image.shape[0] or right == image.shape[1])
+        results[shape] = opening(out)
+    assert results["X"] < 0.05, results
+    assert results["D"] > 0.1, results
+
+
+def test_small_image_still_works():
+    image = read_image(DATA / "portraits" / "img_young_man_glasses_curly_pursed_lips.jpg")
+    small = cv2.resize(image, (160, 160), interpolation=cv2.INTER_AREA)
+    renderer = FaceRenderer(small, face_of(small).landmarks)
+    wide = apply_patch(small, renderer.render(small, shape_pose("D")))
+    rest = apply_patch(small, renderer.render(small, shape_pose("X")))
+    assert opening(wide) > opening(rest) + 0.05
+
+
+def test_moving_face_is_posed_where_it_is_in_each_frame():
+    """A 'video' of the portrait sliding and turning: each frame's own landmarks drive the warp."""
+    image = read_image(DATA / "portraits" / "img_eastasian_woman_closed_mouth.jpg")
+    engine = VisemeEngine()
+    audio = load_audio(DATA / "espeak_en.flac", sr=16000)
+    engine.prepare(audio, FPS)
+    wide = int(np.argmax(engine.weights[:, SHAPE_INDEX["D"]] + engine.weights[:, SHAPE_INDEX["C"]]))
+    h, w = image.shape[:2]
+    for k, (dx, angle) in enumerate([(-30, -8.0), (0, 0.0), (25, 6.0)]):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        m[0, 2] += dx
+        frame = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        face = face_of(frame)
+        patch = engine.render([FrameJob(index=wide, frame=frame, face=face, box=crop_box(face, frame.shape))])[0]
+        top, bottom, left, right = patch.box
+        mouth = face.landmarks[[13, 14]].mean(axis=0)
+        assert left < mouth[0] < right and top < mouth[1] < bottom, k
+        assert opening(apply_patch(frame, patch)) > 0.06, k
+
+
+def test_engine_contract_and_still_cache(obama):
+    audio = load_audio(DATA / "espeak_en.flac", sr=16000)
+    engine = VisemeEngine()
+    n = engine.prepare(audio, 30)
+    assert n == int(np.ceil(len(audio) * 30 / 16000))
+    assert engine.speech_activity().shape == (n,) and engine.weights.shape == (n, len(SHAPES))
+    face = face_of(obama)
+    box = crop_box(face, obama.shape)
+    first, again, past_end = engine.render([FrameJob(index=i, frame=obama, face=face, box=box)
+                                            for i in (60, 60, n + 50)])
+    assert again.image is first.image  # a still's repeated pose comes from the cache
+    assert np.array_equal(past_end.image, engine.render([FrameJob(n - 1, obama, face, box)])[0].image)
+    changed = obama.copy()
+    changed[first.box[0]:first.box[1], first.box[2]:first.box[3]] //= 2  # other pixels, same landmarks
+    other = engine.render([FrameJob(index=60, frame=changed, face=face, box=box)])[0]
+    assert not np.array_equal(other.image, first.image)
+    bare = Face(box=face.box, landmarks=None)
+    untouched = engine.render([FrameJob(index=60, frame=obama, face=bare, box=box)])[0]
+    assert untouched.mask.max() == 0
+
+
+def test_shapes_command_writes_a_labelled_sheet(tmp_path):
+    out = tmp_path / "sheet.png"
+    assert main(["shapes", str(DATA / "portraits" / "img_southasian_man_glasses_beard_teeth.jpg"),
+                 "-o", str(out), "--tile", "128"]) == 0
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    assert sheet.shape == (3 * (128 + 28 + 6), 3 * (128 + 6), 3)
+    tiles = [sheet[r * 162 + 3: r * 162 + 131, c * 134 + 3: c * 134 + 131] for r in range(3) for c in range(3)]
+    diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(tiles, tiles[1:], strict=False)]
+    assert min(diffs) > 0.2  # every tile shows a different mouth
+    assert main(["shapes", str(DATA / "espeak_en.json"), "-o", str(tmp_path / "x.png")]) == 1
+    assert json.loads((DATA / "espeak_en.json").read_text())  # the input was left alone
