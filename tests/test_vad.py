@@ -60,6 +60,15 @@ def test_frame_count_follows_fps_and_odd_lengths():
     assert vad.speech_segments(np.zeros(100, np.float32)) == []
 
 
+def test_repeated_requests_are_served_from_memory(dialogue):
+    first = vad.chunk_probabilities(dialogue)
+    first[:] = -1  # callers may scribble on their copy
+    again = vad.chunk_probabilities(dialogue)
+    assert again.min() >= 0 and np.array_equal(again, vad.chunk_probabilities(dialogue.copy()))
+    reversed_speech = np.ascontiguousarray(dialogue[::-1])  # same length, other samples: not the memo
+    assert not np.allclose(vad.chunk_probabilities(reversed_speech), again, atol=0.1)
+
+
 def test_long_audio_in_blocks_matches_the_short_run(dialogue):
     """A 36 s copy runs as several batched blocks; each repeat must read like the 12 s original."""
     single = vad.chunk_probabilities(dialogue)
@@ -80,6 +89,7 @@ def test_model_loads_from_the_wheel_without_network_and_keeps_torch_threads(monk
     monkeypatch.setattr(socket, "create_connection", refuse)
     threads = torch.get_num_threads()
     vad._model.cache_clear()
+    vad._recent.clear()
     prob = vad.chunk_probabilities(np.zeros(16000, np.float32))
     assert prob.max() < 0.2
     assert torch.get_num_threads() == threads

@@ -8,6 +8,7 @@ it so the recurrent state has settled), which makes a minute of audio take well 
 from __future__ import annotations
 
 import threading
+import zlib
 from functools import lru_cache
 
 import numpy as np
@@ -18,6 +19,7 @@ HOP_S = CHUNK / SR
 _BLOCK = 250  # chunks per batched block (8 s)
 _PREROLL = 62  # chunks of pre-roll per block (~2 s), outputs discarded
 _lock = threading.Lock()
+_recent: dict[tuple[int, int], np.ndarray] = {}
 
 
 @lru_cache(maxsize=1)
@@ -34,10 +36,28 @@ def _model():
 
 
 def chunk_probabilities(wav16k: np.ndarray) -> np.ndarray:
-    """Speech probability for each 32 ms chunk of 16 kHz mono audio: `(ceil(n / 512),)` float32 in [0, 1]."""
+    """Speech probability for each 32 ms chunk of 16 kHz mono audio: `(ceil(n / 512),)` float32 in [0, 1].
+
+    The last few results are remembered (keyed by a checksum of the samples), so the stages that all ask
+    about the same speech (cues, engine, mixing) run the model once."""
+    wav = np.ascontiguousarray(np.asarray(wav16k, dtype=np.float32).reshape(-1))
+    key = (len(wav), zlib.crc32(wav.data))
+    with _lock:
+        hit = _recent.get(key)
+    if hit is not None:
+        return hit.copy()
+    probs = _run_model(wav)
+    with _lock:
+        _recent[key] = probs
+        while len(_recent) > 4:
+            _recent.pop(next(iter(_recent)))
+    return probs.copy()
+
+
+def _run_model(wav: np.ndarray) -> np.ndarray:
+    """silero-vad over the audio, cut into blocks that run side by side as one batch."""
     import torch
 
-    wav = np.asarray(wav16k, dtype=np.float32).reshape(-1)
     n_chunks = int(np.ceil(len(wav) / CHUNK))
     if n_chunks == 0:
         return np.zeros(0, np.float32)
