@@ -34,7 +34,6 @@ def shapes_sheet(image: np.ndarray, landmarks: np.ndarray, tile: int = 256, colu
 
 
 def _crop(frame: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
-    """Square crop that may run off the frame (padded with the edge colour)."""
-    h, w = frame.shape[:2]
-    padded = cv2.copyMakeBorder(frame, side, side, side, side, cv2.BORDER_REPLICATE)
+    """Square crop that may run off the frame (padded with grey)."""
+    padded = cv2.copyMakeBorder(frame, side, side, side, side, cv2.BORDER_CONSTANT, value=(128, 128, 128))
     return padded[y0 + side: y0 + 2 * side, x0 + side: x0 + 2 * side]

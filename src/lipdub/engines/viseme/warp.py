@@ -219,15 +219,21 @@ class MouthWarp:
         lmat[:n, n + 1:] = ctrl
         lmat[n, :n] = 1
         lmat[n + 1:, :n] = ctrl.T
-        inv = np.linalg.pinv(lmat)[:, :n]
+        rhs = np.eye(n + 3)[:, :n]
+        try:
+            inv = np.linalg.solve(lmat, rhs)
+        except np.linalg.LinAlgError:  # degenerate landmarks (all on a line): least squares instead
+            inv = np.linalg.lstsq(lmat, rhs, rcond=None)[0]
         g2 = ((grid[:, None] - ctrl[None]) ** 2).sum(-1)
         phi = np.hstack([_tps_kernel(g2), np.ones((len(grid), 1)), grid]) @ inv  # (n_grid, n_ctrl)
         # fade every field to zero at the ROI border so nothing outside it changes
         edge = np.minimum.reduce([grid[:, 0], wid - 1 - grid[:, 0], grid[:, 1], hgt - 1 - grid[:, 1]])
         ramp = np.clip((edge - 1.5 * cell) / max(0.12 * min(hgt, wid), 1.0), 0, 1)
         phi *= (ramp * ramp * (3 - 2 * ramp))[:, None]
-        self.fields = {var: np.einsum("gc,kcd->kgd", phi, b).reshape(len(b), gh, gw, 2).astype(np.float32)
-                       for var, b in self.basis.items()}
+        self.fields = {}
+        for var, b in self.basis.items():  # (k, c, 2) -> (k, gh, gw, 2) with one matrix product
+            f = phi @ b.transpose(1, 0, 2).reshape(n, -1)
+            self.fields[var] = f.reshape(gh, gw, len(b), 2).transpose(2, 0, 1, 3).astype(np.float32)
         px, py = np.meshgrid(np.arange(wid, dtype=np.float32), np.arange(hgt, dtype=np.float32))
         self.pixel_xy = (px, py)
         self.pixel_xy2 = np.stack([px, py], axis=-1)
