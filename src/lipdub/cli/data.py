@@ -92,6 +92,8 @@ def _prepare(args: argparse.Namespace) -> int:
     sp = man["splits"]
     print(f"{man['clips']} clips, {man['hours'] * 60:.1f} min (train {sp['train']['clips']}, val "
           f"{sp['val']['clips']}; {len(man['skipped'])} skipped) -> {args.out}")
+    if args.val_split > 0 and not sp["val"]["clips"]:
+        print("  note: no validation clips: the split is by source video and there is only one source")
     return 0
 
 
