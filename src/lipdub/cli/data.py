@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--min-sync", type=float, help="also remove clips where the target is alone but its lip "
                                                   "motion correlates less than this with the sound (e.g. 0.1; "
                                                   "a weak cue: off by default)")
+    _no_cache(f)
     _parallel(f)
     f.set_defaults(func=_filter)
 
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--sync-expert", metavar="CKPT", help="SyncNet checkpoint: measure each clip's audio-video "
                                                        "offset, shift it away, drop clips beyond --max-offset")
     r.add_argument("--max-offset", type=int, default=3, help="with --sync-expert: largest offset kept (frames)")
+    _no_cache(r)
     _parallel(r)
     r.set_defaults(func=_prepare)
 
@@ -50,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("dataset", help="dataset folder from `lipdub data prepare`")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_stats)
+
+
+def _no_cache(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-face-cache", dest="face_cache", action="store_false",
+                   help="do not keep face tracks in lipdub's cache (~0.6 MB per 7 s clip; without it `prepare` "
+                        "detects faces again)")
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
@@ -75,7 +83,7 @@ def _filter(args: argparse.Namespace) -> int:
     from lipdub.data.filter import FilterConfig, filter_clips
 
     cfg = FilterConfig(min_visible=args.min_visible, max_distance=args.max_distance, min_len=args.min_len,
-                       min_sync=args.min_sync)
+                       min_sync=args.min_sync, use_cache=args.face_cache)
     rep = filter_clips(args.clips, args.out, args.person, cfg, workers=args.workers, ray_address=args.ray)
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(rep["by_reason"].items())) or "none"
     print(f"kept {rep['kept']} of {rep['clips']} clips ({rep['kept_seconds'] / 60:.1f} min); removed: {reasons}")
@@ -86,7 +94,7 @@ def _filter(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from lipdub.data.prepare import PrepareConfig, prepare
 
-    cfg = PrepareConfig(sync_expert=args.sync_expert, max_offset=args.max_offset)
+    cfg = PrepareConfig(sync_expert=args.sync_expert, max_offset=args.max_offset, use_cache=args.face_cache)
     man = prepare(args.clips, args.out, cfg, val_split=args.val_split, workers=args.workers,
                   ray_address=args.ray)
     sp = man["splits"]

@@ -216,7 +216,8 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     out = Path(out)
     if out.resolve() == Path(clips_dir).resolve():
         raise LipdubError("the output folder must differ from the clips folder", out)
-    settings = settings_hash({**asdict(cfg), "photos": sorted(file_hash(p) for p in photos)})
+    settings = settings_hash({**asdict(cfg), "use_cache": None,  # caching does not change verdicts
+                              "photos": sorted(file_hash(p) for p in photos)})
     verdicts: dict[str, dict[str, Any]] = {}
     tasks = []
     for c in clips:

@@ -275,7 +275,8 @@ def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg:
     out = Path(out)
     if cfg.sync_expert and not Path(cfg.sync_expert).is_file():
         raise LipdubError("no such lip-sync expert checkpoint", cfg.sync_expert)
-    settings = settings_hash({**asdict(cfg), "sync_expert": cfg.sync_expert and _quick_hash(Path(cfg.sync_expert))})
+    settings = settings_hash({**asdict(cfg), "use_cache": None,  # caching does not change the output
+                              "sync_expert": cfg.sync_expert and _quick_hash(Path(cfg.sync_expert))})
     by_key: dict[str, dict[str, Any]] = {}
     tasks = []
     for c in clips:
