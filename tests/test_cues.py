@@ -77,6 +77,27 @@ def test_energy_fallback_opens_on_loud_speech_and_rests_in_silence(dialogue):
     assert opened > 1.0
 
 
+def test_dutch_speech_gets_varied_shapes_throughout():
+    """Phonetic mode: a Flemish sentence (4.2 s, speech from 0.2 s to the end) keeps the mouth moving."""
+    audio = load_audio(DATA / "dutch_vl04108.flac", sr=16000)
+    cues = C.extract_cues(audio, FPS)
+    speaking = [c for c in cues if 0.3 <= c.start < 3.9]
+    assert len({c.shape for c in speaking}) >= 6
+    assert sum(c.end - c.start for c in speaking if c.shape != "X") > 3.0
+    assert sum(c.phone is not None for c in speaking) > 25  # recognised phones, not the fallback
+    # every second of the sentence has several cues: no shape held for long
+    assert max(c.end - c.start for c in speaking) < 0.5
+
+
+def test_a_lost_decoder_is_covered_by_the_fallback(monkeypatch, dialogue):
+    """A recogniser that returns one phone for seconds (a search failure) must not freeze the mouth."""
+    monkeypatch.setattr(C, "recognize_phones", lambda wav: [("B", 0.0, len(wav) / 16000)])
+    cues = C.extract_cues(dialogue, FPS)
+    talking = [c for c in cues if c.start >= 4.8]
+    assert len({c.shape for c in talking}) >= 4
+    assert max(c.end - c.start for c in talking if c.shape != "X") < 1.0
+
+
 def test_track_weights_are_smooth_and_never_flash_for_one_frame(espeak_cues):
     n = int(np.ceil(8.47 * FPS))
     track = C.cue_track(espeak_cues, FPS, n)

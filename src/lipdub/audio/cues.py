@@ -43,6 +43,7 @@ DIPHTHONGS: dict[str, tuple[str, str]] = {
 DOMINANCE = np.array([0.6, 4.0, 1.0, 1.2, 1.3, 1.3, 1.6, 2.5, 1.0], np.float32)
 ANTICIPATION_S = 0.03  # the mouth moves a little before the sound
 BLEND_S = 0.028  # std. dev. of the ease in/out
+MAX_PHONE_S = 0.6  # a recognised phone longer than this is a decoding failure
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _decoder():
     return pocketsphinx.Decoder(
         hmm=os.path.join(model, "en-us", "en-us"),
         allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"),
-        lw=2.0, beam=1e-10, pbeam=1e-10, wip=0.5, frate=100, loglevel="FATAL",
+        lw=2.0, beam=1e-15, pbeam=1e-15, wip=0.5, frate=100, loglevel="FATAL",  # 1e-10 loses its way
     )
 
 
@@ -220,13 +221,16 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     phone_at = np.full(grid, "", object)
     for cue in phones_to_cues(phones):
         a, b = int(round(cue.start * 100)), int(round(cue.end * 100))
+        if cue.phone and cue.end - cue.start > MAX_PHONE_S:
+            continue  # no phone lasts that long: the decoder lost its way here, the fallback takes over
         labels[a:b] = SHAPE_INDEX[cue.shape]
         phone_at[a:b] = cue.phone or ""
     labels[~speech] = SHAPE_INDEX["X"]
     for a, b in _runs(speech):
-        voiced = labels[a:b]
-        if method == "energy" or np.mean(voiced > 0) < 0.5:
-            for c in fallback_cues(wav, a / 100, b / 100):
+        spans = [(a, b)] if method == "energy" or np.mean(labels[a:b] > 0) < 0.5 else [
+            (a + i, a + j) for i, j in _runs(labels[a:b] < 0) if j - i >= 10]
+        for lo, hi in spans:
+            for c in fallback_cues(wav, lo / 100, hi / 100):
                 i, j = int(round(c.start * 100)), int(round(c.end * 100))
                 labels[i:j] = SHAPE_INDEX[c.shape]
                 phone_at[i:j] = ""
