@@ -6,8 +6,12 @@ tests/data/train/): 4-second clips; the held-out ('val') clips are later times o
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import sys
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -85,6 +89,31 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_dataset(tmp_path_factory.mktemp("train") / "dataset")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One torch thread: on 2 cores shared with other jobs, OpenMP spin-waits make 2 threads ~5x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def lipdub(*args: object) -> int:
+    """Run the lipdub CLI in this process."""
+    from lipdub.cli import main
+
+    return main([str(a) for a in args])
+
+
+def metrics(run: Path, split: str) -> list[dict[str, float]]:
+    """Rows of a run's metrics.csv for one split, numbers as floats (blank -> absent)."""
+    with (run / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
+    return [{k: float(v) for k, v in r.items() if k != "split" and v != ""} for r in rows]
+
+
 # --- dataset: the reference's sampling facts
 
 def test_generator_sample_follows_the_reference_windows(dataset: Path) -> None:
@@ -151,3 +180,267 @@ def test_a_dataset_without_filelist_or_with_too_short_clips_is_a_clear_error(tmp
     (tmp_path / "filelists" / "train.txt").write_text("missing/000\n")
     with pytest.raises(LipdubError, match="missing"):
         LipSyncDataset(tmp_path, "train")
+
+
+# --- settings: the reference facts are the defaults, every one a flag
+
+def test_the_reference_training_facts_are_the_defaults() -> None:
+    from lipdub.train.config import ExpertConfig, GeneratorConfig
+
+    e, g = ExpertConfig(), GeneratorConfig()
+    assert (e.window, e.fps, e.img_size, e.mel_step, e.batch_size, e.lr) == (5, 25.0, 96, 16, 64, 1e-4)
+    assert (g.window, g.batch_size, g.lr, g.frame_mel_offset, g.expert_mel_offset) == (5, 16, 1e-4, -1, 0)
+    assert (g.sync_weight_start, g.sync_weight, g.sync_threshold) == (0.0, 0.03, 0.75)
+    assert (g.disc_weight, g.disc_lr, g.gan, g.perceptual_weight) == (0.07, 1e-4, False, 0.0)
+    assert GeneratorConfig(gan=True).perceptual_weight == 0.07
+
+
+def test_every_setting_is_a_flag_and_bad_values_are_one_line_errors(tmp_path: Path) -> None:
+    from lipdub.cli import build_parser
+    from lipdub.cli.train import build_config
+    from lipdub.errors import LipdubError
+
+    args = build_parser().parse_args(["train", "generator", str(tmp_path), "-o", str(tmp_path / "run"),
+                                      "--sync-weight", "0.01", "--gan", "--betas", "0.9", "0.99", "--resume"])
+    cfg = build_config(args)
+    assert cfg.sync_weight == 0.01 and cfg.gan and cfg.betas == (0.9, 0.99) and cfg.batch_size == 16
+    assert cfg.resume == tmp_path / "run" / "last.pth"
+    args = build_parser().parse_args(["train", "expert", str(tmp_path), "-o", "x", "--batch-size", "0"])
+    with pytest.raises(LipdubError, match="--batch-size"):
+        build_config(args)
+
+
+# --- the lip-sync expert learns sync (a deliberately overfitting tiny run: few clips, higher lr, small batch)
+
+EXPERT_RUN = ["--batch-size", 8, "--lr", 1e-3, "--max-steps", 400, "--eval-interval", 100, "--eval-steps", 100,
+              "--log-interval", 10, "--checkpoint-interval", 200, "--num-workers", 0, "--cache-frames", 5000,
+              "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def expert_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("expert") / "run"
+    assert lipdub("train", "expert", dataset, "-o", out, *EXPERT_RUN) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_expert_loss_falls_and_it_tells_aligned_from_shifted_on_held_out_windows(expert_run: Path) -> None:
+    evals = metrics(expert_run, "eval")
+    train = metrics(expert_run, "train")
+    assert [e["step"] for e in evals] == [100, 200, 300, 400]
+    first, last = evals[0], evals[-1]
+    assert last["windows"] >= 150  # every held-out window of the two 'val' clips, aligned and shifted
+    assert last["loss"] < first["loss"] - 0.05
+    assert np.mean([r["loss"] for r in train[-5:]]) < np.mean([r["loss"] for r in train[:5]]) - 0.05
+    assert last["offsync_acc"] > 0.65  # chance is 0.5
+    summary = json.loads((expert_run / "summary.json").read_text())
+    assert summary["step"] == 400 and summary["eval"]["offsync_acc"] == pytest.approx(last["offsync_acc"], abs=1e-5)
+    assert {"best.pth", "last.pth", "checkpoint_step000000200.pth", "config.json"} <= {
+        p.name for p in expert_run.iterdir()}
+    assert list((expert_run / "tb").glob("events.out.tfevents.*"))
+
+
+# --- the generator: L1 falls, the sync weight switches on, resume continues, checkpoints load anywhere
+
+GEN_RUN = ["--batch-size", 2, "--lr", 1e-3, "--eval-steps", 4, "--log-interval", 1, "--num-workers", 0,
+           "--cache-frames", 5000, "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def generator_run(dataset: Path, expert_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 steps without the discriminator (sync weight forced on at the step-3 evaluation by a high threshold),
+    then resumed with --gan up to step 9."""
+    out = tmp_path_factory.mktemp("generator") / "run"
+    common = [dataset, "--expert", expert_run / "best.pth", "-o", out, *GEN_RUN, "--eval-interval", 3,
+              "--checkpoint-interval", 3, "--sample-interval", 3, "--sync-threshold", 10]
+    assert lipdub("train", "generator", *common, "--max-steps", 6) == 0
+    (out / "phase1_last.pth").write_bytes((out / "last.pth").read_bytes())
+    assert lipdub("train", "generator", *common, "--max-steps", 9, "--resume", "--gan") == 0
+    return out
+
+
+@pytest.mark.slow
+def test_generator_l1_falls_and_the_loss_is_the_weighted_sum(generator_run: Path) -> None:
+    train, evals = metrics(generator_run, "train"), metrics(generator_run, "eval")
+    assert [r["step"] for r in train] == list(range(1, 10))  # resume continued at step 7, no step twice
+    assert [r["step"] for r in evals] == [3, 6, 9]
+    assert np.mean([r["l1"] for r in train[3:6]]) < np.mean([r["l1"] for r in train[:3]])
+    assert evals[1]["l1"] < evals[0]["l1"]
+    for r in train:  # sw = 0 until the step-3 evaluation, then 0.03; dw = 0.07 once --gan is on
+        sw = 0.0 if r["step"] <= 3 else 0.03
+        dw = 0.07 if r["step"] > 6 else 0.0
+        assert r["sync_weight"] == sw
+        expected = (1 - sw - dw) * r["l1"] + sw * r["sync"] + dw * r["perceptual"]
+        assert r["loss"] == pytest.approx(expected, rel=1e-4)
+        assert ("disc_real" in r) == (r["step"] > 6)
+
+
+@pytest.mark.slow
+def test_resume_restores_model_optimizer_and_step(generator_run: Path) -> None:
+    import torch
+
+    first = torch.load(generator_run / "phase1_last.pth", weights_only=True)
+    last = torch.load(generator_run / "last.pth", weights_only=True)
+    assert first["global_step"] == 6 and last["global_step"] == 9
+    steps = {int(s["step"]) for s in last["optimizer"]["state"].values()}
+    assert steps == {9}  # Adam's own step count went on from 6, so its state was restored
+    disc = torch.load(generator_run / "disc_last.pth", weights_only=True)
+    assert disc["global_step"] == 9 and {int(s["step"]) for s in disc["optimizer"]["state"].values()} == {3}
+    assert last["lipdub"]["sync_weight"] == 0.03
+    assert (generator_run / "samples" / "samples_000000006.jpg").is_file()
+    grid = cv2.imread(str(generator_run / "samples" / "samples_000000006.jpg"))
+    assert grid.shape == (3 * 96, 2 * 5 * 96, 3)  # ground truth / generated / masked input, 2 samples x 5 frames
+
+
+def test_checkpoints_have_the_official_layout(generator_run: Path) -> None:
+    import torch
+
+    from lipdub.engines.wav2lip.checkpoint import load_model
+    from lipdub.engines.wav2lip.model import Wav2Lip
+
+    ckpt = torch.load(generator_run / "best.pth", weights_only=True)
+    assert {"state_dict", "optimizer", "global_step", "global_epoch"} <= set(ckpt)
+    keys = [k.replace("module.", "", 1) for k in ckpt["state_dict"]]
+    assert all(k.startswith("module.") for k in ckpt["state_dict"])  # as DataParallel saved the official files
+    assert keys == list(Wav2Lip().state_dict())
+    load_model(generator_run / "best.pth", "wav2lip", "cpu")  # the loader `lipdub animate` uses
+
+
+def test_a_finished_run_is_not_overwritten_without_resume(dataset: Path, generator_run: Path,
+                                                          expert_run: Path) -> None:
+    from lipdub.errors import LipdubError
+    from lipdub.train.config import GeneratorConfig
+    from lipdub.train.generator import train_generator
+
+    with pytest.raises(LipdubError, match="--resume"):
+        train_generator(GeneratorConfig(expert=expert_run / "best.pth", device="cpu", num_workers=0),
+                        dataset, generator_run)
+
+
+@pytest.mark.slow
+def test_init_starts_from_official_layout_weights(dataset: Path, expert_run: Path, tmp_path: Path) -> None:
+    import torch
+
+    from lipdub.engines.wav2lip.checkpoint import save_checkpoint
+    from lipdub.engines.wav2lip.model import Wav2Lip
+
+    torch.manual_seed(123)
+    official = Wav2Lip()
+    save_checkpoint(tmp_path / "wav2lip_like.pth", official)  # {'state_dict': 'module.' keys, ...}
+    out = tmp_path / "run"
+    assert lipdub("train", "generator", dataset, "--expert", expert_run / "best.pth", "-o", out,
+                  "--init", tmp_path / "wav2lip_like.pth", *GEN_RUN, "--lr", 1e-12, "--max-steps", 1,
+                  "--eval-steps", 1) == 0
+    trained = torch.load(out / "last.pth", weights_only=True)
+    assert trained["global_step"] == 1
+    for k, v in official.state_dict().items():
+        if v.is_floating_point() and "running" not in k:
+            torch.testing.assert_close(trained["state_dict"]["module." + k], v, atol=1e-8, rtol=0)
+
+
+# --- lipdub eval and its figures
+
+def test_ssim_psnr_and_lse_follow_their_definitions() -> None:
+    import torch
+
+    from lipdub.train.evaluate import lse, psnr, ssim
+
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(ssim(x, x), torch.ones(2))
+    a, b = torch.full((1, 3, 16, 16), 0.2), torch.full((1, 3, 16, 16), 0.6)  # constants: only the mean term
+    c1 = 0.01**2
+    assert ssim(a, b).item() == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.2**2 + 0.6**2 + c1), rel=1e-4)
+    assert ssim(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)).max() < 0.9
+    assert psnr(a, b).item() == pytest.approx(10 * np.log10(1 / 0.16), rel=1e-5)
+    # audio lagging the video by 3 windows: the distance is 0 at that shift, large elsewhere
+    emb = torch.nn.functional.normalize(torch.rand(40, 8), dim=1)
+    audio = torch.roll(emb, 3, dims=0)
+    d, conf, offset = lse(emb, audio, vshift=6)
+    assert abs(offset) == 3 and d < 0.1 and conf > 0.2
+
+
+@pytest.mark.slow
+def test_eval_prints_a_table_and_writes_json(dataset: Path, generator_run: Path, expert_run: Path,
+                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval.json"
+    assert lipdub("eval", generator_run / "last.pth", dataset, "--expert", expert_run / "best.pth",
+                  "--max-frames", 40, "--json", out, "--device", "cpu", "--no-progress") == 0
+    table = capsys.readouterr().out
+    assert "LSE-D" in table and "generated" in table and "ground truth" in table
+    result = json.loads(out.read_text())
+    gen, real = result["generated"], result["ground_truth"]
+    assert result["clips"] == 2 and result["frames"] == 80 and result["windows"] == 72
+    assert 0 < gen["l1"] < 0.5 and 5 < gen["psnr"] < 60 and 0 < gen["ssim"] < 1
+    for figures in (gen, real):
+        assert 0 <= figures["lse_d"] <= 2 and figures["lse_c"] >= 0 and 0 <= figures["offsync_acc"] <= 1
+    assert "l1" not in real
+
+
+# --- the trained checkpoint drives `lipdub animate`
+
+@pytest.mark.slow
+def test_the_trained_generator_animates_a_face(dataset: Path, generator_run: Path, tmp_path: Path) -> None:
+    import torch
+
+    from lipdub.engines.wav2lip.model import Wav2Lip
+
+    clip = dataset / "man_val" / "004"
+    face = cv2.imread(str(clip / "10.jpg"))  # 128x128 BGR crop
+    photo = np.full((200, 180, 3), 90, np.uint8)
+    photo[40:168, 30:158] = face
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    with wave.open(str(clip / "audio.wav")) as w, wave.open(str(tmp_path / "speech.wav"), "wb") as o:
+        o.setparams(w.getparams())
+        o.writeframes(w.readframes(16000))  # 1 s
+    ckpt = generator_run / "last.pth"
+    assert lipdub("animate", tmp_path / "photo.png", tmp_path / "speech.wav", "-o", tmp_path / "out/%05d.png",
+                  "--engine", "wav2lip", "--checkpoint", ckpt, "--box", 40, 168, 30, 158, "--paste", "box",
+                  "--silence", "animate", "--device", "cpu", "-q") == 0
+    frames = sorted((tmp_path / "out").glob("*.png"))
+    assert len(frames) == 25
+    first = cv2.imread(str(frames[0]))
+    outside = np.ones(photo.shape[:2], bool)
+    outside[40:168, 30:158] = False
+    np.testing.assert_array_equal(first[outside], photo[outside])
+    # the same frame computed directly from the checkpoint's weights: masked face + itself, mel window 0
+    from lipdub.audio.mel import melspectrogram
+    from lipdub.train.dataset import _read_wav16k
+
+    model = Wav2Lip()
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    model.load_state_dict({k.replace("module.", "", 1): v for k, v in state.items()})
+    face96 = cv2.resize(face, (96, 96)).astype(np.float32) / 255
+    x = np.concatenate([face96 * (np.arange(96) < 48)[:, None, None], face96], axis=2)
+    mel = melspectrogram(_read_wav16k(tmp_path / "speech.wav"))[:, :16]
+    with torch.no_grad():
+        out = model.eval()(torch.from_numpy(mel)[None, None], torch.from_numpy(x).permute(2, 0, 1)[None])
+    expected = cv2.resize((out[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), (128, 128))
+    got = first[40:168, 30:158].astype(np.float32)
+    assert np.abs(got - expected).mean() < 1.0  # our weights drove the mouth
+    assert np.abs(got - face).mean() > 3.0  # and it is not the photo passed through
+
+
+# --- several processes: torchrun + gloo on CPU
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_together(dataset: Path, tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lipdub",
+         "train", "expert", str(dataset), "-o", str(out), "--max-steps", "2", "--batch-size", "2",
+         "--eval-steps", "2", "--num-workers", "0", "--device", "cpu", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rank 0 of 2 on cpu (gloo)" in proc.stderr and "rank 1 of 2 on cpu (gloo)" in proc.stderr
+    import torch
+
+    ckpt = torch.load(out / "last.pth", weights_only=True)
+    assert ckpt["global_step"] == 2
+    evals = metrics(out, "eval")
+    assert len(evals) == 1 and evals[0]["step"] == 2  # one row: only rank 0 writes
+    assert "windows" in evals[0] and evals[0]["windows"] == 4  # 2 batches of 2 on each rank, averaged
+    assert "expert: step 2" in proc.stdout

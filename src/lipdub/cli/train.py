@@ -7,6 +7,7 @@ training facts as defaults. Several GPUs or machines: `torchrun --nproc-per-node
 from __future__ import annotations
 
 import argparse
+import os
 import types
 import typing
 from pathlib import Path
@@ -101,13 +102,15 @@ def _run(args: argparse.Namespace) -> int:
 
         summary = train_expert(cfg, args.data, args.out)
         ev = summary["eval"]
-        print(f"expert: step {summary['step']}, eval loss {ev.get('loss', float('nan')):.4f}, off-sync accuracy "
-              f"{ev.get('offsync_acc', float('nan')):.3f}; best {summary['best']}")
+        line = (f"expert: step {summary['step']}, eval loss {ev.get('loss', float('nan')):.4f}, off-sync accuracy "
+                f"{ev.get('offsync_acc', float('nan')):.3f}; best {summary['best']}")
     else:
         from lipdub.train.generator import train_generator
 
         summary = train_generator(cfg, args.data, args.out)
         ev = summary["eval"]
-        print(f"generator: step {summary['step']}, eval L1 {ev.get('l1', float('nan')):.4f}, sync loss "
-              f"{ev.get('sync', float('nan')):.4f}; best {summary['best']}")
+        line = (f"generator: step {summary['step']}, eval L1 {ev.get('l1', float('nan')):.4f}, sync loss "
+                f"{ev.get('sync', float('nan')):.4f}; best {summary['best']}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(line)
     return 0

@@ -42,6 +42,8 @@ class TrainConfig(BaseModel):
     # hardware
     device: Device = Field("auto", description="auto, cpu, cuda or mps")
     amp: bool = Field(True, description="mixed precision (float16 autocast + GradScaler), CUDA only")
+    channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (faster on CPU and "
+                                "with CUDA tensor cores)")
     num_workers: int = Field(4, ge=0, description="data-loader worker processes")
     pin_memory: bool = Field(True, description="page-locked batches for faster host-to-GPU copies")
     cache_frames: int = Field(0, ge=0, description="decoded 96x96 frames kept in RAM per worker (0: none)")

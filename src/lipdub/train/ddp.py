@@ -6,6 +6,7 @@ One process per device. The process group is only created when WORLD_SIZE > 1: g
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +47,7 @@ def setup(device: str = "auto") -> Dist:
         dev = torch.device(kind)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if kind == "cuda" else "gloo")
+        print(f"lipdub: rank {rank} of {world} on {dev} ({dist.get_backend()})", file=sys.stderr, flush=True)
     return Dist(rank, local, world, dev)
 
 

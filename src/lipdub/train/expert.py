@@ -27,6 +27,7 @@ from lipdub.train.loop import (
     eval_loader,
     find_resume,
     init_weights,
+    place,
     resume,
     save,
     seed_everything,
@@ -104,7 +105,7 @@ def _train(cfg: ExpertConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict:
     train_ds, val_ds = _datasets(cfg, data)
     loader = train_loader(train_ds, cfg, d)
     val = eval_loader(val_ds, cfg, d)
-    model = SyncNet().to(d.device)
+    model = place(SyncNet(), d, cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     step, epoch, state = 0, 0, {}
     resume_from = cfg.resume

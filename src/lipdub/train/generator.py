@@ -30,6 +30,7 @@ from lipdub.train.loop import (
     eval_loader,
     find_resume,
     init_weights,
+    place,
     resume,
     save,
     seed_everything,
@@ -132,12 +133,12 @@ def _train(cfg: GeneratorConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict
     seed_everything(cfg.seed)
     train_ds, val_ds = _datasets(cfg, data)
     loader, val = train_loader(train_ds, cfg, d), eval_loader(val_ds, cfg, d)
-    expert = load_expert(cfg.expert, d.device)
-    model = Wav2Lip().to(d.device)
+    expert = place(load_expert(cfg.expert, d.device), d, cfg)
+    model = place(Wav2Lip(), d, cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     disc = disc_opt = None
     if cfg.gan:
-        disc = Wav2LipDiscQual().to(d.device)
+        disc = place(Wav2LipDiscQual(), d, cfg)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=cfg.disc_betas)
 
     step, epoch, state = 0, 0, {}

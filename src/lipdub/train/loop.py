@@ -97,6 +97,12 @@ class Precision:
         return torch.amp.GradScaler(self.device_type, enabled=self.enabled)
 
 
+def place(model: torch.nn.Module, d: Dist, cfg: TrainConfig) -> torch.nn.Module:
+    """Move a network to the run's device (NHWC layout with cfg.channels_last)."""
+    model = model.to(d.device)
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
 def step_optimizer(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -110,7 +116,8 @@ def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | 
          extra: dict | None = None) -> Path:
     """Write {'state_dict' ('module.' keys, as the official files), 'optimizer', 'global_step', 'global_epoch',
     'lipdub' (run state: sync weight, best score, settings)} atomically."""
-    state = OrderedDict(("module." + k, v.detach().cpu()) for k, v in unwrap(model).state_dict().items())
+    weights = unwrap(model).state_dict()
+    state = OrderedDict(("module." + k, v.detach().cpu().contiguous()) for k, v in weights.items())
     ckpt = {"state_dict": state, "optimizer": None if optimizer is None else optimizer.state_dict(),
             "global_step": int(step), "global_epoch": int(epoch), "lipdub": extra or {}}
     with atomic_output(path) as tmp:
