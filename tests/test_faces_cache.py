@@ -23,7 +23,7 @@ def _forbid_detection(monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("detection ran on a cache hit")
 
-    monkeypatch.setattr(analyze_module, "Detector", boom)
+    monkeypatch.setattr(analyze_module, "shared_detector", boom)
     monkeypatch.setattr(analyze_module, "Tracker", boom)
 
 

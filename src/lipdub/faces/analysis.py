@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lipdub.faces import cache, identity
 from lipdub.faces.config import FaceSettings
-from lipdub.faces.detect import Detector
+from lipdub.faces.detect import shared_detector, shared_lock
 from lipdub.faces.track import Tracker, thumbnail
 from lipdub.faces.tracks import FaceTracks
 
@@ -64,11 +64,8 @@ def _analyze_image(path: str | os.PathLike[str], settings: FaceSettings) -> Face
     from lipdub.media import read_image
 
     image = read_image(path)
-    detector = Detector(settings)
-    try:
-        faces = detector.faces(image)
-    finally:
-        detector.close()
+    with shared_lock():
+        faces = shared_detector(settings).faces(image)
     for i, face in enumerate(faces):
         face.track_id = i
     return FaceTracks.from_faces(
@@ -80,11 +77,19 @@ def _analyze_image(path: str | os.PathLike[str], settings: FaceSettings) -> Face
 
 def _analyze_video(path: str | os.PathLike[str], fps: float, total: int, settings: FaceSettings,
                    progress: Progress | None) -> FaceTracks:
+
+
+    with shared_lock():
+        return _track_video(path, fps, total, settings, progress)
+
+
+def _track_video(path: str | os.PathLike[str], fps: float, total: int, settings: FaceSettings,
+                 progress: Progress | None) -> FaceTracks:
     from tqdm import tqdm
 
     from lipdub.media import iter_frames
 
-    tracker = Tracker(fps, settings)
+    tracker = Tracker(fps, settings, detector=shared_detector(settings))
     bar = None if progress else tqdm(total=total, desc=f"faces {Path(path).name}", unit="frame", leave=False,
                                      disable=None, mininterval=1.0)
     try:

@@ -123,18 +123,24 @@ class Detector:
         return faces
 
 
-_DEFAULT_LOCK = threading.Lock()
+_SHARED_LOCK = threading.RLock()  # mediapipe graphs take one frame at a time
 
 
-@lru_cache(maxsize=1)
-def _default_detector() -> Detector:
-    return Detector()
+@lru_cache(maxsize=4)
+def shared_detector(settings: FaceSettings | None = None) -> Detector:
+    """One detector per settings per process: building the graphs costs ~0.3 s, so callers reuse this one.
+    Use it under `shared_lock()`."""
+    return Detector(settings or FaceSettings())
+
+
+def shared_lock() -> threading.RLock:
+    return _SHARED_LOCK
 
 
 def detect_faces(image_rgb: np.ndarray) -> list[Face]:
     """Every face in an RGB image with (478, 2) landmarks, sorted left to right, `track_id` 0..n-1."""
-    with _DEFAULT_LOCK:  # mediapipe graphs take one frame at a time
-        faces = _default_detector().faces(np.ascontiguousarray(image_rgb))
+    with _SHARED_LOCK:
+        faces = shared_detector(FaceSettings()).faces(np.ascontiguousarray(image_rgb))
     for i, face in enumerate(faces):
         face.track_id = i
     return faces
