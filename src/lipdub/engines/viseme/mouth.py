@@ -39,8 +39,8 @@ class MouthColours:
         cheeks[:, 0] = cheeks[:, 0].clip(0, w - 1)
         cheeks[:, 1] = cheeks[:, 1].clip(0, h - 1)
         skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
-        light = float(np.clip(skin.mean() / 150.0, 0.45, 1.1))
-        teeth = np.float32([238, 232, 218]) * light
+        light = float(np.clip(skin.mean() / 160.0, 0.7, 1.0))  # lighting, not skin tone: a mild factor
+        teeth = np.float32([236, 228, 210]) * light
         return cls(lip, np.clip(teeth, 0, 255))
 
 
@@ -102,11 +102,14 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
         img += (lip * 0.8 - img) * (t * tongue)[..., None]
     # incisors: visible in the middle, receding into shade toward the corners
     fade = np.clip(1.0 - a_in ** 3, 0, 1) * (1.0 - 0.55 * a_in ** 2)
-    gaps = 1.0 - 0.18 * np.abs(np.cos(a * np.pi * 2.2 * ff.half_width / max(ff.half_width, 1))) ** 12
+    # tooth boundaries: about 4 teeth per side, narrowing toward the corners as the arch turns away
+    phase = np.sin(np.clip(a, -1, 1) * np.pi / 2) * 4.0
+    edge_px = np.abs(phase - np.round(phase)) * ff.half_width / 4.0
+    gaps = 1.0 - 0.25 * np.exp(-(edge_px / max(0.6, 0.012 * ff.s)) ** 2)
     if th_up > 0.3:
         edge = np.clip(top + np.minimum(th_up, 0.75 * gap) * np.clip(1.1 - a_in ** 2, 0, 1) - b + 0.5, 0, 1)
         tooth = (edge * np.clip(fade * 1.4, 0, 1))[..., None]
-        shade = (0.8 + 0.2 * np.clip((b - top) / max(th_up, 1.0), 0, 1)) * gaps * fade
+        shade = (0.72 + 0.28 * np.clip((b - top) / max(th_up, 1.0), 0, 1) ** 0.6) * gaps * fade  # lip shadow
         img += (colours.teeth * shade[..., None] - img) * tooth
     if th_lo > 0.3:
         edge = np.clip(b - (bottom - np.minimum(th_lo, 0.4 * gap) * np.clip(1 - a_in ** 2, 0, 1)) + 0.5, 0, 1)

@@ -15,7 +15,7 @@ from lipdub.engines.viseme.warp import MouthWarp, pose_key
 class FaceRenderer:
     """A face prepared for posing: its warp (fields precomputed) and mouth colours; caches recent poses."""
 
-    def __init__(self, image: np.ndarray, landmarks: np.ndarray, cache_size: int = 64):
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray, cache_size: int = 32):
         self.warp = MouthWarp(landmarks, image.shape)
         self.colours = MouthColours.sample(image, self.warp.lm)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
