@@ -82,7 +82,7 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
     depth = np.clip((b - top) / gap, 0, 1)
     # cavity: dark, darker in the middle of the opening
     lip = colours.lip
-    cavity = lip * 0.16 + 6
+    cavity = lip * 0.2 + 5
     img = np.empty((chh, cw, 3), np.float32)
     img[:] = cavity
     img *= (0.75 + 0.25 * np.abs(2 * depth - 1))[..., None]
@@ -91,8 +91,8 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
     a_in = np.clip(np.abs(a), 0, 1)
     if pose[P["tongue_low"]] > 0.02:
         t = pose[P["tongue_low"]]
-        tongue = np.clip(1 - ((a / 0.75) ** 2 + ((bottom - b) / np.maximum(0.45 * gap, 1)) ** 2), 0, 1) ** 0.5
-        img += (lip * 0.55 - img) * (t * tongue)[..., None]
+        tongue = np.clip(1 - ((a / 0.7) ** 2 + ((bottom + 0.1 * gap - b) / np.maximum(0.55 * gap, 1)) ** 2), 0, 1)
+        img += (lip * np.float32([0.95, 0.7, 0.72]) - img) * (t * np.sqrt(tongue) * 0.9)[..., None]
     th_up = TEETH_HEIGHT * s * pose[P["teeth_up"]]
     th_lo = LOW_TEETH_HEIGHT * s * pose[P["teeth_low"]]
     if pose[P["tongue_up"]] > 0.02:

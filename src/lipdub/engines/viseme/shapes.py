@@ -32,7 +32,7 @@ _TABLE: dict[str, dict[str, float]] = {
     "A": {"press": 1.0},
     "B": {"jaw": 0.02, "gap_flat": 0.032, "width": 0.03, "teeth_up": 1.0, "teeth_low": 0.7},
     "C": {"jaw": 0.065, "gap_flat": 0.085, "width": 0.02, "teeth_up": 0.85, "teeth_low": 0.25, "tongue_low": 0.6},
-    "D": {"jaw": 0.12, "gap_flat": 0.15, "width": -0.02, "teeth_up": 0.7, "teeth_low": 0.3, "tongue_low": 0.8},
+    "D": {"jaw": 0.12, "gap_flat": 0.15, "width": -0.02, "teeth_up": 0.7, "teeth_low": 0.15, "tongue_low": 0.8},
     "E": {"jaw": 0.05, "gap_round": 0.075, "width": -0.12, "teeth_up": 0.45, "tongue_low": 0.5},
     "F": {"jaw": 0.025, "gap_round": 0.04, "width": -0.24, "teeth_up": 0.15},
     "G": {"jaw": 0.005, "lift": 0.03, "roll": 1.0, "teeth_up": 1.0},
