@@ -21,7 +21,7 @@ from lipdub.engines.viseme.render import FaceRenderer, apply_patch
 from lipdub.engines.viseme.shapes import shape_pose
 from lipdub.faces import crop_box, detect_faces
 from lipdub.faces.types import Face
-from lipdub.media import load_audio, read_image
+from lipdub.media import iter_frames, load_audio, read_image
 
 DATA = Path(__file__).parent / "data" / "viseme"
 PORTRAITS = sorted((DATA / "portraits").glob("img_*.jpg"))
@@ -133,6 +133,33 @@ def test_moving_face_is_posed_where_it_is_in_each_frame():
         mouth = face.landmarks[[13, 14]].mean(axis=0)
         assert left < mouth[0] < right and top < mouth[1] < bottom, k
         assert opening(apply_patch(frame, patch)) > 0.06, k
+
+
+def test_video_frames_take_the_sound_s_shape_over_the_speaker_s_own_mouth():
+    """Real talking video: in every frame, the rest pose closes her moving mouth and AA opens it wide,
+    posed on that frame's own landmarks; nothing outside the mask changes."""
+    engine = VisemeEngine()
+    engine.prepare(load_audio(DATA / "espeak_en.flac", sr=16000), FPS)
+    wide = int(np.argmax(engine.weights[:, SHAPE_INDEX["D"]]))
+    rest = 0  # the audio starts silent
+    own, rested, opened = [], [], []
+    for k, frame in enumerate(iter_frames(DATA / "hdtf_woman_1s.mp4")):
+        if k % 3:
+            continue
+        face = face_of(frame)
+        own.append(opening(frame))
+        box = crop_box(face, frame.shape)
+        for index, out in ((rest, rested), (wide, opened)):
+            patch = engine.render([FrameJob(index=index, frame=frame, face=face, box=box)])[0]
+            result = apply_patch(frame, patch)
+            top, bottom, left, right = patch.box
+            keep = np.ones(frame.shape[:2], bool)
+            keep[top:bottom, left:right] = patch.mask <= 0
+            assert np.array_equal(result[keep], frame[keep])
+            out.append(opening(result))
+    assert max(own) > 0.08  # she does talk in this second
+    assert max(rested) < 0.04, rested
+    assert min(opened) > 0.1, opened
 
 
 def test_engine_contract_and_still_cache(obama):
