@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up lipdub on a fresh machine: Python packages (CPU torch pinned), plus with --dev the test tools
-# (Debian's chromium for the browser tests, espeak-ng/mbrola for synthetic speech with known phone timings).
+# (Debian's chromium for the browser tests; the espeak-ng speech the cue tests use is stored in tests/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
@@ -9,8 +9,6 @@ dev=0
 if [ "$dev" = 1 ]; then
   need=()
   command -v chromium >/dev/null || need+=(chromium)
-  command -v espeak-ng >/dev/null || need+=(espeak-ng)
-  [ -d /usr/share/mbrola/us1 ] || need+=(mbrola mbrola-us1)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       export DEBIAN_FRONTEND=noninteractive
