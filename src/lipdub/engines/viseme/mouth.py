@@ -44,9 +44,44 @@ class MouthColours:
         return cls(lip, np.clip(teeth, 0, 255))
 
 
+@dataclass
+class SourceMouth:
+    """The photo's own mouth opening: its pixels (the ROI) and its inner-lip curves in the face frame."""
+
+    roi: np.ndarray
+    upper: tuple[np.ndarray, np.ndarray]  # (a, b) of the upper inner lip, corner to corner
+    lower: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, roi: np.ndarray, lm: np.ndarray, ff: FaceFrame) -> SourceMouth | None:
+        """None when the source mouth is closed (nothing inside to reuse)."""
+        upper, lower = ff.ab(lm[UPPER_INNER]), ff.ab(lm[LOWER_INNER])
+        if float(np.max(lower[1] - upper[1])) < max(3.0, 0.02 * ff.s):
+            return None
+        return cls(roi, upper, lower)
+
+
+def _reuse_interior(img: np.ndarray, src: SourceMouth, ff: FaceFrame, origin: np.ndarray, a: np.ndarray,
+                    depth: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Show the source's own interior (its real teeth) hanging from the new upper lip, as deep as the source
+    opening was; below that, and on shapes that hide the teeth, the painted cavity stays."""
+    top_s = np.interp(a, *src.upper).astype(np.float32)
+    gap_s = np.clip(np.interp(a, *src.lower) - top_s, 0, None).astype(np.float32)
+    b_s = top_s + depth
+    x = ff.center[0] + a * ff.half_width * ff.u[0] + b_s * ff.v[0] - origin[0]
+    y = ff.center[1] + a * ff.half_width * ff.u[1] + b_s * ff.v[1] - origin[1]
+    sampled = cv2.remap(src.roi, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    show = np.clip(gap_s - depth - 0.5, 0, 1) * np.clip((gap_s - 2.0) / 3.0, 0, 1)
+    show *= float(np.clip(1.5 * pose[P["teeth_up"]], 0, 1)) * (np.abs(a) < 1)
+    return img + (sampled - img) * show[..., None]
+
+
 def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dict[str, np.ndarray],
-                pose: np.ndarray, colours: MouthColours) -> np.ndarray:
-    """Draw the mouth interior into `roi` (in place) inside the new inner-lip contour; return its alpha."""
+                pose: np.ndarray, colours: MouthColours, source: SourceMouth | None = None) -> np.ndarray:
+    """Draw the mouth interior into `roi` (in place) inside the new inner-lip contour; return its alpha.
+
+    `source`: the photo's own open mouth, reused for the teeth where it showed them."""
     h, w = roi.shape[:2]
     alpha = np.zeros((h, w), np.float32)
     ui, li = targets["ui"], targets["li"]
@@ -115,6 +150,8 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
         edge = np.clip(b - (bottom - np.minimum(th_lo, 0.4 * gap) * np.clip(1 - a_in ** 2, 0, 1)) + 0.5, 0, 1)
         tooth = (edge * fade)[..., None] * 0.85
         img += (colours.teeth * 0.72 * (gaps * fade)[..., None] - img) * tooth
+    if source is not None:  # the photo's own mouth interior (real teeth) where it had one
+        img = _reuse_interior(img, source, ff, origin, a, b - top, pose)
     # lips cast a soft shadow on the inside of the opening
     sigma = max(0.6, 0.12 * float(np.median(gap)))
     soft = cv2.GaussianBlur(inside, (0, 0), sigma)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from lipdub.engines.base import Patch
-from lipdub.engines.viseme.mouth import MouthColours, paint_mouth
+from lipdub.engines.viseme.mouth import MouthColours, SourceMouth, paint_mouth
 from lipdub.engines.viseme.warp import MouthWarp, pose_key
 
 
@@ -18,6 +18,9 @@ class FaceRenderer:
     def __init__(self, image: np.ndarray, landmarks: np.ndarray, cache_size: int = 32):
         self.warp = MouthWarp(landmarks, image.shape)
         self.colours = MouthColours.sample(image, self.warp.lm)
+        top, bottom, left, right = self.warp.roi
+        self.source = SourceMouth.of(np.ascontiguousarray(image[top:bottom, left:right]), self.warp.lm,
+                                     self.warp.ff)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
         self.pixels_crc: int | None = None  # set by the engine: which pixels the cached poses belong to
@@ -49,7 +52,7 @@ class FaceRenderer:
         moved = np.hypot(m_up[..., 0] - px, m_up[..., 1] - py) * (1 - below) + np.hypot(
             m_lo[..., 0] - px, m_lo[..., 1] - py) * below
         alpha = np.clip((moved - 0.01) * 4.0, 0.0, 1.0)  # under 1/100 px: the original pixel
-        inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours)
+        inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours, self.source)
         alpha = np.maximum(alpha, inner)
         out[alpha <= 0] = src[alpha <= 0]
         return out, alpha.astype(np.float32)
