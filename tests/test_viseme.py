@@ -142,11 +142,12 @@ def test_video_frames_take_the_sound_s_shape_over_the_speaker_s_own_mouth():
     engine.prepare(load_audio(DATA / "espeak_en.flac", sr=16000), FPS)
     wide = int(np.argmax(engine.weights[:, SHAPE_INDEX["D"]]))
     rest = 0  # the audio starts silent
-    own, rested, opened = [], [], []
+    own, rested, opened, interiors = [], [], [], []
     for k, frame in enumerate(iter_frames(DATA / "hdtf_woman_1s.mp4")):
         if k % 3:
             continue
         face = face_of(frame)
+        face.track_id = 0
         own.append(opening(frame))
         box = crop_box(face, frame.shape)
         for index, out in ((rest, rested), (wide, opened)):
@@ -157,7 +158,12 @@ def test_video_frames_take_the_sound_s_shape_over_the_speaker_s_own_mouth():
             keep[top:bottom, left:right] = patch.mask <= 0
             assert np.array_equal(result[keep], frame[keep])
             out.append(opening(result))
+        interiors.append(engine._renderers[next(reversed(engine._renderers))].mouth)  # the last one used
     assert max(own) > 0.08  # she does talk in this second
+    # one mouth interior (her widest-open teeth so far) dresses every later frame: no teeth flicker
+    first_open = next(i for i, m in enumerate(interiors) if m is not None)
+    assert all(m is engine._mouths[0] for m in interiors[int(np.argmax(own)):])
+    assert all(m is not None for m in interiors[first_open:])
     assert max(rested) < 0.04, rested
     assert min(opened) > 0.1, opened
 

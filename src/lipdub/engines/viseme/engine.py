@@ -11,6 +11,7 @@ import numpy as np
 from lipdub.audio import cues as cue_mod
 from lipdub.audio import vad
 from lipdub.engines.base import Engine, FrameJob, Patch
+from lipdub.engines.viseme.mouth import SourceMouth
 from lipdub.engines.viseme.render import FaceRenderer
 from lipdub.engines.viseme.shapes import pose
 
@@ -34,6 +35,7 @@ class VisemeEngine(Engine):
         self.poses = np.zeros((0, 0), np.float32)
         self._activity = np.zeros(0, np.float32)
         self._renderers: OrderedDict[bytes, FaceRenderer] = OrderedDict()
+        self._mouths: dict[int, SourceMouth] = {}  # per face track: the best mouth interior seen
         self._max_faces = max_faces
 
     def prepare(self, audio: np.ndarray, fps: float) -> int:
@@ -60,6 +62,15 @@ class VisemeEngine(Engine):
             return Patch(box=job.box, image=job.frame[top:bottom, left:right].copy(),
                          mask=np.zeros((bottom - top, right - left), np.float32))
         renderer = self._renderer(job.frame, np.asarray(lm, np.float32))
+        # one mouth interior per face: the widest open one seen so far, so a video's teeth do not flicker
+        # between frames where the speaker's own mouth happened to be open or closed
+        track, own = job.face.track_id, renderer.own_mouth
+        best = self._mouths.get(track) if track is not None else own
+        if own is not None and (best is None or own.size > best.size):
+            best = own
+            if track is not None:
+                self._mouths[track] = own
+        renderer.use_mouth(best)
         p = self.poses[min(max(job.index, 0), len(self.poses) - 1)]
         return renderer.render(job.frame, p, cacheable=True)
 

@@ -44,34 +44,52 @@ class MouthColours:
         return cls(lip, np.clip(teeth, 0, 255))
 
 
+TEXTURE_DEPTH = 0.16  # deepest part of a source opening kept, in units of s
+TEXTURE_SIZE = (48, 160)  # rows (depth), columns (across the mouth)
+
+
 @dataclass
 class SourceMouth:
-    """The photo's own mouth opening: its pixels (the ROI) and its inner-lip curves in the face frame."""
+    """A photo's own mouth interior (real teeth), resampled into face-normalised coordinates: columns run
+    corner to corner (a in -1..1), rows go down from the upper inner lip (depth / s in 0..TEXTURE_DEPTH).
+    Normalised, it can dress the mouth of any later frame of the same face."""
 
-    roi: np.ndarray
-    upper: tuple[np.ndarray, np.ndarray]  # (a, b) of the upper inner lip, corner to corner
-    lower: tuple[np.ndarray, np.ndarray]
+    texture: np.ndarray  # (rows, cols, 3) float32
+    depth: np.ndarray  # (cols,) how deep the opening was in each column, in units of s
+
+    @property
+    def size(self) -> float:
+        """Open area (in s^2 units, roughly): bigger openings show more of the teeth."""
+        return float(self.depth.mean())
 
     @classmethod
-    def of(cls, roi: np.ndarray, lm: np.ndarray, ff: FaceFrame) -> SourceMouth | None:
-        """None when the source mouth is closed (nothing inside to reuse)."""
-        upper, lower = ff.ab(lm[UPPER_INNER]), ff.ab(lm[LOWER_INNER])
-        if float(np.max(lower[1] - upper[1])) < max(3.0, 0.02 * ff.s):
+    def of(cls, roi: np.ndarray, origin: np.ndarray, lm: np.ndarray, ff: FaceFrame) -> SourceMouth | None:
+        """None when the mouth is closed (nothing inside to reuse)."""
+        (ua, ub), (la, lb) = ff.ab(lm[UPPER_INNER]), ff.ab(lm[LOWER_INNER])
+        rows, cols = TEXTURE_SIZE
+        a = np.linspace(-1, 1, cols)
+        top = np.interp(a, ua, ub)
+        depth = np.clip(np.interp(a, la, lb) - top, 0, None) / ff.s
+        if float(depth.max()) * ff.s < max(3.0, 0.02 * ff.s):
             return None
-        return cls(roi, upper, lower)
+        d = np.linspace(0, TEXTURE_DEPTH, rows)[:, None] * ff.s
+        b = top[None, :] + d
+        x = ff.center[0] + a[None] * ff.half_width * ff.u[0] + b * ff.v[0] - origin[0]
+        y = ff.center[1] + a[None] * ff.half_width * ff.u[1] + b * ff.v[1] - origin[1]
+        tex = cv2.remap(roi, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        return cls(tex, depth.astype(np.float32))
 
 
-def _reuse_interior(img: np.ndarray, src: SourceMouth, ff: FaceFrame, origin: np.ndarray, a: np.ndarray,
-                    depth: np.ndarray, pose: np.ndarray) -> np.ndarray:
+def _reuse_interior(img: np.ndarray, src: SourceMouth, ff: FaceFrame, a: np.ndarray, depth: np.ndarray,
+                    pose: np.ndarray) -> np.ndarray:
     """Show the source's own interior (its real teeth) hanging from the new upper lip, as deep as the source
     opening was; below that, and on shapes that hide the teeth, the painted cavity stays."""
-    top_s = np.interp(a, *src.upper).astype(np.float32)
-    gap_s = np.clip(np.interp(a, *src.lower) - top_s, 0, None).astype(np.float32)
-    b_s = top_s + depth
-    x = ff.center[0] + a * ff.half_width * ff.u[0] + b_s * ff.v[0] - origin[0]
-    y = ff.center[1] + a * ff.half_width * ff.u[1] + b_s * ff.v[1] - origin[1]
-    sampled = cv2.remap(src.roi, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    rows, cols = TEXTURE_SIZE
+    gx = ((np.clip(a, -1, 1) + 1) * 0.5 * (cols - 1)).astype(np.float32)
+    gy = (depth / ff.s / TEXTURE_DEPTH * (rows - 1)).astype(np.float32)
+    sampled = cv2.remap(src.texture, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gap_s = np.interp(a, np.linspace(-1, 1, cols), src.depth).astype(np.float32) * ff.s
     show = np.clip(gap_s - depth - 0.5, 0, 1) * np.clip((gap_s - 2.0) / 3.0, 0, 1)
     show *= float(np.clip(1.5 * pose[P["teeth_up"]], 0, 1)) * (np.abs(a) < 1)
     return img + (sampled - img) * show[..., None]
@@ -151,7 +169,7 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
         tooth = (edge * fade)[..., None] * 0.85
         img += (colours.teeth * 0.72 * (gaps * fade)[..., None] - img) * tooth
     if source is not None:  # the photo's own mouth interior (real teeth) where it had one
-        img = _reuse_interior(img, source, ff, origin, a, b - top, pose)
+        img = _reuse_interior(img, source, ff, a, b - top, pose)
     # lips cast a soft shadow on the inside of the opening
     sigma = max(0.6, 0.12 * float(np.median(gap)))
     soft = cv2.GaussianBlur(inside, (0, 0), sigma)

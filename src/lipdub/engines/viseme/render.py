@@ -19,11 +19,18 @@ class FaceRenderer:
         self.warp = MouthWarp(landmarks, image.shape)
         self.colours = MouthColours.sample(image, self.warp.lm)
         top, bottom, left, right = self.warp.roi
-        self.source = SourceMouth.of(np.ascontiguousarray(image[top:bottom, left:right]), self.warp.lm,
-                                     self.warp.ff)
+        self.own_mouth = SourceMouth.of(np.ascontiguousarray(image[top:bottom, left:right]), self.warp.origin,
+                                        self.warp.lm, self.warp.ff)
+        self.mouth = self.own_mouth  # the interior the painter reuses (the engine may lend a better one)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
         self.pixels_crc: int | None = None  # set by the engine: which pixels the cached poses belong to
+
+    def use_mouth(self, mouth: SourceMouth | None) -> None:
+        """Paint with this mouth interior from now on (cached poses drawn with another one are dropped)."""
+        if mouth is not self.mouth:
+            self.mouth = mouth
+            self._cache.clear()
 
     def render(self, image: np.ndarray, pose: np.ndarray, cacheable: bool = False) -> Patch:
         """The lower-face patch of `image` with the mouth in `pose`; `cacheable` when `image` is a still."""
@@ -52,7 +59,7 @@ class FaceRenderer:
         moved = np.hypot(m_up[..., 0] - px, m_up[..., 1] - py) * (1 - below) + np.hypot(
             m_lo[..., 0] - px, m_lo[..., 1] - py) * below
         alpha = np.clip((moved - 0.01) * 4.0, 0.0, 1.0)  # under 1/100 px: the original pixel
-        inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours, self.source)
+        inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours, self.mouth)
         alpha = np.maximum(alpha, inner)
         out[alpha <= 0] = src[alpha <= 0]
         return out, alpha.astype(np.float32)
