@@ -4,6 +4,7 @@ smooth per-frame weights, Rhubarb-compatible exports and the `lipdub cues` comma
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,14 @@ def test_cues_command_writes_json_and_tsv(tmp_path, capsys):
     capsys.readouterr()
     assert main(["cues", str(audio), "-o", str(tmp_path / "c.xml")]) == 1
     assert "c.xml" in capsys.readouterr().err and not (tmp_path / "c.xml").exists()
+
+
+def test_recogniser_models_come_from_the_wheel_without_network(monkeypatch, espeak):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    C._decoder.cache_clear()
+    phones = C.recognize_phones(espeak[0][: 16000 * 3])
+    assert len([p for p, _, _ in phones if p != "SIL"]) > 15
