@@ -20,6 +20,7 @@ import numpy as np
 
 from lipdub.composite import composite, fade_weights
 from lipdub.errors import LipdubError, NoFaceError
+from lipdub.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,6 @@ def activity_weights(prob: np.ndarray, fps: float, hold: float = 0.3, fade: int 
 
 def choose_engine(request: AnimateRequest) -> tuple[str, Path | None, str]:
     """Decide which engine runs; return (name, checkpoint, note for the user)."""
-    from lipdub.settings import get_settings
-
     checkpoint = request.checkpoint or get_settings().checkpoint
     name = request.engine
     if name == "auto":
@@ -167,8 +166,6 @@ def choose_engine(request: AnimateRequest) -> tuple[str, Path | None, str]:
 
 def load_engine(name: str, checkpoint: Path | None, request: AnimateRequest):
     """Build the engine once (model weights are shared by every speaker's copy)."""
-    from lipdub.settings import get_settings
-
     settings = get_settings()
     batch = request.batch_size or settings.batch_size
     if name == "wav2lip":
@@ -283,7 +280,9 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     source = None if still else media.FrameSource(request.media, fps=fps)
     still_frame = media.read_image(request.media) if still else None
     report("generating", 0, n_out)
-    with media.VideoWriter(request.output, fps, audio=audio_out, audio_rate=audio_rate) as writer:
+    settings = get_settings()
+    with media.VideoWriter(request.output, fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
+                           preset=settings.preset) as writer:
         frames_iter = itertools.repeat(still_frame) if still else source.frames(src_of.tolist())
         done = 0
         for chunk in _chunks(frames_iter, batch, n_out):
