@@ -18,7 +18,6 @@ from lipdub.data.store import (
     FPS,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
-    file_hash,
     find_videos,
     is_done,
     read_json,
@@ -26,6 +25,7 @@ from lipdub.data.store import (
     write_json,
 )
 from lipdub.errors import LipdubError
+from lipdub.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 CLIP_NAME = re.compile(r"^\d{5}\.(mp4|json|wav)$")
@@ -219,7 +219,7 @@ def plan_source(task: dict[str, Any]) -> dict[str, Any]:
 
     src, out_root, cfg = Path(task["source"]), Path(task["out"]), CutConfig(**task["config"])
     try:
-        digest = file_hash(src)
+        digest = file_sha256(src)
     except OSError as err:
         return {"source": str(src), "error": f"cannot read: {err.strerror or err}"}
     sid = source_id(src, digest)
@@ -360,7 +360,7 @@ def _finish_clip(out: Path, index: int, span: Span, wav: np.ndarray, base: dict[
     write_json(out / f"{name}.json", {
         **base, "clip": name, "start": span.start_frame / FPS, "end": span.end_frame / FPS,
         "start_frame": span.start_frame, "end_frame": span.end_frame, "n_frames": span.n_frames,
-        "cut_in": span.cut_in, "sha256": file_hash(out / f"{name}.mp4"),
+        "cut_in": span.cut_in, "sha256": file_sha256(out / f"{name}.mp4"),
     })
 
 

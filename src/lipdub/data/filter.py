@@ -18,7 +18,6 @@ from lipdub.data.store import (
     FPS,
     SAMPLE_RATE,
     ClipRef,
-    file_hash,
     iter_clips,
     link_or_copy,
     read_json,
@@ -26,6 +25,7 @@ from lipdub.data.store import (
     write_json,
 )
 from lipdub.errors import LipdubError, MediaError, NoFaceError
+from lipdub.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 REASONS = ("no face", "other person", "too short", "multiple faces", "corrupt")
@@ -184,7 +184,7 @@ def _previous(clip: ClipRef, out: Path, input_hash: str | None, settings: str) -
 
 def _safe_hash(path: Path) -> str | None:
     try:
-        return file_hash(path)
+        return file_sha256(path)
     except OSError:
         return None
 
@@ -217,7 +217,7 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     if out.resolve() == Path(clips_dir).resolve():
         raise LipdubError("the output folder must differ from the clips folder", out)
     settings = settings_hash({**asdict(cfg), "use_cache": None,  # caching does not change verdicts
-                              "photos": sorted(file_hash(p) for p in photos)})
+                              "photos": sorted(file_sha256(p) for p in photos)})
     verdicts: dict[str, dict[str, Any]] = {}
     tasks = []
     for c in clips:

@@ -25,6 +25,7 @@ from lipdub.data.store import (
     write_json,
 )
 from lipdub.errors import LipdubError, MediaError, NoFaceError
+from lipdub.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 FORMAT, VERSION = "lipdub-dataset", 1
@@ -104,7 +105,7 @@ def prepare_clip(task: dict[str, Any]) -> dict[str, Any]:
     cfg = PrepareConfig(**task["config"])
     dst = Path(task["out"]) / clip.source / clip.clip
     meta = clip.meta()
-    input_hash = task.get("input_hash") or meta.get("sha256") or _quick_hash(clip.video)
+    input_hash = task.get("input_hash") or meta.get("sha256") or file_sha256(clip.video)
     done = _previous(dst, input_hash, task["settings_hash"])
     if done is not None:
         return done
@@ -131,14 +132,6 @@ def _previous(dst: Path, input_hash: str, settings: str) -> dict[str, Any] | Non
         if done and done.get("input_hash") == input_hash and done.get("settings_hash") == settings:
             return done
     return None
-
-
-def _quick_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _prepare(clip: ClipRef, meta: dict[str, Any], dst: Path, cfg: PrepareConfig) -> dict[str, Any]:
@@ -276,11 +269,11 @@ def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg:
     if cfg.sync_expert and not Path(cfg.sync_expert).is_file():
         raise LipdubError("no such lip-sync expert checkpoint", cfg.sync_expert)
     settings = settings_hash({**asdict(cfg), "use_cache": None,  # caching does not change the output
-                              "sync_expert": cfg.sync_expert and _quick_hash(Path(cfg.sync_expert))})
+                              "sync_expert": cfg.sync_expert and file_sha256(Path(cfg.sync_expert))})
     by_key: dict[str, dict[str, Any]] = {}
     tasks = []
     for c in clips:
-        input_hash = c.meta().get("sha256") or _quick_hash(c.video)
+        input_hash = c.meta().get("sha256") or file_sha256(c.video)
         done = _previous(out / c.source / c.clip, input_hash, settings)
         if done is not None:
             by_key[c.key] = done

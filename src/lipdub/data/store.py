@@ -17,15 +17,6 @@ SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640: a clip of N frames has exactly N * 640 audio samples
 
 
-def file_hash(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def settings_hash(settings: dict[str, Any]) -> str:
     """Short stable hash of a JSON-able settings dict (key order does not matter)."""
     blob = json.dumps(settings, sort_keys=True, default=str).encode()

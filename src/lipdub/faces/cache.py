@@ -13,11 +13,11 @@ import hashlib
 import logging
 import os
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 from lipdub.faces.config import FaceSettings
 from lipdub.faces.tracks import FORMAT_VERSION, FaceTracks
+from lipdub.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 BLOCK = 1 << 20
@@ -29,19 +29,9 @@ def cache_dir() -> Path:
     return get_settings().cache_dir / "faces"
 
 
-@lru_cache(maxsize=64)
-def _hash_file(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def content_hash(path: str | os.PathLike[str]) -> str:
     """SHA-256 of the file's bytes (memoised per process while size and mtime are unchanged)."""
-    st = os.stat(path)
-    return _hash_file(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    return file_sha256(path)
 
 
 def cache_key(path: str | os.PathLike[str], settings: FaceSettings, rate: str | float | None) -> str:

@@ -10,7 +10,6 @@ match that record. `--sha256` gives an expected hash up front instead.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import urllib.error
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lipdub.errors import LipdubError
+from lipdub.hashing import file_sha256
 from lipdub.settings import Settings
 
 _CHUNK = 1 << 20
@@ -106,14 +106,6 @@ def recorded_sha256(path: Path) -> str | None:
 def expected_sha256(name: str) -> str | None:
     """Published hash, else the one recorded at the first download, else None."""
     return spec(name).sha256 or recorded_sha256(weights_path(name))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str]) -> Path:
