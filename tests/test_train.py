@@ -40,7 +40,7 @@ def _decode(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
     return frames, np.concatenate(chunks)
 
 
-def build_dataset(root: Path, cache_mel: bool = True) -> Path:
+def build_dataset(root: Path, cache_mel: bool = True, speakers: tuple[str, ...] = ("man", "vox")) -> Path:
     """A tiny dataset in the layout `lipdub data prepare` writes (val sources: later times of the same people).
 
     With cache_mel=False the mel.npy files are left out (the loader must compute and cache them).
@@ -50,6 +50,8 @@ def build_dataset(root: Path, cache_mel: bool = True) -> Path:
     lists: dict[str, list[str]] = {"train": [], "val": []}
     sources, total = {}, 0
     for source, (snippet, parts) in CLIPS.items():
+        if source not in speakers:
+            continue
         frames, wav = _decode(DATA / snippet)
         for i, (start, end, split) in enumerate(parts):
             a, b = round(start * FPS), min(round(end * FPS), len(frames), len(wav) // 640)
@@ -101,9 +103,12 @@ def _one_thread() -> Iterator[None]:
 
 
 def lipdub(*args: object) -> int:
-    """Run the lipdub CLI in this process."""
+    """Run the lipdub CLI in this process (one torch thread, see _one_thread)."""
+    import torch
+
     from lipdub.cli import main
 
+    torch.set_num_threads(1)
     return main([str(a) for a in args])
 
 
@@ -152,10 +157,6 @@ def test_expert_samples_are_half_aligned_and_negatives_come_from_the_same_clip(d
         assert item["frames"].shape == (5, 48, 96, 3)  # lower halves only
         aligned = ds.lower(c, s)
         assert np.array_equal(item["frames"].numpy(), aligned.numpy()) == (float(item["label"]) == 1.0)
-    pairs = ExpertDataset(dataset, "val", pairs=True)
-    item = pairs[3]
-    assert set(item) == {"frames", "shifted", "mel"}
-    assert not np.array_equal(item["frames"].numpy(), item["shifted"].numpy())
 
 
 def test_missing_mel_is_computed_once_and_cached(tmp_path: Path) -> None:
@@ -210,17 +211,23 @@ def test_every_setting_is_a_flag_and_bad_values_are_one_line_errors(tmp_path: Pa
         build_config(args)
 
 
-# --- the lip-sync expert learns sync (a deliberately overfitting tiny run: few clips, higher lr, small batch)
+# --- the lip-sync expert learns sync
+# A deliberately overfitting tiny run: one frontal speaker (16 s to train on, the next 4 s held out), the
+# reference lr 1e-4 with batch 8 for 400 steps. With both speakers (one moving his head a lot) 400 steps stay
+# near chance on held-out windows; with one, the held-out off-sync accuracy was 0.59-0.69 at steps 100-400
+# (mean 0.63, seeds 0 and 1), against 0.5 by chance.
 
-EXPERT_RUN = ["--batch-size", 8, "--lr", 1e-3, "--max-steps", 400, "--eval-interval", 100, "--eval-steps", 100,
-              "--log-interval", 10, "--checkpoint-interval", 200, "--num-workers", 0, "--cache-frames", 5000,
-              "--device", "cpu", "--no-progress"]
+EXPERT_RUN = ["--batch-size", 8, "--lr", 1e-4, "--max-steps", 400, "--eval-interval", 100, "--eval-steps", 100,
+              "--eval-first", "--log-interval", 10, "--checkpoint-interval", 200, "--num-workers", 0,
+              "--cache-frames", 5000, "--device", "cpu", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def expert_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("expert") / "run"
-    assert lipdub("train", "expert", dataset, "-o", out, *EXPERT_RUN) == 0
+def expert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("expert")
+    data = build_dataset(root / "dataset", speakers=("man",))
+    out = root / "run"
+    assert lipdub("train", "expert", data, "-o", out, *EXPERT_RUN) == 0
     return out
 
 
@@ -228,14 +235,15 @@ def expert_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_expert_loss_falls_and_it_tells_aligned_from_shifted_on_held_out_windows(expert_run: Path) -> None:
     evals = metrics(expert_run, "eval")
     train = metrics(expert_run, "train")
-    assert [e["step"] for e in evals] == [100, 200, 300, 400]
-    first, last = evals[0], evals[-1]
-    assert last["windows"] >= 150  # every held-out window of the two 'val' clips, aligned and shifted
-    assert last["loss"] < first["loss"] - 0.05
-    assert np.mean([r["loss"] for r in train[-5:]]) < np.mean([r["loss"] for r in train[:5]]) - 0.05
-    assert last["offsync_acc"] > 0.65  # chance is 0.5
+    assert [e["step"] for e in evals] == [0, 100, 200, 300, 400]
+    before, trained = evals[0], evals[1:]
+    assert all(e["windows"] == 96 for e in evals)  # every window of the held-out clip, each vs. 95 shifted ones
+    assert np.mean([r["loss"] for r in train[-10:]]) < np.mean([r["loss"] for r in train[:10]]) - 0.05
+    accuracy = [e["offsync_acc"] for e in trained]  # chance: 0.5
+    assert min(accuracy) > 0.55 and np.mean(accuracy) > 0.6 and np.mean(accuracy) > before["offsync_acc"] + 0.05
+    assert min(e["loss"] for e in trained) < before["loss"]
     summary = json.loads((expert_run / "summary.json").read_text())
-    assert summary["step"] == 400 and summary["eval"]["offsync_acc"] == pytest.approx(last["offsync_acc"], abs=1e-5)
+    assert summary["step"] == 400 and summary["eval"]["offsync_acc"] == pytest.approx(accuracy[-1], abs=1e-5)
     assert {"best.pth", "last.pth", "checkpoint_step000000200.pth", "config.json"} <= {
         p.name for p in expert_run.iterdir()}
     assert list((expert_run / "tb").glob("events.out.tfevents.*"))
@@ -360,6 +368,26 @@ def test_ssim_psnr_and_lse_follow_their_definitions() -> None:
     assert abs(offset) == 3 and d < 0.1 and conf > 0.2
 
 
+def test_off_sync_accuracy_ranks_each_aligned_window_against_every_shifted_one() -> None:
+    import torch
+
+    from lipdub.train.evaluate import sync_stats
+
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.rand(30, 16), dim=1)
+    perfect = sync_stats(emb, emb)  # audio embedding == its own frames' embedding
+    assert perfect["offsync_acc"] == (pytest.approx(30.0), 30)
+    eye = torch.eye(30)
+    worst = sync_stats(eye, torch.nn.functional.normalize(1 - eye, dim=1))  # own frames orthogonal, others not
+    assert worst["offsync_acc"][0] == 0
+    noise = sync_stats(emb, torch.nn.functional.normalize(torch.rand(30, 16), dim=1))
+    assert 0.3 < noise["offsync_acc"][0] / 30 < 0.7
+    p = (emb @ emb.T).clamp(0, 1)
+    off = p[~torch.eye(30, dtype=torch.bool)]
+    expected = (-torch.log(p.diagonal()).mean() - torch.log(1 - off).clamp(min=-100).mean()) / 2
+    assert perfect["loss"][0] / 30 == pytest.approx(float(expected), rel=1e-4)
+
+
 @pytest.mark.slow
 def test_eval_prints_a_table_and_writes_json(dataset: Path, generator_run: Path, expert_run: Path,
                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -442,5 +470,7 @@ def test_torchrun_two_processes_train_together(dataset: Path, tmp_path: Path) ->
     assert ckpt["global_step"] == 2
     evals = metrics(out, "eval")
     assert len(evals) == 1 and evals[0]["step"] == 2  # one row: only rank 0 writes
-    assert "windows" in evals[0] and evals[0]["windows"] == 4  # 2 batches of 2 on each rank, averaged
+    from lipdub.train.dataset import ExpertDataset
+
+    assert evals[0]["windows"] == len(ExpertDataset(dataset, "val"))  # each rank scored one of the two clips
     assert "expert: step 2" in proc.stdout

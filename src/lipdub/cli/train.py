@@ -91,8 +91,10 @@ def build_config(args: argparse.Namespace) -> BaseModel:
         return cls(**values)
     except ValidationError as err:
         first = err.errors()[0]
-        where = "--" + "-".join(str(p) for p in first["loc"]).replace("_", "-") if first["loc"] else "settings"
-        raise LipdubError(f"{where}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            msg = "--" + str(first["loc"][0]).replace("_", "-") + ": " + msg
+        raise LipdubError(msg) from None
 
 
 def _run(args: argparse.Namespace) -> int:

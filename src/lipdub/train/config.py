@@ -37,6 +37,7 @@ class TrainConfig(BaseModel):
     # schedule
     eval_interval: int = Field(3000, ge=1, description="evaluate every N steps (and at the end)")
     eval_steps: int = Field(700, ge=1, description="batches per evaluation")
+    eval_first: bool = Field(False, description="evaluate once before the first step (a baseline, e.g. of --init)")
     checkpoint_interval: int = Field(3000, ge=1, description="keep a numbered checkpoint every N steps")
     log_interval: int = Field(10, ge=1, description="log training scalars every N steps")
     # hardware
@@ -52,6 +53,12 @@ class TrainConfig(BaseModel):
     init: Path | None = Field(None, description="weights to start from (e.g. an official checkpoint); fresh "
                               "optimizer, step 0")
     progress: bool = Field(True, description="show a progress bar")
+
+    @model_validator(mode="after")
+    def _one_start(self) -> TrainConfig:
+        if self.resume is not None and self.init is not None:
+            raise ValueError("--init starts a new run from weights, --resume continues one: pass only one")
+        return self
 
     @property
     def half(self) -> int:

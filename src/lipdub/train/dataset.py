@@ -74,6 +74,16 @@ def _count_frames(path: Path) -> int:
     return n
 
 
+def _check_fps(root: Path, fps: float) -> None:
+    """The dataset's manifest must agree with the frame rate the windows are computed at."""
+    manifest = root / "manifest.json"
+    if not manifest.is_file():
+        return
+    made = json.loads(manifest.read_text()).get("fps")
+    if made is not None and abs(float(made) - fps) > 1e-6:
+        raise LipdubError(f"the dataset was made at {made} fps, training expects {fps}: pass --fps {made}", manifest)
+
+
 def load_mel(clip_dir: Path) -> np.ndarray:
     """The clip's (80, T) mel: mel.npy, or computed once from audio.wav and cached as mel.npy."""
     cached = clip_dir / "mel.npy"
@@ -129,6 +139,7 @@ class _WindowDataset(Dataset):
         self.root, self.split = Path(root), split
         self.window, self.fps, self.img_size, self.mel_step = window, fps, img_size, mel_step
         self.seed, self.cache_frames = seed, cache_frames
+        _check_fps(self.root, fps)
         self.clips = read_split(root, split)
         self._mels: dict[int, np.ndarray] = {}
         self._frames: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
@@ -224,17 +235,15 @@ class LipSyncDataset(_WindowDataset):
 
 
 class ExpertDataset(_WindowDataset):
-    """Expert samples on real frames: the mel window of a 5-frame window with those frames or others.
+    """Expert samples on real frames, the reference's draw: the mel window of a 5-frame window with, with
+    probability 1/2, those frames (label 1), else the frames of a random other time of the same clip (label 0).
 
-    Training item (`pairs=False`, the reference's draw): with probability 1/2 the aligned frames (label 1),
-    else a window from a random other time of the same clip (label 0); `frames` holds the lower halves
-    (T, S/2, S, 3) uint8 BGR, `mel` (1, 80, 16), `label` float32.
-    Evaluation item (`pairs=True`): both `frames` (aligned) and `shifted` (the other time) for the same mel.
+    Item: `frames` the lower halves (T, S/2, S, 3) uint8 BGR, `mel` (1, 80, 16), `label` float32.
     """
 
-    def __init__(self, root: str | os.PathLike[str], split: str = "train", *, pairs: bool = False,
-                 expert_mel_offset: int = 0, **kw) -> None:
-        self.pairs, self.expert_mel_offset = pairs, expert_mel_offset
+    def __init__(self, root: str | os.PathLike[str], split: str = "train", *, expert_mel_offset: int = 0,
+                 **kw) -> None:
+        self.expert_mel_offset = expert_mel_offset
         super().__init__(root, split, **kw)
 
     def _valid_starts(self, c: int, clip: Clip) -> list[int]:
@@ -250,8 +259,6 @@ class ExpertDataset(_WindowDataset):
         rng = self.rng(i)
         other = self.other_start(rng, c, s)
         mel = torch.from_numpy(np.ascontiguousarray(self.mel_window(c, s + self.expert_mel_offset)))
-        if self.pairs:
-            return {"frames": self.lower(c, s), "shifted": self.lower(c, other), "mel": mel}
         aligned = bool(rng.integers(0, 2))
         return {"frames": self.lower(c, s if aligned else other), "mel": mel,
                 "label": torch.tensor(1.0 if aligned else 0.0)}

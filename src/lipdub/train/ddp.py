@@ -79,6 +79,19 @@ def mean_over_ranks(values: dict[str, float], d: Dist) -> dict[str, float]:
     return {k: float(v) / d.world_size for k, v in zip(keys, t.tolist(), strict=True)}
 
 
+def mean_of_sums(sums: dict[str, float], counts: dict[str, int], d: Dist | None,
+                 keys: list[str]) -> dict[str, float]:
+    """sum / count for each of `keys` (the same list on every rank), sums and counts added over all processes."""
+    sums = {k: sums.get(k, 0.0) for k in keys}
+    counts = {k: counts.get(k, 0) for k in keys}
+    if d is not None and d.enabled:
+        t = torch.tensor([[float(sums[k]), float(counts[k])] for k in keys], dtype=torch.float64, device=d.device)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        sums = {k: float(t[i, 0]) for i, k in enumerate(keys)}
+        counts = {k: int(t[i, 1]) for i, k in enumerate(keys)}
+    return {k: sums[k] / max(counts[k], 1) for k in keys}
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

@@ -25,7 +25,6 @@ from lipdub.audio.mel import chunk_starts, mel_windows
 from lipdub.engines.wav2lip.checkpoint import load_model
 from lipdub.errors import LipdubError
 from lipdub.train.dataset import load_face, load_mel, mel_start, read_split, stack_for_expert
-from lipdub.train.expert import bce
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,33 @@ def lse(video_emb: torch.Tensor, audio_emb: torch.Tensor, vshift: int) -> tuple[
     return float(minval), float(torch.median(mean) - minval), vshift - int(minidx)
 
 
+def sync_stats(audio_emb: torch.Tensor, video_emb: torch.Tensor) -> dict[str, tuple[float, int]]:
+    """How well an expert tells aligned from shifted windows of one clip: (sum, count) per figure.
+
+    Row i of the (W, W) probability matrix pairs the mel window of window i with the frames of every window;
+    the diagonal is in sync, the rest is the same audio with frames from another time (the reference's
+    negatives). offsync_acc: for each window, the fraction of other windows scored below the aligned one
+    (chance 0.5). loss: balanced BCE (in-sync -> 1, shifted -> 0). acc: at threshold 0.5, balanced.
+    """
+    a, v = audio_emb.float(), video_emb.float()
+    w = len(a)
+    p = (a @ v.T).clamp(0.0, 1.0)  # cosine of unit embeddings
+    diag = p.diagonal()
+    off = ~torch.eye(w, dtype=torch.bool, device=p.device)
+    neg = p[off]
+    wins = ((diag[:, None] > p) & off).float().sum(1) / max(w - 1, 1)
+    bce_pos = F.binary_cross_entropy(diag, torch.ones_like(diag), reduction="sum")
+    bce_neg = F.binary_cross_entropy(neg, torch.zeros_like(neg), reduction="mean") * w  # per window, weight 1
+    return {
+        "offsync_acc": (float(wins.sum()), w),
+        "loss": (float(bce_pos + bce_neg) / 2, w),
+        "sync_loss": (float(bce_pos), w),
+        "acc": (float((diag > 0.5).float().sum() + (neg <= 0.5).float().mean() * w) / 2, w),
+        "p_sync": (float(diag.sum()), w),
+        "p_off": (float(neg.mean()) * w, w),
+    }
+
+
 class _Sums:
     """Running sums of named figures."""
 
@@ -100,6 +126,10 @@ class _Sums:
             count, values = values.numel(), float(values.double().sum())
         self.sum[name] = self.sum.get(name, 0.0) + float(values)
         self.count[name] = self.count.get(name, 0) + (1 if count is None else count)
+
+    def add_stats(self, stats: dict[str, tuple[float, int]]) -> None:
+        for name, (total, count) in stats.items():
+            self.add(name, total, count)
 
     def means(self) -> dict[str, float]:
         return {k: self.sum[k] / max(self.count[k], 1) for k in self.sum}
@@ -120,7 +150,6 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], data: str | os.PathL
     clips = read_split(data, opt.split)[: opt.max_clips]
     gen, real = _Sums(), _Sums()
     frames_total = windows_total = 0
-    rng = np.random.default_rng(opt.seed)
     for clip in tqdm(clips, desc="eval", unit="clip", disable=not opt.progress):
         n = min(clip.n_frames, opt.max_frames or clip.n_frames)
         if n < opt.window + 1:
@@ -139,17 +168,14 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], data: str | os.PathL
         if len(starts) < 2:
             continue
         audio = torch.from_numpy(mel_windows(mel, [mel_start(w, opt.fps) for w in starts])).to(device)
-        others = _other_windows(rng, len(starts))
         for sums, faces in ((gen, generated), (real, truth_t)):
             a_emb, v_emb = _embed(sync_net, audio, faces, starts, opt)
             d, c, off = lse(v_emb, a_emb, opt.vshift)
             sums.add("lse_d", d)
             sums.add("lse_c", c)
             sums.add("abs_offset", abs(off))
-            p_in = F.cosine_similarity(a_emb, v_emb)
-            p_off = F.cosine_similarity(a_emb, v_emb[others])
-            sums.add("offsync_acc", (p_in > p_off).float())
-            sums.add("sync_loss", float(bce(p_in, torch.ones_like(p_in))) * len(p_in), len(p_in))
+            stats = sync_stats(a_emb, v_emb)
+            sums.add_stats({k: stats[k] for k in ("offsync_acc", "sync_loss")})
         windows_total += len(starts)
     if frames_total == 0:
         raise LipdubError(f"no clip of the '{opt.split}' split has enough frames to evaluate", data)
@@ -175,23 +201,25 @@ def _generate(model: torch.nn.Module, truth: torch.Tensor, mel: np.ndarray, opt:
     return torch.cat(out)
 
 
-def _other_windows(rng: np.random.Generator, n: int) -> torch.Tensor:
-    """For each window a different random window of the same clip (the shifted negative)."""
-    other = rng.integers(0, n - 1, size=n)
-    return torch.from_numpy(other + (other >= np.arange(n)))
-
-
 def _embed(sync_net: torch.nn.Module, audio: torch.Tensor, faces: torch.Tensor, starts: list[int],
            opt: EvalOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """Audio and video embeddings (W, 512) of the 5-frame windows starting at `starts`."""
-    half = opt.img_size // 2
+    return window_embeddings(sync_net, audio, faces[:, :, opt.img_size // 2:], starts, opt.window, opt.batch_size)
+
+
+def window_embeddings(sync_net: torch.nn.Module, audio: torch.Tensor, lower: torch.Tensor, starts: list[int],
+                      window: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert embeddings (W, 512) of mel windows `audio` (W, 1, 80, 16) and of the frame windows at `starts`.
+
+    lower: (n, 3, h, S) lower halves of a clip's frames, float in [0, 1], BGR.
+    """
     a_out, v_out = [], []
-    for i in range(0, len(starts), opt.batch_size):
-        idx = torch.tensor(starts[i:i + opt.batch_size])[:, None] + torch.arange(opt.window)[None, :]
-        win = faces[idx.to(faces.device)][:, :, :, half:]  # (b, T, 3, h, S)
-        a, v = sync_net(audio[i:i + opt.batch_size], stack_for_expert(win.transpose(1, 2)))
-        a_out.append(a)
-        v_out.append(v)
+    for i in range(0, len(starts), batch_size):
+        idx = torch.tensor(starts[i:i + batch_size])[:, None] + torch.arange(window)[None, :]
+        win = lower[idx.to(lower.device)]  # (b, T, 3, h, S)
+        a, v = sync_net(audio[i:i + batch_size], stack_for_expert(win.transpose(1, 2)))
+        a_out.append(a.float())
+        v_out.append(v.float())
     return torch.cat(a_out), torch.cat(v_out)
 
 

@@ -1,7 +1,8 @@
 """Train the lip-sync expert (SyncNet_color) on real frames: aligned vs. shifted 5-frame windows, BCE on cosine.
 
-Evaluation reports the loss on a balanced set (each held-out window once aligned, once shifted) and the
-off-sync accuracy: how often the expert scores the aligned pair above the shifted one (chance 0.5).
+Evaluation scores every held-out window's mel with its own frames and with the frames of every other window
+of the clip: the balanced loss, and the off-sync accuracy (how often the aligned pair scores above a shifted
+one; chance 0.5).
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from lipdub.engines.wav2lip.model import SyncNet, sync_probability
 from lipdub.errors import LipdubError
 from lipdub.train import ddp
 from lipdub.train.config import ExpertConfig
 from lipdub.train.dataset import ExpertDataset, expert_inputs
+from lipdub.train.evaluate import _Sums, sync_stats, window_embeddings
 from lipdub.train.logging import RunLogger
 from lipdub.train.loop import (
     Precision,
     batches,
     env_threads,
-    eval_loader,
     find_resume,
     init_weights,
     place,
@@ -52,37 +53,42 @@ def sync_prob(model: torch.nn.Module, mel: torch.Tensor, faces: torch.Tensor) ->
 
 
 @torch.no_grad()
-def evaluate_expert(model: torch.nn.Module, loader: DataLoader, device: torch.device, max_batches: int,
-                    precision: Precision | None = None) -> dict[str, float]:
-    """Loss, off-sync accuracy (aligned scored above shifted), accuracy at 0.5 and mean probabilities."""
+def evaluate_expert(model: torch.nn.Module, ds: ExpertDataset, device: torch.device, max_windows: int,
+                    batch_size: int = 64, precision: Precision | None = None, d: ddp.Dist | None = None
+                    ) -> dict[str, float]:
+    """Loss, off-sync accuracy, accuracy at 0.5 and mean probabilities over every window of the split's clips.
+
+    Each window's mel is scored with its own frames and with the frames of every other window of the clip
+    (see lipdub.train.evaluate.sync_stats). Clips are shared out over the ranks; up to `max_windows` in all.
+    """
+    model = ddp.unwrap(model)
     was_training = model.training
     model.eval()
     precision = precision or Precision(device, False)
-    sums = {"loss": 0.0, "offsync_acc": 0.0, "acc": 0.0, "p_sync": 0.0, "p_off": 0.0}
-    n = 0
-    for i, batch in enumerate(loader):
-        if i >= max_batches:
-            break
-        mel = batch["mel"].to(device, non_blocking=True)
+    rank, world = (d.rank, d.world_size) if d is not None else (0, 1)
+    sums, windows, half = _Sums(), 0, ds.img_size // 2
+    for c in range(rank, len(ds.clips), world):
+        starts = [int(s) for cc, s in ds.index if cc == c]
+        if len(starts) < 2:
+            continue
+        frames = np.stack([ds.frame(c, k)[half:] for k in range(max(starts) + ds.window)])
+        lower = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        audio = torch.from_numpy(np.stack([ds.mel_window(c, s + ds.expert_mel_offset) for s in starts])).to(device)
         with precision.autocast():
-            p_in = sync_prob(model, mel, expert_inputs(batch["frames"], device)).float()
-            p_off = sync_prob(model, mel, expert_inputs(batch["shifted"], device)).float()
-        b = len(p_in)
-        loss = (bce(p_in, torch.ones_like(p_in)) + bce(p_off, torch.zeros_like(p_off))) / 2
-        sums["loss"] += float(loss) * b
-        sums["offsync_acc"] += float((p_in > p_off).float().sum())
-        sums["acc"] += float(((p_in > 0.5).float().sum() + (p_off <= 0.5).float().sum()) / 2)
-        sums["p_sync"] += float(p_in.sum())
-        sums["p_off"] += float(p_off.sum())
-        n += b
+            a, v = window_embeddings(model, audio, lower, starts, ds.window, batch_size)
+        sums.add_stats(sync_stats(a, v))
+        windows += len(starts)
+        if windows * world >= max_windows:
+            break
     model.train(was_training)
-    return {k: v / max(n, 1) for k, v in sums.items()} | {"windows": float(n)}
+    keys = ["loss", "offsync_acc", "acc", "p_sync", "p_off", "sync_loss"]
+    return ddp.mean_of_sums(sums.sum, sums.count, d, keys) | {"windows": float(windows)}
 
 
 def _datasets(cfg: ExpertConfig, data: Path) -> tuple[ExpertDataset, ExpertDataset]:
     kw = dict(window=cfg.window, fps=cfg.fps, img_size=cfg.img_size, mel_step=cfg.mel_step, seed=cfg.seed,
               cache_frames=cfg.cache_frames, expert_mel_offset=cfg.expert_mel_offset)
-    return ExpertDataset(data, "train", **kw), ExpertDataset(data, "val", pairs=True, **kw)
+    return ExpertDataset(data, "train", **kw), ExpertDataset(data, "val", **kw)
 
 
 def train_expert(cfg: ExpertConfig, data: str | Path, out_dir: str | Path) -> dict:
@@ -104,7 +110,6 @@ def _train(cfg: ExpertConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict:
     seed_everything(cfg.seed)
     train_ds, val_ds = _datasets(cfg, data)
     loader = train_loader(train_ds, cfg, d)
-    val = eval_loader(val_ds, cfg, d)
     model = place(SyncNet(), d, cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     step, epoch, state = 0, 0, {}
@@ -134,17 +139,22 @@ def _train(cfg: ExpertConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict:
 
     def evaluate() -> None:
         nonlocal best, last_eval
-        metrics = ddp.mean_over_ranks(evaluate_expert(net, val, d.device, cfg.eval_steps, precision), d)
+        metrics = evaluate_expert(net, val_ds, d.device, cfg.eval_steps * cfg.batch_size, cfg.batch_size, precision, d)
+        metrics["windows"] = ddp.mean_over_ranks({"w": metrics["windows"]}, d)["w"] * d.world_size
         last_eval = metrics
         logger.scalars(step, "eval", metrics)
         logger.write(f"step {step}: eval loss {metrics['loss']:.4f}, off-sync accuracy "
-                     f"{metrics['offsync_acc']:.3f} over {int(metrics['windows'] * d.world_size)} windows")
+                     f"{metrics['offsync_acc']:.3f} over {int(metrics['windows'])} windows")
         if metrics["loss"] < best:
             best = metrics["loss"]
             checkpoint(out_dir / "best.pth")
         checkpoint(out_dir / "last.pth")
 
-    tick, seen, evaluated_at, start_epoch = time.time(), 0, -1, epoch
+    tick, seen, n_run, evaluated_at, start_epoch = time.time(), 0, 0, -1, epoch
+    running = {"loss": 0.0, "acc": 0.0}
+    if cfg.eval_first and resume_from is None:
+        evaluate()
+        evaluated_at = step
     model.train()
     try:
         for epoch, batch in batches(loader, start_epoch):
@@ -158,14 +168,15 @@ def _train(cfg: ExpertConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict:
             loss = bce(prob, label)
             step_optimizer(loss, optimizer, scaler)
             step += 1
-            seen += len(label)
+            seen, n_run = seen + len(label), n_run + 1
+            running["loss"] += loss.item()
+            running["acc"] += float(((prob.detach() > 0.5).float() == label).float().mean())
             logger.step(loss=loss.item())
-            if step % cfg.log_interval == 0:
+            if step % cfg.log_interval == 0:  # means over the interval
                 rate = seen * d.world_size / max(time.time() - tick, 1e-9)
-                acc = float(((prob.detach() > 0.5).float() == label).float().mean())
-                logger.scalars(step, "train", {"loss": loss.item(), "acc": acc, "lr": cfg.lr,
-                                               "samples_per_s": rate, "epoch": float(epoch)})
-                tick, seen = time.time(), 0
+                logger.scalars(step, "train", {k: v / n_run for k, v in running.items()}
+                               | {"lr": cfg.lr, "samples_per_s": rate, "epoch": float(epoch)})
+                tick, seen, n_run, running = time.time(), 0, 0, dict.fromkeys(running, 0.0)
             if step % cfg.checkpoint_interval == 0:
                 checkpoint(out_dir / f"checkpoint_step{step:09d}.pth")
             if step % cfg.eval_interval == 0:

@@ -180,7 +180,7 @@ def _train(cfg: GeneratorConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict
 
     def evaluate() -> None:
         nonlocal sw, best, last_eval
-        metrics = evaluate_generator(net, expert, disc_net, val, d.device, cfg.eval_steps, cfg.half, precision)
+        metrics = evaluate_generator(model, expert, disc, val, d.device, cfg.eval_steps, cfg.half, precision)
         metrics = ddp.mean_over_ranks(metrics, d)
         # a score comparable across the run: the loss with the final weights (not the current sw)
         metrics["score"] = (1 - cfg.sync_weight - dw) * metrics["l1"] + cfg.sync_weight * metrics["sync"]
@@ -197,7 +197,11 @@ def _train(cfg: GeneratorConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict
             checkpoint(out_dir / "best.pth")
         checkpoint(out_dir / "last.pth")
 
-    tick, seen, evaluated_at, start_epoch = time.time(), 0, -1, epoch
+    tick, seen, n_run, evaluated_at, start_epoch = time.time(), 0, 0, -1, epoch
+    running: dict[str, float] = {}
+    if cfg.eval_first and cfg.resume is None:
+        evaluate()
+        evaluated_at = step
     model.train()
     try:
         for epoch, batch in batches(loader, start_epoch):
@@ -225,13 +229,15 @@ def _train(cfg: GeneratorConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict
                 step_optimizer(real + fake, disc_opt, disc_scaler)
                 values |= {"disc_real": real.item(), "disc_fake": fake.item()}
             step += 1
-            seen += len(target)
+            seen, n_run = seen + len(target), n_run + 1
+            for k, v in values.items():
+                running[k] = running.get(k, 0.0) + v
             logger.step(l1=values["l1"], sync=values["sync"])
-            if step % cfg.log_interval == 0:
+            if step % cfg.log_interval == 0:  # means over the interval
                 rate = seen * d.world_size / max(time.time() - tick, 1e-9)
-                logger.scalars(step, "train", values | {"sync_weight": sw, "lr": cfg.lr, "samples_per_s": rate,
-                                                        "epoch": float(epoch)})
-                tick, seen = time.time(), 0
+                logger.scalars(step, "train", {k: v / n_run for k, v in running.items()}
+                               | {"sync_weight": sw, "lr": cfg.lr, "samples_per_s": rate, "epoch": float(epoch)})
+                tick, seen, n_run, running = time.time(), 0, 0, {}
             if step % cfg.sample_interval == 0:
                 logger.image(step, "samples", sample_grid(target, g, faces[:, :3]))
             if step % cfg.checkpoint_interval == 0:
