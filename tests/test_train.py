@@ -474,3 +474,26 @@ def test_torchrun_two_processes_train_together(dataset: Path, tmp_path: Path) ->
 
     assert evals[0]["windows"] == len(ExpertDataset(dataset, "val"))  # each rank scored one of the two clips
     assert "expert: step 2" in proc.stdout
+
+
+def test_loader_batches_do_not_depend_on_worker_count_and_each_epoch_redraws(dataset: Path) -> None:
+    import torch
+
+    from lipdub.train.config import GeneratorConfig
+    from lipdub.train.dataset import LipSyncDataset
+    from lipdub.train.ddp import Dist
+    from lipdub.train.loop import train_loader
+
+    ds = LipSyncDataset(dataset, "train")
+    single = Dist()
+
+    def first_batch(workers: int, epoch: int) -> dict[str, torch.Tensor]:
+        loader = train_loader(ds, GeneratorConfig(batch_size=4, num_workers=workers), single)
+        loader.sampler.set_epoch(epoch)
+        return next(iter(loader))
+
+    a, b = first_batch(0, 0), first_batch(2, 0)
+    for k in a:
+        assert torch.equal(a[k], b[k])
+    assert a["window"].dtype == torch.uint8 and a["window"].shape == (4, 5, 96, 96, 3)  # 4x less to copy
+    assert not torch.equal(first_batch(0, 1)["ref"], a["ref"])  # a new epoch: new order, new reference windows
