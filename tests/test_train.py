@@ -497,3 +497,18 @@ def test_loader_batches_do_not_depend_on_worker_count_and_each_epoch_redraws(dat
         assert torch.equal(a[k], b[k])
     assert a["window"].dtype == torch.uint8 and a["window"].shape == (4, 5, 96, 96, 3)  # 4x less to copy
     assert not torch.equal(first_batch(0, 1)["ref"], a["ref"])  # a new epoch: new order, new reference windows
+
+
+def test_the_expert_is_frozen_but_passes_the_sync_gradient_to_the_generated_faces(expert_run: Path) -> None:
+    import torch
+
+    from lipdub.train.generator import load_expert, sync_loss
+
+    expert = load_expert(expert_run / "best.pth", torch.device("cpu"))
+    assert not expert.training and not any(p.requires_grad for p in expert.parameters())
+    before = {k: v.clone() for k, v in expert.state_dict().items()}
+    g = torch.rand(2, 3, 5, 96, 96, requires_grad=True)
+    loss = sync_loss(expert, torch.randn(2, 1, 80, 16), g, 48)
+    loss.backward()
+    assert g.grad is not None and g.grad[:, :, :, 48:].abs().sum() > 0 and g.grad[:, :, :, :48].abs().sum() == 0
+    assert all(torch.equal(v, expert.state_dict()[k]) for k, v in before.items())  # running stats untouched
