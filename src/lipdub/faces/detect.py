@@ -126,11 +126,17 @@ class Detector:
 _SHARED_LOCK = threading.RLock()  # mediapipe graphs take one frame at a time
 
 
-@lru_cache(maxsize=4)
+_SHARED: dict[FaceSettings, Detector] = {}
+
+
 def shared_detector(settings: FaceSettings | None = None) -> Detector:
     """One detector per settings per process: building the graphs costs ~0.3 s, so callers reuse this one.
     Use it under `shared_lock()`."""
-    return Detector(settings or FaceSettings())
+    settings = settings or FaceSettings()
+    with _SHARED_LOCK:
+        if settings not in _SHARED:
+            _SHARED[settings] = Detector(settings)
+        return _SHARED[settings]
 
 
 def shared_lock() -> threading.RLock:
