@@ -44,7 +44,7 @@ def make_inputs(folder: Path) -> dict[str, Path]:
         with media.VideoWriter(path, 25) as writer:
             for i in range(seconds * 25):
                 z = 1.0 + 0.1 * np.sin(i / 50)
-                h = int(720 / z)
+                h = int(640 / z)  # 582..711 px: a slow zoom that stays inside the frame
                 w = int(h * face.shape[1] / face.shape[0])
                 frame = np.full((720, 1280, 3), 40, np.uint8)
                 small = cv2.resize(face, (w, h))
