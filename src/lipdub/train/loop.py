@@ -69,7 +69,10 @@ def _loader(ds: Dataset, cfg: TrainConfig, d: Dist, sampler: DistributedSampler,
     return DataLoader(ds, batch_size=batch_size or cfg.batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=cfg.pin_memory and d.device.type == "cuda", drop_last=drop_last,
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-                      worker_init_fn=_worker_init if workers > 0 else None)
+                      worker_init_fn=_worker_init if workers > 0 else None,
+                      # spawned, not forked: a process that already runs threads (OpenMP, mediapipe, a web
+                      # server) can deadlock a forked child on a lock some thread held at fork time
+                      multiprocessing_context="spawn" if workers > 0 else None)
 
 
 def batches(loader: DataLoader, epoch: int) -> Iterator[tuple[int, dict]]:
