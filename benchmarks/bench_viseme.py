@@ -10,11 +10,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from common import best_of  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.audio import cues, vad
 from lipdub.engines.base import FrameJob
@@ -23,16 +23,6 @@ from lipdub.faces import crop_box, detect_faces
 from lipdub.media import load_audio, read_image
 
 HERE = Path(__file__).resolve().parent.parent / "tests" / "data" / "viseme"
-
-
-def best_of(fn, repeats: int) -> tuple[float, float]:
-    """(best wall seconds, CPU seconds of that run)."""
-    runs = []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        runs.append((time.perf_counter() - w0, time.process_time() - c0))
-    return min(runs)
 
 
 def still_720p(path: Path) -> np.ndarray:

@@ -9,30 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import best_of  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.engines.base import FrameJob
 from lipdub.engines.wav2lip.engine import Wav2LipEngine
 from lipdub.engines.wav2lip.protocol import protocol_input, write_protocol_checkpoint
 from lipdub.faces.types import Face
-
-
-def best_of(fn, repeats: int) -> tuple[float, float]:
-    """(best wall time, CPU time of that run) of `repeats` calls.
-
-    The machine is shared, so the minimum is the honest wall figure; CPU seconds (all threads) say what the work
-    costs regardless of other load: idle-machine fps ~ frames * threads / cpu.
-    """
-    runs = []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        runs.append((time.perf_counter() - w0, time.process_time() - c0))
-    return min(runs)
 
 
 def bench_forward(engine: Wav2LipEngine, batch: int, repeats: int) -> tuple[float, float, float]:
