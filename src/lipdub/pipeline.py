@@ -166,12 +166,10 @@ def choose_engine(request: AnimateRequest) -> tuple[str, Path | None, str]:
 
 def load_engine(name: str, checkpoint: Path | None, request: AnimateRequest):
     """Build the engine once (model weights are shared by every speaker's copy)."""
-    settings = get_settings()
-    batch = request.batch_size or settings.batch_size
     if name == "wav2lip":
         from lipdub.engines.wav2lip import Wav2LipEngine
 
-        return Wav2LipEngine(checkpoint, device=request.device, batch_size=batch)
+        return Wav2LipEngine(checkpoint, device=request.device, batch_size=request.batch_size)
     from lipdub.engines.viseme import VisemeEngine
 
     return VisemeEngine()

@@ -67,7 +67,7 @@ class Wav2LipEngine(Engine):
         """
         settings = get_settings()
         self.device = resolve_device(device)
-        self.batch_size = int(batch_size or settings.batch_size)
+        self.batch_size = int(batch_size or settings.generator_batch(self.device))
         if dtype not in _DTYPES:
             raise LipdubError(f"unknown dtype {dtype!r} (use {', '.join(_DTYPES)})")
         self.dtype = _DTYPES[dtype]
