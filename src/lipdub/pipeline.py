@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from lipdub.composite import composite, fade_weights
+from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
 from lipdub.settings import get_settings
 
@@ -235,16 +236,14 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
             raise LipdubError("two --speaker options chose the same face; name different faces")
 
     def face_at(sp: _Speaker, src: int):
-        if tracks is None:
-            return _box_face(request.box)
-        for f in tracks.faces_in(src):
-            if f.track_id == sp.track_id:
-                return f
-        return None
+        return _box_face(request.box) if tracks is None else tracks.face(sp.track_id, src)
 
     # --- strength of each speaker's edit on every output frame: presence fades x speech activity
     for sp in speakers:
-        present = np.array([face_at(sp, int(src_of[i])) is not None for i in range(n_out)])
+        # the track's own fade around gaps (0 where absent), followed through the output's source frames
+        shown = np.ones(n_out, np.float32) if tracks is None else \
+            tracks.strength(sp.track_id, fade_frames=FADE_FRAMES - 1)[src_of]
+        present = shown > 0
         inside = np.zeros(n_out, bool)
         inside[sp.start_frame:min(sp.end_frame, n_out)] = True
         rest = request.silence == "rest" or (request.silence == "auto" and request.paste == "blend")
@@ -264,7 +263,7 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
         else:
             # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
             weight = fade_weights(inside, FADE_FRAMES)
-        sp.strength = (fade_weights(present, FADE_FRAMES) * weight * inside).astype(np.float32)
+        sp.strength = (shown * weight * inside).astype(np.float32)
         missing = int((~present & inside).sum())
         if missing:
             notes.append(f"{sp.info.get('face', 'face')}: absent in {missing} of {int(inside.sum())} speaking "
@@ -284,11 +283,9 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
         frames_iter = itertools.repeat(still_frame) if still else source.frames(src_of.tolist())
         done = 0
         for chunk in _chunks(frames_iter, batch, n_out):
-            outs = [f for f in chunk]
+            outs = list(chunk)
             for sp in speakers:
                 jobs, where = [], []
-                from lipdub.engines.base import FrameJob
-
                 for j, frame in enumerate(chunk):
                     i = done + j
                     if sp.strength[i] <= 0.0:
