@@ -10,14 +10,6 @@ from PIL import Image, ImageOps
 from lipdub.errors import MediaError
 from lipdub.media.info import check_exists, check_size, still_image
 
-_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that transpose the picture
-
-
-def oriented_size(im: Image.Image) -> tuple[int, int]:
-    """(width, height) of a PIL image as displayed, i.e. after its EXIF orientation."""
-    orientation = im.getexif().get(0x0112, 1)
-    return (im.height, im.width) if orientation in _SWAPS_SIDES else (im.width, im.height)
-
 
 def to_rgb(im: Image.Image) -> np.ndarray:
     """A PIL image of any mode as (H, W, 3) uint8 RGB.

@@ -19,6 +19,7 @@ MIN_SIDE = 8  # px; anything smaller cannot hold a face
 # PIL formats where several frames mean an animation FFmpeg decodes (GIF, APNG). Not MPO/TIFF pages, and not
 # animated WebP, which FFmpeg cannot decode: it is read as its first frame.
 _ANIMATED = {"GIF", "PNG"}
+_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that transpose the picture
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ def still_image(path: str | os.PathLike[str]) -> Image.Image | None:
     return im
 
 
+def oriented_size(im: Image.Image) -> tuple[int, int]:
+    """(width, height) of a PIL image as displayed, i.e. after its EXIF orientation."""
+    orientation = im.getexif().get(0x0112, 1)
+    return (im.height, im.width) if orientation in _SWAPS_SIDES else (im.width, im.height)
+
+
 def video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
     """The first real video stream (cover art in audio files is not video), or None."""
     for stream in container.streams.video:
@@ -189,8 +196,6 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     im = still_image(p)
     if im is not None:
         with im:
-            from lipdub.media.image import oriented_size
-
             width, height = oriented_size(im)
         check_size(width, height, p, "image")
         return MediaInfo(str(p), "image", width, height, None, 1, 0.0, False, None, None, 0)
