@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -12,7 +14,16 @@ import pytest
 from PIL import Image
 
 from lipdub.errors import LipdubError, MediaError
-from lipdub.media import FrameSource, atomic_output, iter_frames, load_audio, probe, read_image, require_speech
+from lipdub.media import (
+    FrameSource,
+    atomic_output,
+    iter_frames,
+    load_audio,
+    probe,
+    read_image,
+    require_speech,
+    write_audio,
+)
 from lipdub.media import video as media_video
 
 DATA = Path(__file__).parent / "data" / "media"
@@ -310,6 +321,27 @@ def test_atomic_output_failure_leaves_old_output_and_no_temp(tmp_path):
         raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def _umask_changed(mask: int) -> int:
+    raise AssertionError("atomic_output changed the process umask (other threads would create files with it)")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_outputs_get_the_users_umask_mode_without_changing_the_umask(tmp_path, monkeypatch, umask, mode):
+    speech = load_audio(WAV22)
+    before = os.umask(umask)
+    try:
+        monkeypatch.setattr(os, "umask", _umask_changed)
+        with atomic_output(tmp_path / "notes.txt") as tmp:
+            tmp.write_text("hello")
+        write_audio(tmp_path / "speech.wav", speech, 16000)  # a real muxer writing the temp file
+    finally:
+        monkeypatch.undo()
+        os.umask(before)
+    for name in ("notes.txt", "speech.wav"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    assert np.allclose(load_audio(tmp_path / "speech.wav"), speech, atol=1e-4)
 
 
 def test_reading_never_modifies_the_input():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,10 +31,22 @@ def sequence_files(pattern: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in pattern.parent.iterdir() if rx.match(p.name))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temp_file(path: Path) -> Path:
+    """Create an empty, uniquely named hidden file beside `path` (same extension) and return its path.
+
+    Created like any new file (mode 0666 less the umask, applied by the kernel), so the output gets the mode
+    the user expects. Unlike `tempfile.mkstemp` (0600) this needs no chmod afterwards, hence no umask read:
+    `os.umask` can only be read by setting it, which races with other threads.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temp name beside {path}")
 
 
 @contextlib.contextmanager
@@ -51,12 +64,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_temp_file(path)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the user expects their umask (usually 0644)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
