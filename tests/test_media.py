@@ -292,6 +292,20 @@ def test_load_audio_of_codecs_and_video_soundtrack():
     np.testing.assert_allclose(mono, stereo.mean(0), atol=1e-6)
 
 
+def test_surround_file_loads_with_its_channels_and_as_librosas_mono(tmp_path):
+    import librosa
+
+    speech = load_audio(M4A)[:32000]
+    surround = np.stack([np.roll(speech, 800 * k) * (0.3 + 0.1 * k) for k in range(6)])  # 5.1, six voices
+    write_audio(tmp_path / "surround.wav", surround, 16000)
+    channels = load_audio(tmp_path / "surround.wav", sr=None, mono=False)
+    assert channels.shape == surround.shape and np.abs(channels - surround).max() < 1e-4  # 16-bit wav
+    mono = load_audio(tmp_path / "surround.wav", sr=None)
+    assert np.array_equal(mono, librosa.load(tmp_path / "surround.wav", sr=None)[0])
+    with pytest.raises(ValueError, match="channels, n"):  # 7.1 is the widest the writers encode
+        write_audio(tmp_path / "nine.wav", np.zeros((9, 1600), np.float32), 16000)
+
+
 def test_require_speech():
     with pytest.raises(LipdubError, match=r"voice\.wav: audio is empty"):
         require_speech(np.zeros(0, np.float32), "voice.wav")

@@ -177,6 +177,30 @@ def test_output_has_exactly_the_asked_length_whatever_the_inputs():
     assert np.abs(out[:, round(6.1 * 44100):]).max() == 0.0  # the shorter original is followed by silence
 
 
+def surround_original(channels: int) -> tuple[np.ndarray, int]:
+    """A `channels`-wide original: the Obama speech front left, the dialogue (at 48 kHz) in the centre."""
+    front, rate = load("obama_48k_stereo.m4a")
+    speech, speech_rate = load("dialogue_16k.flac")
+    centre = soxr.resample(speech[0], speech_rate, rate)
+    n = min(front.shape[1], centre.size)
+    x = np.zeros((channels, n), np.float32)
+    x[0], x[2] = front[0, :n], centre[:n]
+    return x, rate
+
+
+@pytest.mark.parametrize("channels", [6, 10])  # 5.1, and wider than the writers' 7.1 (the mix takes it)
+def test_a_surround_original_folds_to_stereo_keeping_left_left_and_the_centre_centred(channels):
+    original, rate = surround_original(channels)
+    out, out_rate = mix_soundtrack([], (original, rate), duration=6.0, limiter=False)
+    assert out_rate == rate and out.shape == (2, 6 * rate)
+    n = 6 * rate
+    front, centre = original[0, :n], original[2, :n]
+    corr = lambda a, b: np.corrcoef(a, b)[0, 1]  # noqa: E731
+    assert corr(out[1], centre) > 0.999  # the right side holds only the centre (front left stays left)
+    assert corr(out[0] - out[1], front) > 0.999  # the centre is equally loud on both sides
+    assert 0.1 < np.abs(out).max() <= 1.0
+
+
 def test_gain_settings_scale_each_part():
     speech, rate = load("dialogue_16k.flac")
     original = load("suit_44k_stereo.m4a")

@@ -29,6 +29,8 @@ from typing import Literal
 import numpy as np
 import soxr
 
+from lipdub.media.audio import as_planar, to_channels
+
 Segments = list[tuple[float, float]]
 # speech_activity(mono float32 audio, rate) -> speech spans in seconds from the audio's start
 SpeechActivity = Callable[[np.ndarray, int], Segments]
@@ -80,10 +82,10 @@ def mix_soundtrack(
         raise ValueError(f"duration must be positive, got {duration}")
     if duck_db < 0:
         raise ValueError(f"duck_db is an attenuation in dB and must be >= 0, got {duck_db}")
-    orig = None if original is None else (_as_2d(original[0]), int(original[1]))
+    orig = None if original is None else (as_planar(original[0], dtype=None), int(original[1]))
     rate = out_rate or _output_rate([t.rate for t in speech] + ([orig[1]] if orig else []))
     channels = out_channels or _output_channels(orig[0].shape[0] if orig else None,
-                                                [_as_2d(t.audio).shape[0] for t in speech])
+                                                [as_planar(t.audio, dtype=None).shape[0] for t in speech])
     out = np.zeros((channels, int(round(duration * rate))), np.float32)
 
     if orig is not None:  # the bed first, ducked in place, so no second full-length buffer is needed
@@ -110,7 +112,7 @@ def db_to_gain(db: float) -> float:
 
 def true_peak_dbtp(audio: np.ndarray, rate: int, oversample: int = 4) -> float:
     """Highest inter-sample peak (dBTP) of `audio` (channels, n), measured on `oversample`x upsampled audio."""
-    peaks = _block_true_peaks(_as_2d(audio), 1 << 12, oversample)
+    peaks = _block_true_peaks(as_planar(audio, dtype=None), 1 << 12, oversample)
     peak = float(peaks.max(initial=0.0))
     return float("-inf") if peak == 0 else 20.0 * np.log10(peak)
 
@@ -119,7 +121,7 @@ def integrated_loudness(audio: np.ndarray, rate: int) -> float:
     """ITU-R BS.1770 integrated loudness (LUFS) of `audio` (channels, n); -inf if too short or silent."""
     import pyloudnorm
 
-    x = _as_2d(audio)
+    x = as_planar(audio, dtype=None)
     if x.shape[1] < int(0.4 * rate) + 1:
         return float("-inf")
     return float(pyloudnorm.Meter(rate).integrated_loudness(x.T.astype(np.float64)))
@@ -134,7 +136,7 @@ def true_peak_limit(audio: np.ndarray, rate: int, *, ceiling_dbtp: float = -1.0,
     Audio whose true peak is already below the ceiling is returned unchanged. `in_place` reuses a float32
     (channels, n) input as the output.
     """
-    x = _as_2d(audio).astype(np.float32, copy=False)
+    x = as_planar(audio)
     peaks = _block_true_peaks(x, block, oversample)
     with np.errstate(divide="ignore"):
         over = 20.0 * np.log10(np.maximum(peaks, 1e-12)) - (ceiling_dbtp - 0.05)  # 0.05 dB safety margin
@@ -203,12 +205,12 @@ def _place_original(out: np.ndarray, audio: np.ndarray, rate: int, out_rate: int
     if rate == out_rate:
         for a in range(0, min(n, audio.shape[1]), _CHUNK):
             b = min(a + _CHUNK, n, audio.shape[1])
-            out[:, a:b] = _to_channels(audio[:, a:b].astype(np.float32, copy=False), channels) * g
+            out[:, a:b] = to_channels(audio[:, a:b], channels) * g
         return
     stream = soxr.ResampleStream(rate, out_rate, channels, dtype="float32", quality="VHQ")
     pos = 0
     for a in range(0, audio.shape[1], _CHUNK):
-        chunk = _to_channels(audio[:, a:a + _CHUNK].astype(np.float32, copy=False), channels)
+        chunk = to_channels(audio[:, a:a + _CHUNK], channels)
         y = stream.resample_chunk(np.ascontiguousarray(chunk.T), last=a + _CHUNK >= audio.shape[1])
         k = min(len(y), n - pos)
         if k > 0:
@@ -222,7 +224,7 @@ def _add_track(out: np.ndarray, rate: int, track: SpeechTrack, loudness: float |
     """Add `track` into `out` at its start, at the output's rate and channel count."""
     if track.start < 0:
         raise ValueError(f"speech start must be >= 0, got {track.start}")
-    x = _to_channels(_as_2d(track.audio).astype(np.float32, copy=False), out.shape[0])
+    x = to_channels(as_planar(track.audio), out.shape[0])
     gain_db = track.gain_db
     if loudness is not None:  # measured as it will be heard: in the output's channels
         level = integrated_loudness(x, track.rate)
@@ -245,31 +247,6 @@ def _output_channels(original: int | None, speech: Sequence[int]) -> int:
     return min(original if original is not None else max(speech, default=1), 2)
 
 
-def _as_2d(audio: np.ndarray) -> np.ndarray:
-    """(n,) -> (1, n); (channels, n) unchanged."""
-    a = np.asarray(audio)
-    if a.ndim == 1:
-        return a[None, :]
-    if a.ndim != 2 or a.shape[0] > 64:
-        raise ValueError(f"audio must be (n,) or (channels, n), got shape {a.shape}")
-    return a
-
-
-def _to_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    """Mono is copied to every channel; stereo to mono averages; wider audio folds onto stereo at -3 dB."""
-    c = x.shape[0]
-    if c == channels:
-        return x
-    if c == 1:
-        return np.repeat(x, channels, axis=0)
-    if channels == 1:
-        return x.mean(axis=0, keepdims=True)
-    if channels == 2:  # c > 2: front pair kept, the other channels shared by both sides
-        rest = x[2:].sum(axis=0) * np.float32(np.sqrt(0.5))
-        return np.stack([x[0] + rest, x[1] + rest]) / np.float32(1 + np.sqrt(0.5) * (c - 2) / 2)
-    raise ValueError(f"cannot map {c} channels to {channels}")
-
-
 def _resample(x: np.ndarray, rate: int, out_rate: int) -> np.ndarray:
     """(channels, n) float32 at `rate` -> (channels, round(n * out_rate / rate)) float32 (soxr VHQ)."""
     x = x.astype(np.float32, copy=False)
@@ -287,7 +264,7 @@ def _timeline_segments(speech: Sequence[SpeechTrack], activity: SpeechActivity |
     detect = activity or speech_segments
     spans: Segments = []
     for t in speech:
-        segs = t.segments if t.segments is not None else detect(_as_2d(t.audio).mean(axis=0), t.rate)
+        segs = t.segments if t.segments is not None else detect(as_planar(t.audio, dtype=None).mean(axis=0), t.rate)
         spans += [(t.start + s, t.start + e) for s, e in segs if e > s]
     return sorted(spans)
 
@@ -344,5 +321,5 @@ def speech_segments(audio: np.ndarray, rate: int) -> Segments:
     """Speech spans (s) of mono `audio` at `rate`, by silero VAD (lipdub.audio.vad) at 16 kHz."""
     from lipdub.audio import vad
 
-    wav16k = _resample(_as_2d(audio), rate, vad.SR)[0] if rate != vad.SR else np.asarray(audio, np.float32)
+    wav16k = _resample(as_planar(audio), rate, vad.SR)[0] if rate != vad.SR else np.asarray(audio, np.float32)
     return [(float(s), float(e)) for s, e in vad.speech_segments(wav16k)]

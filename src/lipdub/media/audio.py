@@ -14,6 +14,8 @@ from lipdub.media.atomic import atomic_output
 from lipdub.media.info import open_input
 
 SILENCE_DBFS = -60.0
+MAX_CHANNELS = 64  # FFmpeg's limit: an array with more rows is (n, channels) passed the wrong way round
+MAX_WRITE_CHANNELS = 8  # 7.1, the widest audio the writers encode
 
 
 def load_audio(path: str | os.PathLike[str], sr: int | None = 16000, mono: bool = True) -> np.ndarray:
@@ -39,7 +41,7 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = 16000, mono: bool 
             for chunk in _decoded_chunks(container, stream):
                 if remaining is not None:  # drop the encoder's end padding the mp4 edit list excludes
                     chunk, remaining = chunk[:, :remaining], remaining - min(remaining, chunk.shape[1])
-                chunk = _to_channels(chunk, channels)
+                chunk = to_channels(chunk, channels)
                 parts.append(resample.resample_chunk(chunk.T).T if resample else chunk)
         except av.FFmpegError as err:
             raise MediaError(f"audio stream cannot be decoded ({err.strerror})", path) from err
@@ -58,14 +60,6 @@ def _decoded_chunks(container: av.container.InputContainer, stream: av.AudioStre
                 yield out.to_ndarray()
     for out in resampler.resample(None):
         yield out.to_ndarray()
-
-
-def _to_channels(chunk: np.ndarray, channels: int) -> np.ndarray:
-    """Downmix to mono by the channel mean (as librosa does), or fit a block to the stream's channel count."""
-    chunk = chunk.astype(np.float32, copy=False)
-    if chunk.shape[0] == channels:
-        return chunk
-    return np.ascontiguousarray(np.broadcast_to(chunk.mean(0, dtype=np.float32), (channels, chunk.shape[1])))
 
 
 def _edit_list_samples(container: av.container.InputContainer, stream: av.AudioStream) -> int | None:
@@ -95,14 +89,39 @@ def require_speech(audio: np.ndarray, path: str | os.PathLike[str] | None = None
     return audio
 
 
-def as_planar(audio: np.ndarray) -> np.ndarray:
-    """float32 (channels, n) from (n,) or (channels, n) audio."""
-    audio = np.asarray(audio, dtype=np.float32)
+def as_planar(audio: np.ndarray, dtype: type | None = np.float32, max_channels: int = MAX_CHANNELS) -> np.ndarray:
+    """C-contiguous (channels, n) audio from (n,) or (channels, n), as `dtype` (None keeps the samples' type).
+
+    ValueError for any other shape or more than `max_channels` rows (a (n, channels) array passed the wrong
+    way round); writers pass MAX_WRITE_CHANNELS.
+    """
+    audio = np.asarray(audio, dtype=dtype)
     if audio.ndim == 1:
         audio = audio[None]
-    if audio.ndim != 2 or audio.shape[0] > 8:
+    if audio.ndim != 2 or audio.shape[0] > max_channels:
         raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
     return np.ascontiguousarray(audio)
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """(c, n) audio as float32 (channels, n): the one channel mapping of lipdub (decoding and mixing).
+
+    Mono is copied to every channel; mono out is the channel mean (as librosa does); wider audio folds onto
+    stereo (front pair kept, the other channels shared by both sides at -3 dB); any other mismatch (a stream
+    whose layout changes mid-way) puts the mean in every channel.
+    """
+    x = x.astype(np.float32, copy=False)
+    c = x.shape[0]
+    if c == channels:
+        return x
+    if c == 1:
+        return np.repeat(x, channels, axis=0)
+    if channels == 1:
+        return x.mean(axis=0, keepdims=True)
+    if channels == 2:
+        rest = x[2:].sum(axis=0) * np.float32(np.sqrt(0.5))
+        return np.stack([x[0] + rest, x[1] + rest]) / np.float32(1 + np.sqrt(0.5) * (c - 2) / 2)
+    return np.repeat(x.mean(axis=0, keepdims=True), channels, axis=0)
 
 
 _AUDIO_CODECS = {".wav": ("pcm_s16le", "s16"), ".flac": ("flac", "s16"), ".m4a": ("aac", "fltp"),
@@ -116,7 +135,7 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, rate: int) -> N
     if ext not in _AUDIO_CODECS:
         raise LipdubError(f"cannot write audio as {ext or 'no extension'} (use .wav or .flac)", path)
     codec, fmt = _AUDIO_CODECS[ext]
-    planar = as_planar(np.clip(audio, -1.0, 1.0))
+    planar = as_planar(np.clip(audio, -1.0, 1.0), max_channels=MAX_WRITE_CHANNELS)
     layout = {1: "mono", 2: "stereo"}.get(planar.shape[0], f"{planar.shape[0]}c")
     with atomic_output(path) as tmp, av.open(str(tmp), "w") as container:
         stream = container.add_stream(codec, rate=int(rate), layout=layout)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from lipdub.errors import LipdubError
 from lipdub.media.atomic import atomic_output, is_sequence_pattern
-from lipdub.media.audio import as_planar, write_audio
+from lipdub.media.audio import MAX_WRITE_CHANNELS, as_planar, write_audio
 from lipdub.media.info import as_rate
 
 CONTAINERS = {".mp4", ".mov", ".mkv", ".m4v"}
@@ -70,7 +70,7 @@ class VideoWriter:
         if not self.sequence and self.path.suffix.lower() not in CONTAINERS:
             raise LipdubError(f"cannot write video as {self.path.suffix or 'no extension'} "
                               f"(use .mp4, .mov, .mkv or a PNG pattern like frames/%05d.png)", self.path)
-        self.audio = None if audio is None else as_planar(audio)
+        self.audio = None if audio is None else as_planar(audio, max_channels=MAX_WRITE_CHANNELS)
         if self.audio is not None and not audio_rate:
             raise ValueError("audio needs audio_rate")
         self.audio_rate = int(audio_rate or 0)
