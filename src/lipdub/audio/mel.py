@@ -8,7 +8,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import lfilter
 
-SAMPLE_RATE = 16000
+from lipdub.media.audio import SAMPLE_RATE
+
 N_FFT = 800
 HOP = 200
 WIN = 800

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import soxr
 
-from lipdub.media.audio import as_planar, to_channels
+from lipdub.media.audio import SAMPLE_RATE, as_planar, to_channels
 
 Segments = list[tuple[float, float]]
 # speech_activity(mono float32 audio, rate) -> speech spans in seconds from the audio's start
@@ -321,5 +321,5 @@ def speech_segments(audio: np.ndarray, rate: int) -> Segments:
     """Speech spans (s) of mono `audio` at `rate`, by silero VAD (lipdub.audio.vad) at 16 kHz."""
     from lipdub.audio import vad
 
-    wav16k = _resample(as_planar(audio), rate, vad.SR)[0] if rate != vad.SR else np.asarray(audio, np.float32)
+    wav16k = _resample(as_planar(audio), rate, SAMPLE_RATE)[0] if rate != SAMPLE_RATE else np.asarray(audio, np.float32)
     return [(float(s), float(e)) for s, e in vad.speech_segments(wav16k)]

@@ -13,9 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 
-SR = 16000
+from lipdub.media.audio import SAMPLE_RATE
+
 CHUNK = 512  # samples per silero step at 16 kHz (32 ms)
-HOP_S = CHUNK / SR
+HOP_S = CHUNK / SAMPLE_RATE
 _BLOCK = 250  # chunks per batched block (8 s)
 _PREROLL = 62  # chunks of pre-roll per block (~2 s), outputs discarded
 _lock = threading.Lock()
@@ -83,7 +84,7 @@ def _run_model(wav: np.ndarray) -> np.ndarray:
             model.reset_states()  # re-sized to the batch on the first call
             x = torch.from_numpy(batch)
             for t in range(steps):
-                out[:, t] = model(x[:, t], SR).reshape(-1).numpy()
+                out[:, t] = model(x[:, t], SAMPLE_RATE).reshape(-1).numpy()
             model.reset_states()
         finally:
             torch.set_num_threads(threads)
@@ -92,7 +93,7 @@ def _run_model(wav: np.ndarray) -> np.ndarray:
 
 def speech_probability(wav16k: np.ndarray, fps: float) -> np.ndarray:
     """Mean speech probability over each video frame at `fps`: `(ceil(len * fps / 16000),)` float32."""
-    n_frames = int(np.ceil(len(wav16k) * fps / SR))
+    n_frames = int(np.ceil(len(wav16k) * fps / SAMPLE_RATE))
     probs = chunk_probabilities(wav16k)
     if n_frames == 0:
         return np.zeros(0, np.float32)
@@ -109,7 +110,7 @@ def speech_segments(wav16k: np.ndarray, min_silence: float = 0.3, pad: float = 0
     """Speech as `[(start_s, end_s)]`: hysteresis on silero's probability, gaps < `min_silence` merged,
     bursts < `min_speech` dropped, each segment padded by `pad` seconds (clipped to the audio)."""
     probs = chunk_probabilities(wav16k)
-    duration = len(wav16k) / SR
+    duration = len(wav16k) / SAMPLE_RATE
     segments: list[list[float]] = []
     low = max(threshold - 0.15, 0.01)
     start = None

@@ -13,12 +13,13 @@ from lipdub.errors import LipdubError, MediaError
 from lipdub.media.atomic import atomic_output
 from lipdub.media.info import open_input
 
+SAMPLE_RATE = 16000  # Hz, the working rate: analysis (mel, VAD, cues) and engines all run on 16 kHz mono
 SILENCE_DBFS = -60.0
 MAX_CHANNELS = 64  # FFmpeg's limit: an array with more rows is (n, channels) passed the wrong way round
 MAX_WRITE_CHANNELS = 8  # 7.1, the widest audio the writers encode
 
 
-def load_audio(path: str | os.PathLike[str], sr: int | None = 16000, mono: bool = True) -> np.ndarray:
+def load_audio(path: str | os.PathLike[str], sr: int | None = SAMPLE_RATE, mono: bool = True) -> np.ndarray:
     """Decode the first audio stream to float32 in [-1, 1]: (n,) if `mono`, else (channels, n).
 
     Any container/codec/sample format PyAV reads. Samples are converted exactly (PCM16 gives int16/32768)
