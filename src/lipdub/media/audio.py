@@ -105,7 +105,7 @@ def as_planar(audio: np.ndarray, dtype: type | None = np.float32, max_channels: 
 
 
 def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    """(c, n) audio as float32 (channels, n): the one channel mapping of lipdub (decoding and mixing).
+    """(c, n) audio as float32 (channels, n), the same way when decoding and when mixing.
 
     Mono is copied to every channel; mono out is the channel mean (as librosa does); wider audio folds onto
     stereo (front pair kept, the other channels shared by both sides at -3 dB); any other mismatch (a stream
