@@ -80,8 +80,9 @@ def imports_of(module: str) -> list[tuple[str, int]]:
     return imports_in(path.read_text(), module if path.name == "__init__.py" else module.rpartition(".")[0])
 
 
-def edges() -> list[tuple[str, str, int]]:
-    return [(m, target, line) for m in modules() for target, line in imports_of(m)]
+@cache
+def edges() -> tuple[tuple[str, str, int], ...]:
+    return tuple((m, target, line) for m in modules() for target, line in imports_of(m))
 
 
 def test_every_package_has_a_place_in_the_layer_order():
