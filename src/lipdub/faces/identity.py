@@ -56,7 +56,3 @@ def embed(image_rgb: np.ndarray, face: Face) -> np.ndarray:
 def distance(a: np.ndarray, b: np.ndarray) -> float:
     """Euclidean distance between two embeddings (< THRESHOLD: the same person)."""
     return float(np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32)))
-
-
-def same_person(a: np.ndarray, b: np.ndarray, threshold: float = THRESHOLD) -> bool:
-    return distance(a, b) < threshold

@@ -1,4 +1,4 @@
-"""Online multi-face tracking: detectors on key frames, FaceMesh tracking in between, stable ids.
+"""Online multi-face tracking: detectors on key frames, FaceMesh tracking in between, stable ids within a shot.
 
 Each track owns a FaceMesh in tracking mode fed a square crop around where the face is predicted (constant
 velocity), so it costs ~2 ms a face a frame. Key frames run the detectors to find faces that entered:
@@ -8,6 +8,10 @@ gets its old id back when its identity embedding matches (re-identification). Wh
 face (a crossing), the track whose identity (else predicted motion) fits keeps it; the other waits to be
 found again. Landmarks are smoothed with One Euro filters on head pose and
 expression (lipdub.faces.smooth.LandmarkSmoother): no jitter at rest, no lag in motion, full mouth motion.
+
+A shot boundary (lipdub.faces.shots, measured on the same decoded frames) ends every track: no track, filter,
+re-identification or gap interpolation reaches across a cut, and the new shot is searched like a first frame.
+`result()` then groups the tracks of all shots into persons by identity (lipdub.faces.persons).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from lipdub.faces.config import FaceSettings
 from lipdub.faces.crop import crop_box
 from lipdub.faces.detect import Detector, iou, same_face
 from lipdub.faces.landmarks import Mesh, box_of, square_around
+from lipdub.faces.persons import group_tracks
+from lipdub.faces.shots import ShotDetector
 from lipdub.faces.smooth import LandmarkSmoother
 from lipdub.faces.tracks import FaceTracks
 from lipdub.faces.types import Face
@@ -81,7 +87,10 @@ class Tracker:
         self._own_detector = detector is None
         self.index = 0
         self.active: list[_Track] = []
-        self.ended: list[_Track] = []
+        self.ended: list[_Track] = []  # lost in the current shot: may be re-identified
+        self.done: list[_Track] = []  # tracks of earlier shots: never continued
+        self.shots = ShotDetector(self.fps)
+        self.shot_starts: list[int] = [0]
         self.frames: list[list[Face]] = []
         self._next_id = 0
         self._hog_next, self._hog_gap = 0, self.settings.hog_every
@@ -94,6 +103,8 @@ class Tracker:
         """Track one RGB frame; returns its faces (smoothed, track ids set)."""
         frame = np.ascontiguousarray(frame)
         self.shape = frame.shape[:2]
+        if self.shots.step(frame):
+            self._cut()
         seen = self._follow(frame)
         self._drop_duplicates(frame, seen)
         if self.index % self.settings.detect_every == 0 or self.index >= self._hog_next:
@@ -112,6 +123,15 @@ class Tracker:
         self.frames.append(faces)
         self.index += 1
         return faces
+
+    def _cut(self) -> None:
+        """This frame starts a new shot: end every track, and search the frame like a video's first one."""
+        for t in list(self.active):
+            self._end(t)
+        self.done += self.ended
+        self.ended = []
+        self.shot_starts.append(self.index)
+        self._hog_next, self._hog_gap = self.index, self.settings.hog_every
 
     def _follow(self, frame: np.ndarray) -> dict[int, np.ndarray]:
         """Landmarks of every active track found near its predicted place (tracks run in parallel)."""
@@ -157,7 +177,7 @@ class Tracker:
         s = self.settings
         hog = None
         if self.index >= self._hog_next:
-            hog = s.hog_upsample if self.index == 0 else 0
+            hog = s.hog_upsample if self.index == self.shot_starts[-1] else 0
         known = [box_of(p) for p in seen.values()]  # faces of missing tracks are re-attached by _adopt
         new: list[tuple[np.ndarray, float]] = []
         for box, score in sorted(self.detector.candidates(frame, hog_upsample=hog), key=lambda c: -c[1]):
@@ -251,14 +271,17 @@ class Tracker:
             self.detector.close()
 
     def result(self, source: str = "") -> FaceTracks:
-        """All frames so far as FaceTracks, short gaps inside tracks interpolated."""
-        tracks = self.active + self.ended
+        """All frames so far as FaceTracks: short gaps inside tracks interpolated, tracks grouped into persons."""
+        tracks = self.active + self.ended + self.done
         fill_gaps(self.frames, self.settings.fill_gap)
+        embeddings = {t.id: e for t in tracks if (e := t.identity()) is not None}
+        persons = group_tracks([t.id for t in tracks], embeddings, self.frames, self.settings.reid_threshold)
         return FaceTracks.from_faces(
             self.frames, width=self.shape[1], height=self.shape[0], fps=self.fps, source=source,
             chips={t.id: t.chip for t in tracks if t.chip is not None},
             thumbs={t.id: t.thumb for t in tracks if t.thumb is not None},
-            best_frame={t.id: t.best_frame for t in tracks if t.best_frame >= 0})
+            best_frame={t.id: t.best_frame for t in tracks if t.best_frame >= 0},
+            embeddings=embeddings, persons=persons, shot_starts=np.array(self.shot_starts, np.int32))
 
 
 def thumbnail(frame: np.ndarray, face: Face, side: int = THUMB_SIDE) -> np.ndarray:

@@ -1,0 +1,78 @@
+"""Shot boundaries of a video, measured inside the decode loop the face tracker already runs.
+
+The measure is PySceneDetect's ContentDetector (Castellano, BSD-3): the mean absolute difference of hue,
+saturation and value between consecutive frames, on a small copy of the frame; at or above `threshold`
+(27, its default) a hard cut starts a new shot. Two gradual transitions are caught as well:
+- a dissolve (or a fade through black) changes every pixel monotonically, so over a short window the
+  frame-to-frame differences add up to the difference across the window; camera or subject motion does not
+  add up (pixels go back and forth). A window whose total change reaches `threshold` and is at least
+  `additive` of the summed steps is a boundary;
+- a fade to black: the frame after a run of black frames (mean value < `black`) starts a shot.
+The `scenedetect` package itself is not used: it requires `opencv-python`, which would replace the
+`opencv-contrib-python` build lipdub ships, and it would decode the video a second time. Cost here: one
+bilinear resize and one HSV conversion of a 128-pixel-wide copy (~0.3 ms a 1280x720 frame; see
+benchmarks/bench_faces.py).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+SMALL_WIDTH = 128  # pixels: the copy the measure runs on
+
+
+def small_hsv(frame: np.ndarray, width: int = SMALL_WIDTH) -> np.ndarray:
+    """(h, width, 3) float32 HSV copy of an RGB frame (hue 0-179, saturation/value 0-255, OpenCV's scale)."""
+    h, w = frame.shape[:2]
+    size = (min(width, w), max(1, round(h * min(width, w) / w)))
+    small = cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.float32)
+
+
+def content_delta(a: np.ndarray, b: np.ndarray) -> float:
+    """ContentDetector's score between two `small_hsv` frames: mean |dH|, |dS|, |dV|, averaged."""
+    return float(np.abs(a - b).mean())
+
+
+class ShotDetector:
+    """Feed every frame in order to `step`; it says whether that frame starts a new shot."""
+
+    def __init__(self, fps: float, threshold: float = 27.0, min_shot: float = 0.3, window: float = 0.5,
+                 additive: float = 0.7, black: float = 12.0) -> None:
+        self.threshold, self.additive, self.black = threshold, additive, black
+        self.min_shot = max(1, round(min_shot * fps))  # frames: no second boundary sooner than this
+        self.window = max(2, round(window * fps))
+        self._recent: deque[np.ndarray] = deque(maxlen=self.window)
+        self._steps: deque[float] = deque(maxlen=self.window)
+        self._since = 0  # frames since the current shot began
+        self._dark = False
+
+    def step(self, frame: np.ndarray) -> bool:
+        """True when `frame` is the first frame of a new shot (never for the video's first frame)."""
+        hsv = small_hsv(frame)
+        dark = float(hsv[..., 2].mean()) < self.black
+        first = not self._recent
+        cut = False
+        if not first:
+            delta = content_delta(hsv, self._recent[-1])
+            self._steps.append(delta)
+            cut = self._since >= self.min_shot and (
+                delta >= self.threshold or self._gradual(hsv) or (self._dark and not dark))
+        self._dark = dark
+        if cut:
+            self._recent.clear()
+            self._steps.clear()
+            self._since = 0
+        self._recent.append(hsv)
+        self._since += 1
+        return cut
+
+    def _gradual(self, hsv: np.ndarray) -> bool:
+        """A dissolve or fade: the change across the window is large and made of steps that add up."""
+        if len(self._recent) < self.window:
+            return False
+        total = content_delta(hsv, self._recent[0])
+        return total >= self.threshold and total >= self.additive * sum(self._steps)
