@@ -9,6 +9,7 @@ the id of its first track, so on a video's first frame (and on a still) a face's
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,20 +25,20 @@ def co_present(frames: list[list[Face]]) -> set[frozenset[int]]:
     return pairs
 
 
-def group_tracks(track_ids: list[int], embeddings: dict[int, np.ndarray], frames: list[list[Face]],
+def group_tracks(track_ids: list[int], embed: Callable[[int], np.ndarray | None], frames: list[list[Face]],
                  threshold: float) -> dict[int, int]:
-    """{track id: person id}."""
+    """{track id: person id}. `embed(track_id)` gives a track's embedding (None: unknown); it is asked only
+    for tracks that could join another (a single shot of people always on screen together costs nothing)."""
     groups = [[t] for t in sorted(track_ids)]
     apart = co_present(frames)
-    dist = {}
-    with_emb = [t for t in track_ids if t in embeddings]
-    for a, b in itertools.combinations(with_emb, 2):
-        d = float(np.linalg.norm(np.asarray(embeddings[a], np.float32) - np.asarray(embeddings[b], np.float32)))
-        dist[frozenset((a, b))] = d
+    candidates = [frozenset(p) for p in itertools.combinations(sorted(track_ids), 2) if frozenset(p) not in apart]
+    embeddings = {t: e for t in sorted({t for p in candidates for t in p}) if (e := embed(t)) is not None}
+    dist = {p: float(np.linalg.norm(embeddings[a] - embeddings[b])) for p in candidates
+            if (a := min(p)) in embeddings and (b := max(p)) in embeddings}
 
     def linkage(g: list[int], h: list[int]) -> float:
         pairs = [frozenset((a, b)) for a in g for b in h]
-        if any(p in apart or p not in dist for p in pairs):
+        if any(p not in dist for p in pairs):  # seen together, or an identity unknown
             return np.inf
         return float(np.mean([dist[p] for p in pairs]))
 

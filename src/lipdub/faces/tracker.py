@@ -35,6 +35,11 @@ from lipdub.faces.types import Face
 
 THUMB_SIDE = 128
 CHIP_EVERY = 25  # frames between two captures of a track's best view
+# a track's identity is the mean embedding of up to IDENTITY_SAMPLES views IDENTITY_EVERY frames apart: on the
+# shared test videos one view of a person is 0.10-0.51 from another of the same recording and >= 0.54 from
+# anyone else's; means of 3 views are <= 0.32 apart for one person, >= 0.56 for two
+# (benchmarks/identity_threshold.py)
+IDENTITY_SAMPLES, IDENTITY_EVERY = 3, 50
 HOG_BACKOFF = 8  # the full detection pass runs at least every hog_every * HOG_BACKOFF frames
 REID_SLACK = 0.15  # a face where a lost track was heading rejoins it unless this much further than reid
 
@@ -50,7 +55,9 @@ class _Track:
     miss: int = 0
     best_area: float = 0.0
     best_frame: int = -1
-    chip: np.ndarray | None = None
+    chip: np.ndarray | None = None  # best view (largest face): for previews and reference-photo matching
+    samples: list[np.ndarray] = field(default_factory=list)  # aligned chips the identity is measured on
+    sampled_at: int = -IDENTITY_EVERY
     thumb: np.ndarray | None = None
     embedding: np.ndarray | None = None
 
@@ -58,8 +65,8 @@ class _Track:
         return self.box + np.tile(self.velocity * min(self.miss + 1, 5), 2)  # coast a few frames, then wait
 
     def identity(self) -> np.ndarray | None:
-        if self.embedding is None and self.chip is not None:
-            self.embedding = identity.embed_chip(self.chip)
+        if self.embedding is None and self.samples:
+            self.embedding = np.mean([identity.embed_chip(c) for c in self.samples], axis=0).astype(np.float32)
         return self.embedding
 
 
@@ -162,7 +169,7 @@ class Tracker:
                 if a not in seen or b not in seen or iou(box_of(seen[a]), box_of(seen[b])) < 0.4:
                     continue
                 ta, tb = by_id[a], by_id[b]
-                if ta.chip is not None and tb.chip is not None:
+                if ta.samples and tb.samples:
                     emb = identity.embed(frame, Face(box=box_of(seen[a]), landmarks=seen[a]))
                     cost = {k: identity.distance(emb, by_id[k].identity()) for k in (a, b)}
                 else:
@@ -226,7 +233,7 @@ class Tracker:
                     ) -> tuple[_Track | None, dict[int, float]]:
         """The lost track whose identity embedding is nearest this face's if under the threshold, and the
         distances to every lost track with a known identity."""
-        pool = [t for t in missing + self.ended if t.chip is not None]
+        pool = [t for t in missing + self.ended if t.samples]
         if not pool:
             return None, {}
         emb = identity.embed(frame, Face(box=box_of(pts), landmarks=pts))
@@ -245,12 +252,15 @@ class Tracker:
         area = face.area
         if area > 1.15 * t.best_area and (t.best_frame < 0 or self.index - t.best_frame >= CHIP_EVERY):
             self._capture(t, frame, face)
+        if len(t.samples) < IDENTITY_SAMPLES and self.index - t.sampled_at >= IDENTITY_EVERY:
+            t.samples.append(t.chip if t.best_frame == self.index else identity.chip(frame, face))
+            t.sampled_at, t.embedding = self.index, None
         return face
 
     def _capture(self, t: _Track, frame: np.ndarray, face: Face) -> None:
         """Keep this frame's view of the face: aligned chip (identity) and thumbnail (preview)."""
         t.best_area, t.best_frame = face.area, self.index
-        t.chip, t.embedding = identity.chip(frame, face), None
+        t.chip = identity.chip(frame, face)
         t.thumb = thumbnail(frame, face)
 
     def _end(self, t: _Track) -> None:
@@ -274,8 +284,9 @@ class Tracker:
         """All frames so far as FaceTracks: short gaps inside tracks interpolated, tracks grouped into persons."""
         tracks = self.active + self.ended + self.done
         fill_gaps(self.frames, self.settings.fill_gap)
-        embeddings = {t.id: e for t in tracks if (e := t.identity()) is not None}
-        persons = group_tracks([t.id for t in tracks], embeddings, self.frames, self.settings.reid_threshold)
+        by_id = {t.id: t for t in tracks}
+        persons = group_tracks(list(by_id), lambda t: by_id[t].identity(), self.frames, identity.PERSON_THRESHOLD)
+        embeddings = {t.id: t.embedding for t in tracks if t.embedding is not None}
         return FaceTracks.from_faces(
             self.frames, width=self.shape[1], height=self.shape[0], fps=self.fps, source=source,
             chips={t.id: t.chip for t in tracks if t.chip is not None},
