@@ -39,6 +39,10 @@ def test_persons_are_what_select_and_strength_work_on():
                                    shot_starts=np.array([0, 10, 20], np.int32))
     assert tracks.person_ids == [0, 1] and tracks.tracks_of(0) == [0, 2]
     assert tracks.face(0, 25).track_id == 2 and tracks.face(0, 15) is None
+    rows = tracks.person_summary()
+    assert [(r["id"], r["frames"]) for r in rows] == [(0, 20), (1, 10)]
+    assert [(t["id"], t["shot"], t["first_frame"], t["last_frame"]) for t in rows[0]["tracks"]] == [
+        (0, 0, 0, 9), (2, 2, 20, 29)]
     assert select(tracks) == 0 and "on screen longest (20 of 30 frames)" in select(tracks).reason
     s = tracks.strength(0, fade_frames=3)
     assert s[:10].tolist() == [1.0] * 10 and s[20:].tolist() == [1.0] * 10, "shot edges are hard cuts, no fade"

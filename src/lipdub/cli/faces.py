@@ -24,22 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def persons(tracks) -> list[dict]:
-    """One row per person: id, frames, evidence, mean box/size of its faces, and its tracks."""
+    """`FaceTracks.person_summary()` rows with each person's default-speaker evidence."""
     from lipdub.faces.select import evidence
 
     score = evidence(tracks)
-    by_track = {r["id"]: r for r in tracks.summary()}
-    rows = []
-    for pid in tracks.person_ids:
-        own = [by_track[t] for t in tracks.tracks_of(pid)]
-        frames = sum(r["frames"] for r in own)
-        box = [round(sum(r["box"][k] * r["frames"] for r in own) / frames, 1) for k in range(4)]
-        rows.append({"id": pid, "frames": frames, "evidence": round(score[pid], 3), "box": box,
-                     "size": [round(box[2] - box[0], 1), round(box[3] - box[1], 1)],
-                     "first_frame": min(r["first_frame"] for r in own), "last_frame": max(r["last_frame"] for r in own),
-                     "tracks": [{k: r[k] for k in ("id", "shot", "first_frame", "last_frame", "frames", "best_frame")}
-                                for r in own]})
-    return rows
+    return [{**r, "evidence": round(score[r["id"]], 3)} for r in tracks.person_summary()]
 
 
 def _table(rows: list[dict], video: bool) -> str:

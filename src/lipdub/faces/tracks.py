@@ -142,6 +142,22 @@ class FaceTracks:
             })
         return rows
 
+    def person_summary(self) -> list[dict]:
+        """Per person: id, frames present, first/last frame, mean box and size of its faces, and its tracks
+        (`id`, `shot`, `first_frame`, `last_frame`, `frames`, `best_frame`; thumbnails in `.thumbs[id]`)."""
+        by_track = {r["id"]: r for r in self.summary()}
+        rows = []
+        for pid in self.person_ids:
+            own = [by_track[t] for t in self.tracks_of(pid)]
+            frames = sum(r["frames"] for r in own)
+            box = [round(sum(r["box"][k] * r["frames"] for r in own) / frames, 1) for k in range(4)]
+            rows.append({"id": pid, "frames": frames, "first_frame": min(r["first_frame"] for r in own),
+                         "last_frame": max(r["last_frame"] for r in own), "box": box,
+                         "size": [round(box[2] - box[0], 1), round(box[3] - box[1], 1)],
+                         "tracks": [{k: r[k] for k in ("id", "shot", "first_frame", "last_frame", "frames",
+                                                      "best_frame")} for r in own]})
+        return rows
+
     # ---- storage -------------------------------------------------------------------------------------
     def save(self, file: str | Path | io.IOBase, extra_meta: dict | None = None) -> None:
         """Write as one uncompressed .npz (loading it is a memory copy; landmarks do not compress)."""
