@@ -174,3 +174,18 @@ def test_two_runs_at_once_on_one_file_both_succeed_and_leave_one_good_entry(lipd
     assert reports[0]["faces"] == reports[1]["faces"]
     assert cache.info()["entries"] == 1
     assert cache.load(next(Path(cache.info()["path"]).glob("*.npz")).stem).num_frames == 75
+
+
+def test_an_entry_of_the_previous_format_is_rebuilt_with_persons(lipdub_home, monkeypatch):
+    from lipdub.faces import tracks as tracks_module
+
+    key = cache.cache_key(CLIP, FaceSettings(), None)
+    old = analyze(CLIP, use_cache=False)
+    with monkeypatch.context() as m:  # what a lipdub before shots and persons left in the cache
+        m.setattr(tracks_module, "FORMAT_VERSION", tracks_module.FORMAT_VERSION - 1)
+        cache.store(key, old)
+    assert cache.load(key) is None, "an entry of another format is never read"
+    rebuilt = analyze(CLIP)
+    assert rebuilt.person_ids == [0] and rebuilt.shot_starts.tolist() == [0]
+    hit = cache.load(key)
+    assert hit is not None and hit.persons == rebuilt.persons and hit.tracks_of(0) == [0]

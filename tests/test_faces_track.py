@@ -110,7 +110,7 @@ def test_ids_stay_with_their_person_through_crossing_and_return(crossing, crossi
 def test_default_choice_is_the_face_present_longest(crossing_tracks):
     chosen = select(crossing_tracks)
     assert chosen == 1
-    assert "most frames" in chosen.reason and "of 2" in chosen.reason
+    assert "on screen longest" in chosen.reason and "of 2" in chosen.reason
 
 
 def test_reference_photo_picks_the_right_person_in_video(crossing_tracks):
@@ -214,7 +214,7 @@ def test_after_a_cut_every_small_face_of_the_new_shot_is_found_soon(tmp_path):
 
 
 def test_short_misses_are_interpolated_and_long_gaps_are_not():
-    from lipdub.faces.track import fill_gaps
+    from lipdub.faces.tracker import fill_gaps
     from lipdub.faces.types import Face
 
     def face(x: float) -> Face:

@@ -229,9 +229,10 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
             if request.box is not None and choice == FaceChoice():
                 top, bottom, left, right = request.box
                 choice = FaceChoice(at=((left + right) / 2, (top + bottom) / 2))
+            # a person id: tracks.face/strength follow that person through every shot it appears in
             sp.track_id, why = faces.select(tracks, face_id=choice.face_id, at=choice.at, like=choice.like)
-            sp.info = {"face": sp.track_id, "chosen": why, "faces_seen": len(tracks.track_ids),
-                       "audio": str(sp.spec.audio), "start": sp.spec.start}
+            sp.info = {"face": sp.track_id, "chosen": why, "faces_seen": len(tracks.person_ids),
+                       "tracks": tracks.tracks_of(sp.track_id), "audio": str(sp.spec.audio), "start": sp.spec.start}
         if len(speakers) > 1 and len({sp.track_id for sp in speakers}) < len(speakers):
             raise LipdubError("two --speaker options chose the same face; name different faces")
 

@@ -1,4 +1,4 @@
-"""`lipdub faces MEDIA`: list every face (ids, boxes, frames present) and write a numbered preview image."""
+"""`lipdub faces MEDIA`: list every person (id, frames, tracks per shot) and write a numbered preview image."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("faces", help="list the faces of a photo or video and write a numbered preview",
-                       description="Detect and track every face; the ids are what `animate --face` takes.")
+                       description="Detect and track every face, group the tracks of each shot into persons; "
+                       "the ids are what `animate --face` takes. Each person lists its tracks (shot, first and last "
+                       "frame); the preview shows every track's best frame.")
     p.add_argument("media", type=Path, help="photo or video")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     p.add_argument("--no-cache", action="store_true", help="detect again even if the result is cached")
@@ -21,14 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _table(rows: list[dict]) -> str:
-    head = f"{'id':>3}  {'box x1,y1,x2,y2':<24} {'size':>9}  {'frames':>6}  {'first':>5}  {'last':>5}"
-    lines = [head]
+def persons(tracks) -> list[dict]:
+    """`FaceTracks.person_summary()` rows with each person's default-speaker evidence."""
+    from lipdub.faces.select import evidence
+
+    score = evidence(tracks)
+    return [{**r, "evidence": round(score[r["id"]], 3)} for r in tracks.person_summary()]
+
+
+def _table(rows: list[dict], video: bool) -> str:
+    head = f"{'face':>4}  {'box x1,y1,x2,y2':<24} {'size':>9}  {'frames':>6}  {'evidence':>8}"
+    lines = [head + ("  tracks (shot: first-last)" if video else "")]
     for r in rows:
         box = ",".join(str(round(v)) for v in r["box"])
         size = f"{round(r['size'][0])}x{round(r['size'][1])}"
-        lines.append(f"{r['id']:>3}  {box:<24} {size:>9}  {r['frames']:>6}  "
-                     f"{r['first_frame']:>5}  {r['last_frame']:>5}")
+        spans = ", ".join(f"{t['shot']}: {t['first_frame']}-{t['last_frame']}" for t in r["tracks"])
+        lines.append(f"{r['id']:>4}  {box:<24} {size:>9}  {r['frames']:>6}  {r['evidence']:>8.3f}"
+                     + (f"  {spans}" if video else ""))
     return "\n".join(lines)
 
 
@@ -47,14 +58,15 @@ def _run(args: argparse.Namespace) -> int:
     from lipdub.faces import analyze, select
 
     tracks = analyze(args.media, fps=args.fps, use_cache=not args.no_cache)
-    rows = tracks.summary()
+    rows = persons(tracks)
     chosen = select(tracks) if rows else None
     out = None if args.no_preview or not rows else (args.preview or Path.cwd() / f"{args.media.stem}.faces.jpg")
     if out is not None:
         _write_preview(args.media, tracks, out)
     if args.json:
         print(json.dumps({"media": str(args.media), "frames": tracks.num_frames, "width": tracks.width,
-                          "height": tracks.height, "fps": tracks.fps, "faces": rows,
+                          "height": tracks.height, "fps": tracks.fps, "shots": tracks.shot_starts.tolist(),
+                          "faces": rows,
                           "default": None if chosen is None else int(chosen),
                           "preview": None if out is None else str(out)}, indent=2))
     if not rows:
@@ -62,10 +74,12 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         raise NoFaceError("no face found", args.media)
     if not args.json:
-        kind = "video" if tracks.num_frames > 1 else "photo"
+        video = tracks.num_frames > 1
+        shots = len(tracks.shot_starts)
         print(f"{args.media}: {len(rows)} face{'s' * (len(rows) != 1)} in a {tracks.width}x{tracks.height} "
-              f"{kind}" + (f" of {tracks.num_frames} frames" if tracks.num_frames > 1 else ""))
-        print(_table(rows))
+              + (f"video of {tracks.num_frames} frames, {shots} shot{'s' * (shots != 1)}" if video else "photo")
+              + ("; a face is one person, with a track for each shot it appears in" if video else ""))
+        print(_table(rows, video))
         print(f"default speaker: {chosen.reason}")
         if out is not None:
             print(f"preview: {out}", file=sys.stderr if args.json else sys.stdout)

@@ -1,11 +1,15 @@
-"""Keep only clips where the target person is on screen and is the one talking; report why others went."""
+"""Keep only clips where the target person is on screen and is the one talking; report why others went.
+
+Who is who comes from the face analysis (lipdub.faces): tracks end at shot boundaries and are grouped into
+persons by identity, so a clip cut across a shot change is judged per person, never per track.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from lipdub.data.store import (
     settings_hash,
     write_json,
 )
-from lipdub.errors import LipdubError, MediaError, NoFaceError
+from lipdub.errors import LipdubError, MediaError
 from lipdub.hashing import file_sha256
 
 log = logging.getLogger(__name__)
@@ -47,19 +51,23 @@ class FilterConfig:
 
 
 def reference_embeddings(photos: list[str | os.PathLike[str]]) -> np.ndarray:
-    """Identity embeddings `(n, d)` of the largest face in each reference photo."""
-    from lipdub import faces, media
-    from lipdub.faces import identity
+    """Identity embeddings `(n, d)` of the target's face in each reference photo.
 
-    embs = []
-    for photo in photos:
-        image = media.read_image(photo)
-        found = faces.detect_faces(image)
-        if not found:
-            raise NoFaceError("no face found in the reference photo", photo)
-        face = max(found, key=lambda f: f.area)
-        embs.append(np.asarray(identity.embed(image, face), dtype=np.float32))
-    return np.stack(embs)
+    A photo is `photo.jpg`, or `photo.jpg:face=N` when it shows several people (N as `lipdub faces` numbers
+    them); a missing photo, a photo without a face or with several and no `:face=N` is a one-line error.
+    """
+    from lipdub.faces.select import reference_embedding
+
+    return np.stack([np.asarray(reference_embedding(photo), np.float32) for photo in photos])
+
+
+def _photo_key(photo: str | os.PathLike[str]) -> str:
+    """Content hash of a reference photo plus the face asked for (part of the settings hash)."""
+    from lipdub.faces.select import reference_spec
+    from lipdub.media.info import check_exists
+
+    path, face = reference_spec(photo)
+    return f"{file_sha256(check_exists(path))}:{face}"
 
 
 def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, Any]:
@@ -77,17 +85,22 @@ def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, 
         per_frame = [list(tracks.faces_in(i)) for i in range(n)]
     except (MediaError, OSError, ValueError, av.error.FFmpegError) as err:
         return {**verdict, "reason": "corrupt", "detail": str(err)}
+    # ids below are persons; the speaker helpers group faces by `track_id`, so label each face with its person
+    per_frame = [[replace(f, track_id=f.person_id) for f in fs] for fs in per_frame]
     presence = Counter(f.track_id for fs in per_frame for f in fs)
     if not presence:
         return {**verdict, "reason": "no face"}
-    distances = _track_distances(clip, tracks, per_frame, presence, refs, cfg)
+    distances = _person_distances(clip, tracks, per_frame, presence, refs, cfg)
     verdict["distances"] = {str(t): round(d, 3) for t, d in distances.items()}
     matches = {t: d for t, d in distances.items() if d < cfg.max_distance}
     if not matches:
         return {**verdict, "reason": "other person"}
     target = min(matches, key=matches.get)
     visible = presence[target] / n
-    verdict.update(track_id=int(target), distance=round(distances[target], 3), visible=round(visible, 3))
+    # prepare crops one track: the person's longest in this clip
+    longest = max(tracks.tracks_of(target), key=lambda t: len(tracks.frames_of(t)))
+    verdict.update(person=int(target), track_id=int(longest), distance=round(distances[target], 3),
+                   visible=round(visible, 3))
     if visible < cfg.min_visible:
         others_visible = any(f.track_id != target for fs in per_frame for f in fs)
         return {**verdict, "reason": "other person" if others_visible else "no face"}
@@ -135,12 +148,14 @@ def _clip_audio(clip: ClipRef) -> np.ndarray:
     return media.load_audio(clip.video, sr=SAMPLE_RATE, mono=True)
 
 
-def _track_distances(clip: ClipRef, tracks: Any, per_frame: list, presence: Counter, refs: np.ndarray,
-                     cfg: FilterConfig) -> dict[int, float]:
-    """Per track: distance to the nearest reference. Uses the aligned chip the face cache keeps of each
-    track's best frame; otherwise the median over a few of the track's largest faces, decoded."""
+def _person_distances(clip: ClipRef, tracks: Any, per_frame: list, presence: Counter, refs: np.ndarray,
+                      cfg: FilterConfig) -> dict[int, float]:
+    """Per person (`per_frame` faces labelled by person): distance to the nearest reference, from the nearest
+    of the person's tracks. A track's identity is what the face cache keeps (its embedding or its best view);
+    a person without one gets the median over a few of its largest faces, decoded."""
     from lipdub import media
     from lipdub.faces import identity
+    from lipdub.faces.select import track_embedding
 
     def nearest(emb: np.ndarray) -> float:
         return float(np.linalg.norm(refs - np.asarray(emb, np.float32), axis=1).min())
@@ -148,9 +163,9 @@ def _track_distances(clip: ClipRef, tracks: Any, per_frame: list, presence: Coun
     out: dict[int, float] = {}
     wanted: dict[int, list[tuple[int, Any]]] = {}
     for t in presence:
-        chip = getattr(tracks, "chips", {}).get(t)
-        if chip is not None:
-            out[t] = nearest(identity.embed_chip(chip))
+        embs = [e for k in tracks.tracks_of(t) if (e := track_embedding(tracks, k)) is not None]
+        if embs:
+            out[t] = min(nearest(e) for e in embs)
             continue
         seen = sorted(((i, f) for i, fs in enumerate(per_frame) for f in fs if f.track_id == t),
                       key=lambda p: -p[1].area)
@@ -200,7 +215,7 @@ def _place(clip: ClipRef, out: Path, verdict: dict[str, Any]) -> None:
     link_or_copy(clip.video, dst / names[0])
     if clip.wav.exists():
         link_or_copy(clip.wav, dst / names[1])
-    keep = {k: verdict[k] for k in ("track_id", "distance", "visible", "sync") if k in verdict}
+    keep = {k: verdict[k] for k in ("person", "track_id", "distance", "visible", "sync") if k in verdict}
     write_json(dst / names[2], {**clip.meta(), "filter": keep})
 
 
@@ -217,7 +232,8 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     if out.resolve() == Path(clips_dir).resolve():
         raise LipdubError("the output folder must differ from the clips folder", out)
     settings = settings_hash({**asdict(cfg), "use_cache": None,  # caching does not change verdicts
-                              "photos": sorted(file_sha256(p) for p in photos)})
+                              "photos": sorted(_photo_key(p) for p in photos)})
+    refs = reference_embeddings(photos).tolist()  # checks every photo before any work
     verdicts: dict[str, dict[str, Any]] = {}
     tasks = []
     for c in clips:
@@ -230,7 +246,6 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             tasks.append({"root": str(c.root), "source": c.source, "clip": c.clip, "out": str(out),
                           "config": asdict(cfg), "settings_hash": settings, "input_hash": input_hash})
     if tasks:
-        refs = reference_embeddings(photos).tolist()
         for task in tasks:
             task["refs"] = refs
         for v in run_tasks(filter_task, tasks, workers=workers, ray_address=ray_address, desc="filter",
@@ -244,8 +259,8 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
 def build_report(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals, removals by reason, and every clip's verdict."""
     removed = [v for v in verdicts if not v["kept"]]
-    keep_keys = ("clip", "kept", "reason", "n_frames", "track_id", "distance", "visible", "distances", "sync",
-                 "detail")
+    keep_keys = ("clip", "kept", "reason", "n_frames", "person", "track_id", "distance", "visible", "distances",
+                 "sync", "detail")
     return {
         "clips": len(verdicts), "kept": len(verdicts) - len(removed), "removed": len(removed),
         "kept_seconds": sum(v["n_frames"] for v in verdicts if v["kept"]) / FPS,

@@ -9,7 +9,7 @@ from pathlib import Path
 from lipdub.faces import cache, identity
 from lipdub.faces.config import FaceSettings
 from lipdub.faces.detect import shared_detector, shared_lock
-from lipdub.faces.track import Tracker, thumbnail
+from lipdub.faces.tracker import Tracker, thumbnail
 from lipdub.faces.tracks import FaceTracks
 
 # progress(done, total): frames analysed so far, of the video's frame count

@@ -20,7 +20,6 @@ from lipdub.faces.tracks import FORMAT_VERSION, FaceTracks
 from lipdub.hashing import file_sha256
 
 log = logging.getLogger(__name__)
-BLOCK = 1 << 20
 
 
 def cache_dir() -> Path:

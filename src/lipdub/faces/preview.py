@@ -1,4 +1,7 @@
-"""Preview image for `lipdub faces`: the first frame with numbered boxes, plus a contact sheet of tracks."""
+"""Preview image for `lipdub faces`: the first frame with numbered boxes, plus a contact sheet of tracks.
+
+Numbers and colours are person ids; each track's thumbnail (its best frame) is labelled with its person,
+shot and frames, so the tracks of one person across shots can be told apart and checked."""
 
 from __future__ import annotations
 
@@ -30,10 +33,10 @@ def preview(first_frame: np.ndarray | None, tracks: FaceTracks, max_side: int = 
     line = max(2, round(max(im.size) / 400))
     font = _font(max(14, round(max(im.size) / 40)))
     for face in tracks.faces_in(0):
-        color = COLORS[face.track_id % len(COLORS)]
+        color = COLORS[face.person_id % len(COLORS)]
         x1, y1, x2, y2 = (float(v) * scale for v in face.box)
         draw.rectangle((x1, y1, x2, y2), outline=color, width=line)
-        draw.text((x1 + line, max(0.0, y1 - font.size - 2 * line)), str(face.track_id), fill=color, font=font,
+        draw.text((x1 + line, max(0.0, y1 - font.size - 2 * line)), str(face.person_id), fill=color, font=font,
                   stroke_width=line, stroke_fill=(0, 0, 0))
     if tracks.num_frames <= 1 or not tracks.thumbs:
         return im
@@ -41,22 +44,25 @@ def preview(first_frame: np.ndarray | None, tracks: FaceTracks, max_side: int = 
 
 
 def _with_contact_sheet(im: Image.Image, tracks: FaceTracks, font: ImageFont.ImageFont) -> Image.Image:
-    """Append one row of track thumbnails, each labelled `id: first-last`."""
+    """Append rows of track thumbnails, grouped by person, each labelled `face P, shot S: first-last`."""
     cell, pad = 128, 8
-    ids = [t for t in tracks.track_ids if t in tracks.thumbs]
+    info = {r["id"]: r for r in tracks.summary()}
+    ids = sorted((t for t in tracks.track_ids if t in tracks.thumbs), key=lambda t: (info[t]["person"], t))
     per_row = max(1, (im.width - pad) // (cell + pad))
     rows = (len(ids) + per_row - 1) // per_row
-    label_h = font.size + 6
+    label_h = 2 * (font.size + 3)
     sheet = Image.new("RGB", (im.width, im.height + rows * (cell + label_h + pad) + pad), (24, 24, 24))
     sheet.paste(im, (0, 0))
     draw = ImageDraw.Draw(sheet)
-    info = {r["id"]: r for r in tracks.summary()}
+    small = _font(max(12, font.size - 2))
     for k, tid in enumerate(ids):
         x = pad + (k % per_row) * (cell + pad)
         y = im.height + pad + (k // per_row) * (cell + label_h + pad)
         thumb = Image.fromarray(tracks.thumbs[tid])
         sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + label_h + (cell - thumb.height) // 2))
         r = info[tid]
-        draw.text((x, y), f"{tid}: {r['first_frame']}-{r['last_frame']}", fill=COLORS[tid % len(COLORS)],
-                  font=_font(max(12, label_h - 6)))
+        color = COLORS[r["person"] % len(COLORS)]
+        draw.text((x, y), f"face {r['person']}", fill=color, font=small)
+        draw.text((x, y + label_h // 2), f"shot {r['shot']}: {r['first_frame']}-{r['last_frame']}", fill=color,
+                  font=small)
     return sheet

@@ -17,7 +17,7 @@ class OneEuroFilter:
 
     The cutoff rises with speed: `cutoff = min_cutoff + beta * |dx/dt|`. For `(N, 2)` input the speed of a
     point is the length of its 2-D velocity, so x and y of one point share a cutoff. `beta` is in the units
-    of the input; callers tracking faces scale it by 1 / face size (see `lipdub.faces.track`).
+    of the input; callers tracking faces scale it by 1 / face size (see `lipdub.faces.tracker`).
     """
 
     def __init__(self, freq: float, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0) -> None:

@@ -12,14 +12,15 @@ class Face:
     """One face in one frame.
 
     box: (x1, y1, x2, y2) float pixels, x2/y2 exclusive. landmarks: (478, 2) FaceMesh points (x, y) in
-    full-frame pixels, or None when no landmark model ran. track_id: stable id across a video (None for an
-    untracked detection).
+    full-frame pixels, or None when no landmark model ran. track_id: stable id of one appearance in one shot
+    (None for an untracked detection). person_id: who it is across the whole video (see lipdub.faces.persons).
     """
 
     box: np.ndarray
     score: float = 1.0
     landmarks: np.ndarray | None = None
     track_id: int | None = None
+    person_id: int | None = None
     extra: dict = field(default_factory=dict)
 
     @property

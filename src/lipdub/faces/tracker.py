@@ -1,4 +1,4 @@
-"""Online multi-face tracking: detectors on key frames, FaceMesh tracking in between, stable ids.
+"""Online multi-face tracking: detectors on key frames, FaceMesh tracking in between, stable ids within a shot.
 
 Each track owns a FaceMesh in tracking mode fed a square crop around where the face is predicted (constant
 velocity), so it costs ~2 ms a face a frame. Key frames run the detectors to find faces that entered:
@@ -8,6 +8,10 @@ gets its old id back when its identity embedding matches (re-identification). Wh
 face (a crossing), the track whose identity (else predicted motion) fits keeps it; the other waits to be
 found again. Landmarks are smoothed with One Euro filters on head pose and
 expression (lipdub.faces.smooth.LandmarkSmoother): no jitter at rest, no lag in motion, full mouth motion.
+
+A shot boundary (lipdub.faces.shots, measured on the same decoded frames) ends every track: no track, filter,
+re-identification or gap interpolation reaches across a cut, and the new shot is searched like a first frame.
+`result()` then groups the tracks of all shots into persons by identity (lipdub.faces.persons).
 """
 
 from __future__ import annotations
@@ -23,12 +27,19 @@ from lipdub.faces.config import FaceSettings
 from lipdub.faces.crop import crop_box
 from lipdub.faces.detect import Detector, iou, same_face
 from lipdub.faces.landmarks import Mesh, box_of, square_around
+from lipdub.faces.persons import group_tracks
+from lipdub.faces.shots import ShotDetector
 from lipdub.faces.smooth import LandmarkSmoother
 from lipdub.faces.tracks import FaceTracks
 from lipdub.faces.types import Face
 
 THUMB_SIDE = 128
 CHIP_EVERY = 25  # frames between two captures of a track's best view
+# a track's identity is the mean embedding of up to IDENTITY_SAMPLES views IDENTITY_EVERY frames apart: on the
+# shared test videos one view of a person is 0.10-0.51 from another of the same recording and >= 0.54 from
+# anyone else's; means of 3 views are <= 0.32 apart for one person, >= 0.56 for two
+# (benchmarks/identity_threshold.py)
+IDENTITY_SAMPLES, IDENTITY_EVERY = 3, 50
 HOG_BACKOFF = 8  # the full detection pass runs at least every hog_every * HOG_BACKOFF frames
 REID_SLACK = 0.15  # a face where a lost track was heading rejoins it unless this much further than reid
 
@@ -44,7 +55,9 @@ class _Track:
     miss: int = 0
     best_area: float = 0.0
     best_frame: int = -1
-    chip: np.ndarray | None = None
+    chip: np.ndarray | None = None  # best view (largest face): for previews and reference-photo matching
+    samples: list[np.ndarray] = field(default_factory=list)  # aligned chips the identity is measured on
+    sampled_at: int = -IDENTITY_EVERY
     thumb: np.ndarray | None = None
     embedding: np.ndarray | None = None
 
@@ -52,8 +65,8 @@ class _Track:
         return self.box + np.tile(self.velocity * min(self.miss + 1, 5), 2)  # coast a few frames, then wait
 
     def identity(self) -> np.ndarray | None:
-        if self.embedding is None and self.chip is not None:
-            self.embedding = identity.embed_chip(self.chip)
+        if self.embedding is None and self.samples:
+            self.embedding = np.mean([identity.embed_chip(c) for c in self.samples], axis=0).astype(np.float32)
         return self.embedding
 
 
@@ -81,7 +94,10 @@ class Tracker:
         self._own_detector = detector is None
         self.index = 0
         self.active: list[_Track] = []
-        self.ended: list[_Track] = []
+        self.ended: list[_Track] = []  # lost in the current shot: may be re-identified
+        self.done: list[_Track] = []  # tracks of earlier shots: never continued
+        self.shots = ShotDetector(self.fps)
+        self.shot_starts: list[int] = [0]
         self.frames: list[list[Face]] = []
         self._next_id = 0
         self._hog_next, self._hog_gap = 0, self.settings.hog_every
@@ -94,6 +110,8 @@ class Tracker:
         """Track one RGB frame; returns its faces (smoothed, track ids set)."""
         frame = np.ascontiguousarray(frame)
         self.shape = frame.shape[:2]
+        if self.shots.step(frame):
+            self._cut()
         seen = self._follow(frame)
         self._drop_duplicates(frame, seen)
         if self.index % self.settings.detect_every == 0 or self.index >= self._hog_next:
@@ -112,6 +130,15 @@ class Tracker:
         self.frames.append(faces)
         self.index += 1
         return faces
+
+    def _cut(self) -> None:
+        """This frame starts a new shot: end every track, and search the frame like a video's first one."""
+        for t in list(self.active):
+            self._end(t)
+        self.done += self.ended
+        self.ended = []
+        self.shot_starts.append(self.index)
+        self._hog_next, self._hog_gap = self.index, self.settings.hog_every
 
     def _follow(self, frame: np.ndarray) -> dict[int, np.ndarray]:
         """Landmarks of every active track found near its predicted place (tracks run in parallel)."""
@@ -142,7 +169,7 @@ class Tracker:
                 if a not in seen or b not in seen or iou(box_of(seen[a]), box_of(seen[b])) < 0.4:
                     continue
                 ta, tb = by_id[a], by_id[b]
-                if ta.chip is not None and tb.chip is not None:
+                if ta.samples and tb.samples:
                     emb = identity.embed(frame, Face(box=box_of(seen[a]), landmarks=seen[a]))
                     cost = {k: identity.distance(emb, by_id[k].identity()) for k in (a, b)}
                 else:
@@ -157,7 +184,7 @@ class Tracker:
         s = self.settings
         hog = None
         if self.index >= self._hog_next:
-            hog = s.hog_upsample if self.index == 0 else 0
+            hog = s.hog_upsample if self.index == self.shot_starts[-1] else 0
         known = [box_of(p) for p in seen.values()]  # faces of missing tracks are re-attached by _adopt
         new: list[tuple[np.ndarray, float]] = []
         for box, score in sorted(self.detector.candidates(frame, hog_upsample=hog), key=lambda c: -c[1]):
@@ -206,7 +233,7 @@ class Tracker:
                     ) -> tuple[_Track | None, dict[int, float]]:
         """The lost track whose identity embedding is nearest this face's if under the threshold, and the
         distances to every lost track with a known identity."""
-        pool = [t for t in missing + self.ended if t.chip is not None]
+        pool = [t for t in missing + self.ended if t.samples]
         if not pool:
             return None, {}
         emb = identity.embed(frame, Face(box=box_of(pts), landmarks=pts))
@@ -225,12 +252,15 @@ class Tracker:
         area = face.area
         if area > 1.15 * t.best_area and (t.best_frame < 0 or self.index - t.best_frame >= CHIP_EVERY):
             self._capture(t, frame, face)
+        if len(t.samples) < IDENTITY_SAMPLES and self.index - t.sampled_at >= IDENTITY_EVERY:
+            t.samples.append(t.chip if t.best_frame == self.index else identity.chip(frame, face))
+            t.sampled_at, t.embedding = self.index, None
         return face
 
     def _capture(self, t: _Track, frame: np.ndarray, face: Face) -> None:
         """Keep this frame's view of the face: aligned chip (identity) and thumbnail (preview)."""
         t.best_area, t.best_frame = face.area, self.index
-        t.chip, t.embedding = identity.chip(frame, face), None
+        t.chip = identity.chip(frame, face)
         t.thumb = thumbnail(frame, face)
 
     def _end(self, t: _Track) -> None:
@@ -251,14 +281,18 @@ class Tracker:
             self.detector.close()
 
     def result(self, source: str = "") -> FaceTracks:
-        """All frames so far as FaceTracks, short gaps inside tracks interpolated."""
-        tracks = self.active + self.ended
+        """All frames so far as FaceTracks: short gaps inside tracks interpolated, tracks grouped into persons."""
+        tracks = self.active + self.ended + self.done
         fill_gaps(self.frames, self.settings.fill_gap)
+        by_id = {t.id: t for t in tracks}
+        persons = group_tracks(list(by_id), lambda t: by_id[t].identity(), self.frames, identity.PERSON_THRESHOLD)
+        embeddings = {t.id: t.embedding for t in tracks if t.embedding is not None}
         return FaceTracks.from_faces(
             self.frames, width=self.shape[1], height=self.shape[0], fps=self.fps, source=source,
             chips={t.id: t.chip for t in tracks if t.chip is not None},
             thumbs={t.id: t.thumb for t in tracks if t.thumb is not None},
-            best_frame={t.id: t.best_frame for t in tracks if t.best_frame >= 0})
+            best_frame={t.id: t.best_frame for t in tracks if t.best_frame >= 0},
+            embeddings=embeddings, persons=persons, shot_starts=np.array(self.shot_starts, np.int32))
 
 
 def thumbnail(frame: np.ndarray, face: Face, side: int = THUMB_SIDE) -> np.ndarray:
