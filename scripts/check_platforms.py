@@ -100,6 +100,7 @@ def check(req: Requirement, files: list, target: str, python: tuple[int, int]) -
 
 def main() -> int:
     reqs = requirements()
+    print(f"check-platforms: reading the wheel lists of {len(reqs)} requirements from PyPI ...", flush=True)
     with ThreadPoolExecutor(8) as pool:
         files = dict(zip((r.name for r in reqs), pool.map(lambda r: wheels(r.name), reqs), strict=True))
     problems, checked = [], 0
