@@ -119,7 +119,7 @@ def test_lipdub_device_reaches_animate_train_eval_and_the_web_app(tmp_path):
     assert proc.returncode == 1 and "missing.wav" in proc.stderr.splitlines()[-1], proc.stderr
 
 
-def test_lipdub_home_batch_size_and_checkpoint_take_effect(tmp_path):
+def test_lipdub_home_checkpoint_batch_size_and_threads_take_effect(tmp_path):
     home = tmp_path / "home"
     proc = run_cli("cache", "info", env={"LIPDUB_HOME": str(home)})
     assert str(home) in proc.stdout
@@ -133,11 +133,11 @@ def test_lipdub_home_batch_size_and_checkpoint_take_effect(tmp_path):
 
     ckpt = tmp_path / "w.pth"
     write_protocol_checkpoint(ckpt, kind="wav2lip")
-    code = ("from lipdub.engines.wav2lip import Wav2LipEngine; import sys; "
-            "print(Wav2LipEngine(sys.argv[1], device='cpu').batch_size)")
+    code = ("from lipdub.engines.wav2lip import Wav2LipEngine; import sys, torch; "
+            "print(Wav2LipEngine(sys.argv[1], device='cpu').batch_size, torch.get_num_threads())")
     proc = subprocess.run([sys.executable, "-c", code, str(ckpt)], capture_output=True, text=True,
-                          env={**os.environ, "LIPDUB_BATCH_SIZE": "3"}, timeout=300)
-    assert proc.stdout.strip() == "3", proc.stderr
+                          env={**os.environ, "LIPDUB_BATCH_SIZE": "3", "LIPDUB_THREADS": "1"}, timeout=300)
+    assert proc.stdout.split() == ["3", "1"], proc.stderr  # the generator batch and the CPU threads
 
 
 def test_web_settings_follow_their_variables(monkeypatch):
