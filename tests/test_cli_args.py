@@ -114,6 +114,8 @@ def test_lipdub_device_reaches_animate_train_eval_and_the_web_app(tmp_path):
     for args, proc in zip(cases, procs, strict=True):
         assert proc.returncode == 1, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and "cuda" in proc.stderr.splitlines()[-1], (args, proc.stderr)
+    proc = run_cli("animate", str(PORTRAIT), str(SPEECH), "--device", "cuda", "-o", str(tmp_path / "o.mp4"))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no CUDA device" in proc.stderr, proc.stderr
     # an explicit flag wins over the variable: this run gets past the device to the missing audio file
     proc = run_cli("animate", str(PORTRAIT), str(tmp_path / "missing.wav"), "--device", "cpu", env=env)
     assert proc.returncode == 1 and "missing.wav" in proc.stderr.splitlines()[-1], proc.stderr
