@@ -1,7 +1,8 @@
 """End-to-end `lipdub animate` speed and memory: frames/s, real-time factor and peak RSS per case.
 
-Cases (issue 2): a 512x512 still + 10 s of speech; a 1280x720 25 fps 10 s video; the same video at 60 s
-(peak memory must not grow with length). Each case runs in its own process so its peak RSS is its own.
+Cases: a 512x512 still + 10 s of speech; a 1280x720 25 fps 10 s video; the same video at 60 s
+(peak memory must not grow with length). Each case runs in its own process so its peak RSS is its own, with
+its own empty LIPDUB_HOME (faces detected from scratch).
 The wav2lip engine uses a protocol-weight checkpoint (same architecture and cost as the official one) and
 automatic face detection; the viseme engine needs no weights.
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAIT = ROOT / "examples" / "portrait.jpg"
@@ -84,7 +87,8 @@ def main() -> None:
                     "'rss':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
             cmd = [sys.executable, "-c", code, sys.executable, "-m", "lipdub", "animate",
                    str(media_path), str(audio), "-o", str(out), "-q", *extra]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            env = {**os.environ, "LIPDUB_HOME": str(cold_home())}  # faces detected from scratch
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             stats = json.loads(proc.stdout.strip().splitlines()[-1])
             if stats["rc"] != 0:
                 raise SystemExit(f"{engine} {case} failed:\n{proc.stderr[-2000:]}")

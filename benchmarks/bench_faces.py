@@ -1,6 +1,6 @@
 """Face analysis speed: detection + landmarks + tracking fps on 1280x720 videos, and the cost of a cache hit.
 
-Goals (issue 3): >= 100 frames/s with one face, >= 40 with four, on 2 CPU cores; a cache hit < 1% of the
+Goals: >= 100 frames/s with one face, >= 40 with four, on 2 CPU cores; a cache hit < 1% of the
 first run. Reference: Wav2Lip's S3FD needs ~5 s per 1280x720 frame here.
 
     python benchmarks/bench_faces.py [--frames 250] [--only-shots]

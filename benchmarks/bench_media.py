@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.media import FrameSource, VideoWriter, iter_frames, load_audio, probe
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    cold_home()
     fps = 25
     n = int(args.seconds * fps)
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.audio.mix import SpeechTrack, mix_soundtrack, true_peak_limit
 from lipdub.audio.vad import speech_segments
@@ -82,6 +83,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sync", action="store_true", help="also run the 10-minute A/V sync matrix")
     args = parser.parse_args()
+    cold_home()
     bench_mix()
     if args.sync:
         bench_sync()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 from torch.utils.data import DataLoader
 
 from lipdub.engines.wav2lip.model import SyncNet, Wav2Lip, Wav2LipDiscQual
@@ -115,6 +116,7 @@ def main() -> None:
     ap.add_argument("--batch-gen", type=int, default=16)
     ap.add_argument("--workers", type=int, nargs="*", default=[0, 2, 4])
     args = ap.parse_args()
+    cold_home()
     device = torch.device(resolve_device(args.device))
     gen_ds, exp_ds = LipSyncDataset(args.data, "train"), ExpertDataset(args.data, "train")
     print(f"device {device}, torch threads {torch.get_num_threads()}, train windows {len(gen_ds)}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -18,3 +21,13 @@ def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
         fn()
         runs.append((time.perf_counter() - w0, time.process_time() - c0))
     return min(runs)
+
+
+def cold_home() -> Path:
+    """Point LIPDUB_HOME at a new empty folder (no cached detections or weights), re-read by the settings."""
+    home = Path(tempfile.mkdtemp(prefix="lipdub-bench-home-"))
+    os.environ["LIPDUB_HOME"] = str(home)
+    from lipdub.settings import get_settings
+
+    get_settings.cache_clear()
+    return home

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up lipdub on a fresh machine: Python packages (CPU torch pinned), plus with --dev the test tools
+# Set up lipdub on a fresh machine: Python packages (torch version pinned in requirements.txt), plus with --dev the test tools
 # (Debian's chromium for the browser tests; the espeak-ng speech the cue tests use is stored in tests/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -240,3 +240,58 @@ def test_fade_weights_ramp_around_gaps():
     assert list(w[2:6]) == [1.0, 0.75, 0.5, 0.25]
     assert list(w[8:12]) == [0.25, 0.5, 0.75, 1.0]
     assert np.all(fade_weights(np.ones(5, bool)) == 1.0)
+
+
+# ------------------------------------------------------------------------------------------ --fps on a video
+
+
+def _flash_inputs(tmp_path: Path) -> tuple[Path, Path, np.ndarray, list[float]]:
+    """VIDEO's first second (25 fps) with two 3-frame white flashes, and 1.3 s of real speech that clicks at each
+    flash."""
+    src = list(media.iter_frames(VIDEO))[:25]
+    white = np.zeros(len(src), bool)
+    white[[5, 6, 7, 20, 21, 22]] = True  # 0.20-0.32 s and 0.80-0.92 s
+    video = tmp_path / "flash.mp4"
+    with media.VideoWriter(video, 25) as w:
+        for frame, flash in zip(src, white, strict=True):
+            w.write(np.full_like(frame, 255) if flash else frame)
+    speech = media.load_audio(SPEECH)[: int(1.3 * 16000)]
+    speech = 0.25 * speech / np.abs(speech).max()
+    clicks = [0.20, 0.80]
+    t = np.arange(160) / 16000
+    for c in clicks:
+        at = int(c * 16000)
+        speech[at:at + 160] = 0.9 * np.sin(2 * np.pi * 2000 * t)
+    wav = tmp_path / "speech_clicks.wav"
+    media.write_audio(wav, speech.astype(np.float32), 16000)
+    return video, wav, white, clicks
+
+
+@pytest.mark.parametrize("fps", [15.0, 24.0, 50.0])
+def test_fps_resamples_a_video_by_timestamp_and_keeps_sound_in_sync(tmp_path, protocol_checkpoint, fps):
+    """--fps on a video: output frame k shows the source at k/fps (then ping-pong at the video's end, at the
+    output rate), the file lasts as long as the speech, and flashes meet the clicks of the soundtrack."""
+    video, wav, white_src, clicks = _flash_inputs(tmp_path)
+    out = tmp_path / "out.mp4"
+    proc = run_cli("animate", str(video), str(wav), "-o", str(out), "--fps", f"{fps:g}", "--checkpoint",
+                   str(protocol_checkpoint), "--box", "0", "32", "0", "32", "--paste", "box", "-q")
+    assert proc.returncode == 0, proc.stderr
+    info = media.probe(out)
+    n = math.ceil(1.3 * fps)
+    assert info.fps == pytest.approx(fps) and info.num_frames == n
+    assert abs(info.duration - n / fps) < 1e-3
+    sound = media.load_audio(out)
+    assert abs(len(sound) / 16000 - n / fps) <= 1 / fps  # both streams end together
+
+    n_src = int(1.0 * fps)  # the 1 s video has this many frames at the output rate
+    shown = [int(pingpong(k, n_src) * 25 / fps + 1e-6) for k in range(n)]  # source frame at that timestamp
+    expected = white_src[shown]
+    got = np.array([f[40:].mean() > 200 for f in media.iter_frames(out)])
+    assert got.tolist() == expected.tolist()
+    assert expected[n_src:].any()  # the second flash comes back when the video plays backward
+
+    onsets = np.flatnonzero(got[1:] & ~got[:-1]) + 1
+    heard = [c - 0.05 + np.argmax(np.abs(sound[int((c - 0.05) * 16000):]) > 0.5) / 16000 for c in clicks]
+    for seen, click, planned in zip(onsets[:2] / fps, heard, clicks, strict=True):
+        assert abs(click - planned) < 0.005  # the sound is where it was put
+        assert -0.005 < seen - click < 1 / fps + 0.005  # the first frame at or after the click shows the flash

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from lipdub.audio.speakers import (
+    FaceChoice,
+    SpeakerSpec,
     check_speakers,
-    output_duration,
+    first_frame,
+    output_frames,
     parse_speaker,
     parse_time,
     speaker_activity,
-    speaker_timeline,
 )
 from lipdub.errors import LipdubError
 from lipdub.media import load_audio
-from lipdub.pipeline import FaceChoice, SpeakerSpec
 
 DATA = Path(__file__).parent / "data" / "mix"
 DIALOGUE = DATA / "dialogue_16k.flac"
@@ -115,21 +116,23 @@ def test_two_speakers_each_speak_only_in_their_own_span():
     a = load_audio(DATA / "flemish_vl00203_22k.flac", sr=16000, mono=True)  # 2.31 s
     b = load_audio(DATA / "flemish_vl09647_22k.flac", sr=16000, mono=True)  # 2.18 s
     fps = 30000 / 1001
-    duration = output_duration([(0.0, len(a) / 16000), (3.5, len(b) / 16000)], None)
-    n = int(np.ceil(duration * fps))
-    rows = speaker_timeline([(a, 0.0), (b, 3.5)], fps, n)
+    n = int(np.ceil((3.5 + len(b) / 16000) * fps))
+    rows = np.stack([speaker_activity(a, 0.0, fps, n), speaker_activity(b, 3.5, fps, n)])
     t = np.arange(n) / fps
-    assert rows.shape == (2, n)
     assert rows[0, t < 2.0].max() > 0.5 and rows[0, t > 2.35].max() == 0.0
     assert rows[1, t < 3.5 - 1 / fps].max() == 0.0 and rows[1, t > 3.7].max() > 0.5
 
 
-def test_output_lasts_until_the_last_speech_or_the_video():
-    spans = [(0.0, 2.3), (3.5, 2.2)]
-    assert output_duration(spans, None) == pytest.approx(5.7)  # a photo: until the last word
-    assert output_duration(spans, 20.0) == pytest.approx(5.7)  # a longer video is cut there ...
-    assert output_duration(spans, 20.0, keep_video_length=True) == 20.0  # ... unless asked to keep it
-    assert output_duration(spans, 4.0, keep_video_length=True) == 4.0  # later speech is cut
-    assert output_duration(spans, None, keep_video_length=True) == pytest.approx(5.7)
-    with pytest.raises(LipdubError, match="no speech"):
-        output_duration([], 10.0)
+def test_a_start_between_frames_leads_the_audio_to_the_frame_before():
+    assert first_frame(0.0, 25.0) == (0, 0)
+    assert first_frame(1.0, 25.0) == (25, 0)
+    assert first_frame(1.02, 25.0) == (25, 320)  # 20 ms after frame 25 = 320 samples at 16 kHz
+    assert first_frame(3.5, 30000 / 1001) == (104, round((3.5 - 104 * 1001 / 30000) * 16000))
+
+
+def test_output_lasts_until_the_last_speech_or_the_whole_kept_video():
+    assert output_frames(140, None) == 140  # a photo: until the last word
+    assert output_frames(140, 500) == 140  # a longer video is cut there ...
+    assert output_frames(140, 500, keep_video_length=True) == 500  # ... unless asked to keep it
+    assert output_frames(140, 100, keep_video_length=True) == 140  # speech past a kept video's end still plays
+    assert output_frames(140, None, keep_video_length=True) == 140  # a photo has no length to keep

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,11 @@ from typing import Literal
 
 import numpy as np
 
+from lipdub.audio.speakers import FaceChoice, SpeakerSpec, first_frame, output_frames, speaker_activity
 from lipdub.composite import composite, fade_weights
 from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
-from lipdub.settings import get_settings
+from lipdub.settings import get_settings, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +31,6 @@ Progress = Callable[[str, int, int], None]
 STILL_FPS = 25.0
 FADE_FRAMES = 4  # the generated mouth fades in/out over this many frames around a gap or a silence
 SAMPLE_RATE = 16000
-
-
-@dataclass
-class FaceChoice:
-    """Which face speaks: by track id, by a pixel inside it, or by a reference photo. All None -> default."""
-
-    face_id: int | None = None
-    at: tuple[float, float] | None = None  # (x, y) pixel in the first frame where the face is visible
-    like: Path | None = None  # reference photo of the person
-
-    def describe(self) -> str:
-        if self.face_id is not None:
-            return f"face {self.face_id}"
-        if self.at is not None:
-            return f"the face at {self.at[0]:g},{self.at[1]:g}"
-        if self.like is not None:
-            return f"the face that looks like {self.like}"
-        return "the default face"
-
-
-@dataclass
-class SpeakerSpec:
-    """One speaking face and its audio, starting `start` seconds into the output."""
-
-    audio: Path
-    face: FaceChoice = field(default_factory=FaceChoice)
-    start: float = 0.0
 
 
 @dataclass
@@ -77,7 +50,7 @@ class AnimateRequest:
     # keeps generating (the reference behaviour). "auto": rest, except with paste="box", which reproduces the
     # reference exactly.
     silence: Literal["auto", "rest", "animate"] = "auto"
-    fps: float | None = None  # output rate for stills (default 25); videos keep their own rate
+    fps: float | None = None  # output rate (stills: default 25; videos: their own, else resampled by timestamp)
     keep_video_length: bool = False
     mix: Literal["replace", "original"] = "replace"
     duck_db: float = 0.0
@@ -189,8 +162,11 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     if info.kind == "audio":
         raise LipdubError("has no picture: give a photo or a video of the face", request.media)
     still = info.kind == "image"
-    fps = float(request.fps or STILL_FPS) if still else float(request.fps or info.fps)
-    n_src = 1 if still else int(info.num_frames)
+    resolve_device(request.device)  # an unavailable device is an error even where the engine would not use it
+    # the output rate: a video keeps its own unless asked; then its frames are resampled by timestamp
+    fps = float(request.fps or (STILL_FPS if still else info.fps))
+    source = None if still else media.FrameSource(request.media, fps=fps)
+    n_src = 1 if still else len(source)  # source frames at the output rate
     if n_src < 1:
         raise LipdubError("video has no frames", request.media)
 
@@ -198,6 +174,7 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     specs = request.speakers or [SpeakerSpec(audio=_need_audio(request), face=request.face)]
     name, checkpoint, engine_note = choose_engine(request)
     notes.append(engine_note)
+    notes += ignored_options(request, name, still, info.has_audio)
     base_engine = load_engine(name, checkpoint, request)
     speakers: list[_Speaker] = []
     for spec in specs:
@@ -205,14 +182,13 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
         media.require_speech(audio, spec.audio)
         # a start between two frames: begin at the frame before it and lead the engine's audio with silence,
         # so engine frame k is output frame start_frame + k exactly
-        start_frame = math.floor(spec.start * fps + 1e-9)
-        lead = int(round((spec.start - start_frame / fps) * SAMPLE_RATE))
+        start_frame, lead = first_frame(spec.start, fps)
         driven = np.concatenate([np.zeros(lead, np.float32), audio]) if lead else audio
         engine = copy.copy(base_engine)  # shares the network, holds its own prepared audio
         n = int(engine.prepare(driven, fps))
         speakers.append(_Speaker(spec, audio, engine, start_frame, n, lead=lead))
     speech_end = max(s.end_frame for s in speakers)
-    n_out = max(speech_end, n_src) if (request.keep_video_length and not still) else speech_end
+    n_out = output_frames(speech_end, None if still else n_src, request.keep_video_length)
     src_of = source_indices(n_out, n_src)
 
     # --- faces: which track speaks, where it is in every frame
@@ -252,14 +228,9 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
             weight = inside.astype(np.float32)
         elif name == "wav2lip":
             # the neural mouth keeps moving in silence: blend back to the original mouth there
-            act = np.zeros(n_out, np.float32)
-            prob = sp.engine.speech_activity()
-            if prob is None:
-                from lipdub.audio import vad
-
-                prob = vad.speech_probability(np.pad(sp.audio, (sp.lead, 0)), fps)
-            seg = np.asarray(prob, np.float32)[: sp.n_frames]
-            act[sp.start_frame:sp.start_frame + len(seg)] = seg[: max(0, n_out - sp.start_frame)]
+            prob = sp.engine.speech_activity()  # of the led audio, when the engine computed it already
+            act = speaker_activity(sp.audio, sp.spec.start, fps, n_out,
+                                   probability=None if prob is None else lambda _wav, _fps, p=prob: p)
             weight = activity_weights(act, fps)
         else:
             # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
@@ -275,7 +246,6 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
 
     # --- stream: frames -> engine -> composite -> writer
     batch = max(1, int(getattr(base_engine, "batch_size", 1) or 1))
-    source = None if still else media.FrameSource(request.media, fps=fps)
     still_frame = media.read_image(request.media) if still else None
     report("generating", 0, n_out)
     settings = get_settings()
@@ -309,6 +279,32 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     report("done", n_out, n_out)
     return AnimateResult(output=Path(request.output), frames=n_out, fps=fps, duration=n_out / fps, engine=name,
                          speakers=[sp.info for sp in speakers], notes=notes)
+
+
+def ignored_options(request: AnimateRequest, engine: str, still: bool, has_audio: bool) -> list[str]:
+    """One line for each option given that cannot apply to this input or engine (it would otherwise do nothing
+    without a word)."""
+    notes = []
+    if engine == "viseme":
+        if request.silence != "auto":
+            notes.append("note: --silence applies to the wav2lip engine only (the viseme engine closes the mouth "
+                         "in silence by itself); ignored")
+        if request.batch_size is not None:
+            notes.append("note: --batch-size applies to the wav2lip engine only; ignored")
+    if still and request.keep_video_length:
+        notes.append(f"note: --keep-video-length applies to videos only; {request.media} is a photo; ignored")
+    if still or not has_audio:
+        what = "a photo" if still else "a video without sound"
+        if request.mix == "original":
+            notes.append(f"note: --mix original needs the video's own sound; {request.media} is {what}; ignored")
+        if request.duck_db:
+            notes.append(f"note: --duck lowers the video's own sound; {request.media} is {what}; ignored")
+        if request.original_gain_db:
+            notes.append(f"note: --original-gain applies to the video's own sound; {request.media} is {what}; "
+                         "ignored")
+    elif request.mix == "replace" and request.duck_db:
+        notes.append("note: --duck applies with --mix original only (the original sound is replaced); ignored")
+    return notes
 
 
 def _need_audio(request: AnimateRequest) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -20,18 +20,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIPDUB_", extra="ignore")
 
     home: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("lipdub")))
-    device: Device = "auto"
+    device: Device = "auto"  # what `auto` means everywhere (CLI, web, training): auto -> the best available
     # generator batch; None: 8 on CPU (per-frame cost is flat from 4 up there, memory is not: 720p peak RSS
     # 1.10 GiB at 4, 1.18 at 8, 1.32 at 16), 64 on a GPU
-    batch_size: int | None = None
-
-    def generator_batch(self, device: str) -> int:
-        return int(self.batch_size or (8 if device == "cpu" else 64))
+    batch_size: int | None = Field(default=None, ge=1)
     checkpoint: Path | None = None  # default Wav2Lip checkpoint; None -> the viseme engine
     crf: int = 18  # H.264 quality of outputs (lower = better, bigger)
     preset: str = "veryfast"  # x264 speed preset: at crf 18 "veryfast" is visually lossless and ~2x "fast"
     threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                         else (os.cpu_count() or 1))
+                         else (os.cpu_count() or 1), ge=1)
+
+    def generator_batch(self, device: str) -> int:
+        return int(self.batch_size or (8 if device == "cpu" else 64))
 
     @property
     def weights_dir(self) -> Path:
@@ -48,16 +48,32 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once from the environment)."""
-    return Settings()
+    """The process-wide settings (read once from the environment); a bad variable is a one-line LipdubError."""
+    return load_settings(Settings)
+
+
+def load_settings(cls: type[BaseSettings], **values: object) -> BaseSettings:
+    """`cls(**values)` with its environment variables; a bad value -> LipdubError naming the variable."""
+    from lipdub.errors import LipdubError
+
+    try:
+        return cls(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        prefix = cls.model_config.get("env_prefix", "")
+        name = f"{prefix}{first['loc'][0]}".upper() if first["loc"] else cls.__name__
+        raise LipdubError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
 
 
 def resolve_device(device: str = "auto") -> str:
-    """Map `auto` to the best available torch device; check an explicit one exists."""
+    """Map `auto` to LIPDUB_DEVICE, and that (when `auto` too) to the best available torch device; check that an
+    explicit one exists."""
     import torch
 
     from lipdub.errors import LipdubError
 
+    if device == "auto":
+        device = get_settings().device
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -65,9 +81,11 @@ def resolve_device(device: str = "auto") -> str:
             return "mps"
         return "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise LipdubError("--device cuda asked for, but torch sees no CUDA device")
+        raise LipdubError("device cuda asked for (--device or LIPDUB_DEVICE), but torch sees no CUDA device; "
+                          "use --device cpu")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise LipdubError("--device mps asked for, but torch sees no MPS device")
+        raise LipdubError("device mps asked for (--device or LIPDUB_DEVICE), but torch sees no MPS device; "
+                          "use --device cpu")
     if device not in ("cpu", "cuda", "mps"):
         raise LipdubError(f"unknown device {device!r} (use auto, cpu, cuda or mps)")
     return device

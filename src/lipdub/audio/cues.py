@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -338,7 +338,3 @@ def to_rhubarb_tsv(cues: list[Cue]) -> str:
         lines.append(f"{cues[-1].end:.2f}\tX")
     return "\n".join(lines) + "\n"
 
-
-def cues_as_dicts(cues: list[Cue]) -> list[dict]:
-    """Plain dicts (for the web app's JSON responses)."""
-    return [asdict(c) for c in cues]

@@ -110,13 +110,6 @@ def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 
 
-def true_peak_dbtp(audio: np.ndarray, rate: int, oversample: int = 4) -> float:
-    """Highest inter-sample peak (dBTP) of `audio` (channels, n), measured on `oversample`x upsampled audio."""
-    peaks = _block_true_peaks(as_planar(audio, dtype=None), 1 << 12, oversample)
-    peak = float(peaks.max(initial=0.0))
-    return float("-inf") if peak == 0 else 20.0 * np.log10(peak)
-
-
 def integrated_loudness(audio: np.ndarray, rate: int) -> float:
     """ITU-R BS.1770 integrated loudness (LUFS) of `audio` (channels, n); -inf if too short or silent."""
     import pyloudnorm

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lipdub.errors import LipdubError
-from lipdub.pipeline import FaceChoice, SpeakerSpec
 
 KEYS = ("face", "face-at", "face-like", "audio", "start")
 SR = 16000
@@ -27,6 +27,24 @@ _EXAMPLE = "e.g. --speaker face=1,audio=a.wav,start=3.5"
 
 # probability(wav16k, fps) -> per-frame speech probability from the audio's first sample
 FrameProbability = Callable[[np.ndarray, float], np.ndarray]
+
+
+@dataclass
+class FaceChoice:
+    """Which face speaks: by track id, by a pixel inside it, or by a reference photo. All None -> default."""
+
+    face_id: int | None = None
+    at: tuple[float, float] | None = None  # (x, y) pixel in the first frame where the face is visible
+    like: Path | None = None  # reference photo of the person
+
+
+@dataclass
+class SpeakerSpec:
+    """One speaking face and its audio, starting `start` seconds into the output."""
+
+    audio: Path
+    face: FaceChoice = field(default_factory=FaceChoice)
+    start: float = 0.0
 
 
 def parse_speaker(text: str, *, check_files: bool = True) -> SpeakerSpec:
@@ -98,44 +116,38 @@ def check_speakers(speakers: Sequence[SpeakerSpec]) -> None:
                           "(face=ID, face-at=X:Y or face-like=PHOTO)")
 
 
+def first_frame(start: float, fps: float) -> tuple[int, int]:
+    """Where speech starting `start` s lands at `fps`: (first output frame, 16 kHz samples of silence to lead
+    the audio with), so that frame k of the led audio is output frame `first + k` exactly."""
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    first = int(np.floor(start * fps + 1e-6))
+    return first, int(round((start - first / fps) * SR))
+
+
 def speaker_activity(audio16k: np.ndarray, start: float, fps: float, n_frames: int, *,
                      probability: FrameProbability | None = None) -> np.ndarray:
     """Speech probability of one speaker on each of `n_frames` output frames at `fps`.
 
-    0 before `start` and after the audio ends; inside, the voice activity of the audio (silero VAD), aligned
-    to the sub-frame: the audio is placed at exactly `start` s, not at the nearest frame.
+    0 before `start` and after the audio ends; inside, the voice activity of the audio (silero VAD unless
+    `probability` is given), aligned to the sub-frame: the audio is placed at exactly `start` s.
     """
-    if start < 0:
-        raise ValueError(f"start must be >= 0, got {start}")
     if probability is None:
         from lipdub.audio.vad import speech_probability as probability
     out = np.zeros(n_frames, np.float32)
-    first = int(np.floor(start * fps + 1e-6))
+    first, lead = first_frame(start, fps)
     if first >= n_frames:
         return out
-    lead = max(0.0, start - first / fps)  # silence before the audio inside its first frame
-    wav = np.concatenate([np.zeros(int(round(lead * SR)), np.float32), np.asarray(audio16k, np.float32)])
+    wav = np.concatenate([np.zeros(lead, np.float32), np.asarray(audio16k, np.float32)])
     prob = np.asarray(probability(wav, fps), np.float32)[: n_frames - first]
     out[first: first + prob.size] = prob
     return out
 
 
-def speaker_timeline(tracks: Sequence[tuple[np.ndarray, float]], fps: float, n_frames: int, *,
-                     probability: FrameProbability | None = None) -> np.ndarray:
-    """(n_speakers, n_frames) speech probability for `tracks` of (16 kHz mono audio, start s)."""
-    rows = [speaker_activity(a, s, fps, n_frames, probability=probability) for a, s in tracks]
-    return np.stack(rows) if rows else np.zeros((0, n_frames), np.float32)
-
-
-def output_duration(spans: Sequence[tuple[float, float]], video_duration: float | None,
-                    keep_video_length: bool = False) -> float:
-    """Seconds the output lasts, from speech `spans` of (start, duration) seconds.
-
-    Until the last speech ends; with `keep_video_length` and a video (`video_duration` not None), exactly the
-    video's length (later speech is cut, a longer video keeps its tail).
-    """
-    if keep_video_length and video_duration is not None:
-        return float(video_duration)
-    if not spans:
-        raise LipdubError("no speech given: pass an audio file or --speaker face=...,audio=...")
-    return float(max(start + length for start, length in spans))
+def output_frames(speech_end: int, video_frames: int | None, keep_video_length: bool = False) -> int:
+    """Frames the output lasts: until the last speech ends (frame `speech_end`); with `keep_video_length` and a
+    video of `video_frames` frames (at the output rate), at least the whole video (its tail keeps its own sound;
+    speech past its end goes on over the video played backward and forward)."""
+    if keep_video_length and video_frames is not None:
+        return max(speech_end, video_frames)
+    return speech_end

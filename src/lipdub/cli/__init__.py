@@ -14,8 +14,19 @@ from lipdub.errors import LipdubError
 COMMANDS = ["animate", "faces", "cues", "shapes", "cache", "weights", "serve", "data", "train", "eval"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (`lipdub animate: error: argument --fps: ...`), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class UsageError(LipdubError):
+    """A bad combination of arguments found after parsing: one line, exit code 2 like argparse's own."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipdub", description="Make a face in a photo or video speak.")
+    parser = Parser(prog="lipdub", description="Make a face in a photo or video speak.")
     parser.add_argument("--version", action="version", version=f"lipdub {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -35,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"lipdub: error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, UsageError) else 1
     except KeyboardInterrupt:
         print("lipdub: interrupted", file=sys.stderr)
         return 130

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lipdub.cli import UsageError
+from lipdub.cli.checks import count, db, index, number, rate
 from lipdub.errors import LipdubError
 
 
@@ -14,6 +16,8 @@ def _pixel(text: str) -> tuple[float, float]:
         x, y = (float(v) for v in text.replace(":", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected X,Y pixel coordinates, got {text!r}") from None
+    if not (x >= 0 and y >= 0):
+        raise argparse.ArgumentTypeError(f"pixel coordinates are 0 or more, got {text!r}")
     return x, y
 
 
@@ -28,13 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--engine", choices=["auto", "wav2lip", "viseme"], default="auto",
                    help="auto: wav2lip when a checkpoint is given or configured (LIPDUB_CHECKPOINT), else viseme")
     e.add_argument("--checkpoint", type=Path, help="Wav2Lip checkpoint (wav2lip.pth, wav2lip_gan.pth, .safetensors)")
-    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    e.add_argument("--batch-size", type=int, help="frames per generator batch")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="torch device of the wav2lip engine (default: auto, i.e. LIPDUB_DEVICE or the best found)")
+    e.add_argument("--batch-size", type=count, help="wav2lip: frames per generator batch (default: "
+                   "LIPDUB_BATCH_SIZE, else 8 on CPU, 64 on a GPU)")
     f = p.add_argument_group("face")
-    f.add_argument("--face", type=int, dest="face_id", help="id of the face that speaks (see `lipdub faces`)")
+    f.add_argument("--face", type=index, dest="face_id", help="id of the face that speaks (see `lipdub faces`)")
     f.add_argument("--face-at", type=_pixel, metavar="X,Y", help="the face under this pixel speaks")
     f.add_argument("--face-like", type=Path, metavar="PHOTO", help="the face that looks like the person in PHOTO")
-    f.add_argument("--box", type=int, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+    f.add_argument("--box", type=index, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="fixed face box for every frame (skips detection for the wav2lip engine)")
     f.add_argument("--paste", choices=["blend", "box"], default="blend",
                    help="blend: soft lower-face mask (default); box: the reference rectangle paste")
@@ -43,16 +49,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "animate = keep generating, as the reference does (default with --paste box)")
     f.add_argument("--no-cache", action="store_true", help="detect faces again instead of using the cache")
     s = p.add_argument_group("timing and sound")
-    s.add_argument("--fps", type=float, help="frame rate of the output for a still photo (default 25)")
+    s.add_argument("--fps", type=rate, help="frame rate of the output (a photo: default 25; a video: its own rate, "
+                   "else its frames are resampled by timestamp)")
     s.add_argument("--keep-video-length", action="store_true",
                    help="keep the rest of a longer video (unchanged, with its own audio)")
     s.add_argument("--speaker", action="append", default=[], metavar="face=ID,audio=FILE[,start=S]",
                    help="a speaking face and its audio (repeat for several; face-at=X:Y or face-like=PHOTO work too)")
     s.add_argument("--mix", choices=["replace", "original"], default="replace",
                    help="replace the soundtrack (default) or keep the original under the new speech")
-    s.add_argument("--duck", type=float, default=0.0, metavar="DB", help="lower the original by DB while speech plays")
-    s.add_argument("--speech-gain", type=float, default=0.0, metavar="DB")
-    s.add_argument("--original-gain", type=float, default=0.0, metavar="DB")
+    s.add_argument("--duck", type=number(min=0, max=60, what=" (dB to lower the original by)"), default=0.0,
+                   metavar="DB", help="with --mix original: lower the original by DB while speech plays")
+    s.add_argument("--speech-gain", type=db, default=0.0, metavar="DB")
+    s.add_argument("--original-gain", type=db, default=0.0, metavar="DB")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -66,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
         speakers = [parse_speaker(text) for text in args.speaker]
         check_speakers(speakers)
+        check_starts(args.media, speakers, args.speaker)
     elif args.audio is None:
-        raise LipdubError("give an audio file after the media, or --speaker face=...,audio=...")
+        raise UsageError("give an audio file after the media, or --speaker face=...,audio=...")
+    if args.box and not (args.box[0] < args.box[1] and args.box[2] < args.box[3]):
+        raise UsageError(f"argument --box: TOP < BOTTOM and LEFT < RIGHT, got {' '.join(map(str, args.box))}")
     output = args.output or Path(f"{args.media.stem}.lipdub.mp4")
     inputs = [args.media, args.audio, *[s.audio for s in speakers]]
     if any(i is not None and i.exists() and output.exists() and output.samefile(i) for i in inputs):
@@ -89,6 +100,27 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     print(f"wrote {result.output} ({result.frames} frames, {result.duration:.2f} s at {result.fps:g} fps)")
     return 0
+
+
+def check_starts(media: Path, speakers: list, texts: list[str]) -> None:
+    """A `start=` must fall within the output the rest makes (the video, the other speakers' speech, or at most
+    its own length of lead-in): a later one would only add silence, possibly hours of it."""
+    from lipdub import media as av
+
+    def seconds(path: Path) -> float:
+        try:
+            return float(av.probe(path).duration or 0.0)
+        except LipdubError:
+            return 0.0  # unreadable: the pipeline reports it with its own message
+
+    video = seconds(media) if media.is_file() else 0.0
+    lengths = [seconds(sp.audio) for sp in speakers]
+    for i, (sp, text) in enumerate(zip(speakers, texts, strict=True)):
+        others = [s.start + n for j, (s, n) in enumerate(zip(speakers, lengths, strict=True)) if j != i]
+        limit = max([video, lengths[i], *others])
+        if sp.start > limit:
+            raise UsageError(f"argument --speaker {text!r}: start={sp.start:g}s is beyond the rest of the output "
+                             f"({limit:.2f} s); it would only add silence")
 
 
 class ProgressBar:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lipdub.cli.checks import count, index, rate
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a generator checkpoint on held-out clips (L1, PSNR, SSIM, LSE-D/C)",
@@ -20,13 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None,
                    help="write the figures here (default: <checkpoint folder>/eval_<name>.json)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-clips", type=int, default=None, help="only the first N clips")
-    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each clip")
-    p.add_argument("--vshift", type=int, default=15, help="audio shifts tried either way, in frames (default 15)")
+    p.add_argument("--batch-size", type=count, default=32)
+    p.add_argument("--max-clips", type=count, default=None, help="only the first N clips")
+    p.add_argument("--max-frames", type=count, default=None, help="only the first N frames of each clip")
+    p.add_argument("--vshift", type=index, default=15, help="audio shifts tried either way, in frames (default 15)")
     p.add_argument("--reference", choices=["other", "same"], default="other",
                    help="reference half: a frame from elsewhere in the clip (default) or the frame itself")
-    p.add_argument("--fps", type=float, default=None, help="dataset frame rate (default: manifest.json, else 25)")
+    p.add_argument("--fps", type=rate, default=None, help="dataset frame rate (default: manifest.json, else 25)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -42,16 +44,15 @@ def _dataset_fps(data: Path) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lipdub.errors import LipdubError
+    from lipdub.engines.wav2lip.weights import resolve_checkpoint
     from lipdub.train.evaluate import EvalOptions, evaluate_checkpoint, format_table, save_json
 
-    if args.batch_size < 1 or args.vshift < 0:
-        raise LipdubError("--batch-size must be at least 1 and --vshift at least 0")
     options = EvalOptions(split=args.split, device=args.device, batch_size=args.batch_size,
                           max_clips=args.max_clips, max_frames=args.max_frames, vshift=args.vshift,
                           reference=args.reference, fps=args.fps or _dataset_fps(args.data),
                           progress=args.progress)
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.expert, options)
+    checkpoint, expert = resolve_checkpoint(args.checkpoint), resolve_checkpoint(args.expert)
+    result = evaluate_checkpoint(checkpoint, args.data, expert, options)
     out = args.json or args.checkpoint.with_name(f"eval_{args.checkpoint.stem}.json")
     save_json(result, out)
     print(format_table(result))

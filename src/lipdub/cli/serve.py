@@ -8,47 +8,54 @@ import secrets
 import sys
 from pathlib import Path
 
+from lipdub.cli.checks import count, number
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the web app: upload, pick the face, watch progress, download",
                        description="Serve the lipdub page and its REST API (docs at /api/docs).")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=number(int, min=0, max=65535), default=8000, help="port (default: 8000)")
     p.add_argument("--data-dir", type=Path, default=None, help="uploads, results and the job database "
                    "(default: <LIPDUB_HOME>/web)")
-    p.add_argument("--workers", type=int, default=None, help="jobs run at the same time (default: 1)")
-    p.add_argument("--max-upload-mb", type=float, default=None, help="largest upload accepted (default: 512)")
-    p.add_argument("--max-duration", type=float, default=None, help="longest video/audio accepted, seconds "
+    p.add_argument("--workers", type=count, default=None, help="jobs run at the same time (default: 1)")
+    p.add_argument("--max-upload-mb", type=number(above=0), default=None, help="largest upload accepted (default: 512)")
+    p.add_argument("--max-duration", type=number(above=0), default=None, help="longest video/audio accepted, seconds "
                    "(default: 600)")
     p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every API call "
                    "(also LIPDUB_WEB_TOKEN; 'random' makes one up and prints it)")
     p.add_argument("--cors", action="append", default=None, metavar="ORIGIN",
                    help="allow this browser origin to call the API (repeatable; default: CORS off)")
     p.add_argument("--checkpoint", type=Path, default=None, help="Wav2Lip checkpoint for the neural engine")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"],
+                   help="device of the wav2lip engine (default: LIPDUB_WEB_DEVICE, else auto, i.e. LIPDUB_DEVICE)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser once serving")
     p.set_defaults(func=_run)
 
 
 def settings_from_args(args: argparse.Namespace):
     """`WebSettings` from the environment, overridden by the flags given."""
+    from lipdub.settings import load_settings
     from lipdub.web import WebSettings
 
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
             "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
-    return WebSettings(**{k: v for k, v in over.items() if v is not None})
+    return load_settings(WebSettings, **{k: v for k, v in over.items() if v is not None})
 
 
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lipdub.engines.wav2lip.weights import resolve_checkpoint
     from lipdub.errors import LipdubError
+    from lipdub.settings import resolve_device
     from lipdub.web import create_app
 
     settings = settings_from_args(args)
-    if args.checkpoint is not None and not args.checkpoint.is_file():
+    resolve_device(settings.device)  # an unavailable device fails now, not in every job
+    if args.checkpoint is not None and not resolve_checkpoint(args.checkpoint).is_file():
         raise LipdubError("checkpoint not found", args.checkpoint)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         print("lipdub: warning: serving beyond this machine without --token; anyone who can reach it can "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lipdub.cli.checks import index, number
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shapes", help="contact sheet of every mouth shape of the viseme engine on a portrait",
@@ -12,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "labelled image, so you can judge the shapes by eye.")
     p.add_argument("portrait", type=Path, help="photo with a face")
     p.add_argument("-o", "--output", type=Path, default=None, help="sheet image (default: <name>.shapes.png)")
-    p.add_argument("--face", type=int, default=None, help="face id from `lipdub faces` (default: the largest)")
-    p.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
+    p.add_argument("--face", type=index, default=None, help="face id from `lipdub faces` (default: the largest)")
+    p.add_argument("--tile", type=number(int, min=64, max=2048), default=256,
+                   help="tile size in pixels (default 256)")
     p.set_defaults(func=_run)
 
 
@@ -38,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         face = faces[args.face]
     else:
         raise NoFaceError(f"no face {args.face} (found {len(faces)}: ids 0-{len(faces) - 1})", args.portrait)
-    sheet = shapes_sheet(image, face.landmarks, tile=max(64, args.tile))
+    sheet = shapes_sheet(image, face.landmarks, tile=args.tile)
     with atomic_output(out) as tmp:
         Image.fromarray(sheet).save(tmp, format=None if out.suffix.lower() != ".jpg" else "JPEG")
     print(f"{out}: {len(faces)} face(s) found, shapes drawn on face {faces.index(face)}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from lipdub.engines.wav2lip import weights
 from lipdub.errors import LipdubError
 
 # set by dedicated arguments, not by the generated flags
@@ -98,7 +99,7 @@ def build_config(args: argparse.Namespace) -> BaseModel:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = build_config(args)
+    cfg = weights.resolve_fields(build_config(args), "init", "expert", "disc_init")  # names from `weights list`
     if args.model == "expert":
         from lipdub.train.expert import train_expert
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lipdub.data.store import FPS, SAMPLES_PER_FRAME
+from lipdub.data.store import FPS
 
 WINDOW, IMG, MEL_STEP = 5, 96, 16
 
@@ -80,16 +80,6 @@ def estimate_offset(crops: list[np.ndarray], mel: np.ndarray, model: Any, max_sh
     best = min(curve, key=curve.get)
     return {"offset_frames": int(best), "confidence": round(float(np.median(list(curve.values())) - curve[best]), 4),
             "distance": round(curve[best], 4)}
-
-
-def shift_span(n_frames: int, offset: int) -> tuple[int, int]:
-    """Frames [k0, k1) of a clip whose audio at k + offset exists, after correcting `offset`."""
-    return max(0, -offset), min(n_frames, n_frames - offset)
-
-
-def shifted_audio(audio: np.ndarray, k0: int, k1: int, offset: int) -> np.ndarray:
-    """The audio belonging to frames [k0, k1) once `offset` is corrected."""
-    return audio[(k0 + offset) * SAMPLES_PER_FRAME:(k1 + offset) * SAMPLES_PER_FRAME]
 
 
 def renumber(folder: Path, k0: int, k1: int, total: int) -> None:

@@ -1,6 +1,6 @@
 """Every setting of a training run, with the reference Wav2Lip training facts as the defaults.
 
-The facts (docs: shared/parity/ARCHITECTURE.md, "Training facts"): windows of Tv = 5 frames at 25 fps, 96x96
+The facts (those of the reference Wav2Lip training scripts; docs/training.md): windows of Tv = 5 frames at 25 fps, 96x96
 faces, 80x16 mel windows; the generator's per-frame mel window for 0-indexed frame k starts at
 int(80 * (k - 1) / fps) (one frame earlier than at inference) and the expert's at the window's first frame;
 expert batch 64 / Adam lr 1e-4; generator batch 16 / Adam lr 1e-4; loss = (1 - sw - dw) * L1 + sw * sync +

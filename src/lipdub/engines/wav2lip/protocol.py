@@ -1,7 +1,7 @@
 """Deterministic 'protocol' weights and inputs (no RNG), as the reference goldens were made, built in numpy.
 
-Every tensor is a pure function of its key, shape and position t in the state dict (see the project's
-parity notes): h_i = frac(sin(i*12.9898 + t*78.233) * 43758.5453) - 0.5, scaled per tensor kind.
+Every tensor is a pure function of its key, shape and position t in the state dict:
+h_i = frac(sin(i*12.9898 + t*78.233) * 43758.5453) - 0.5, scaled per tensor kind.
 """
 
 from __future__ import annotations

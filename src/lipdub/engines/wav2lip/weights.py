@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lipdub.errors import LipdubError
 from lipdub.hashing import file_sha256
-from lipdub.settings import Settings
+from lipdub.settings import Settings, load_settings
 
 _CHUNK = 1 << 20
 _USER_AGENT = "lipdub-weights/1"
@@ -89,7 +89,7 @@ def spec(name: str) -> OfficialWeights:
 
 def weights_dir() -> Path:
     """Where fetched weights live: Settings().weights_dir (moves with LIPDUB_HOME)."""
-    return Settings().weights_dir
+    return load_settings(Settings).weights_dir
 
 
 def weights_path(name: str) -> Path:
@@ -109,14 +109,25 @@ def expected_sha256(name: str) -> str | None:
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str]) -> Path:
-    """A checkpoint argument -> a file: an existing path, or the name of fetched official weights."""
-    path = Path(checkpoint)
-    if path.exists() or str(checkpoint) not in WEIGHTS:
+    """A checkpoint argument -> a file: an existing path, else a name from `lipdub weights list`, with or without
+    its `.pth` (`wav2lip_gan`, `wav2lip_gan.pth`), found in weights_dir(). Anything else comes back unchanged (the
+    loader reports it as not found)."""
+    path = Path(checkpoint).expanduser()
+    name = path.name.removesuffix(".pth")
+    if path.exists() or path.parent != Path(".") or name not in WEIGHTS:
         return path
-    stored = weights_path(str(checkpoint))
+    stored = weights_path(name)
     if not stored.is_file():
-        raise LipdubError(f"weights {checkpoint!r} are not downloaded yet: run `lipdub weights fetch {checkpoint}`")
+        raise LipdubError(f"not found here, and official weights {name!r} are not downloaded yet: run "
+                          f"`lipdub weights fetch {name}`", checkpoint)
     return stored
+
+
+def resolve_fields(config, *names: str):
+    """A copy of the pydantic `config` whose fields `names` (paths to weights, e.g. `init`, `expert`) go through
+    resolve_checkpoint."""
+    found = {n: resolve_checkpoint(getattr(config, n)) for n in names if getattr(config, n, None) is not None}
+    return config.model_copy(update=found)
 
 
 def _download(url: str, part: Path, progress: bool) -> None:
