@@ -217,8 +217,8 @@ def _measure_sync(folder: Path, audio: np.ndarray, n: int, cfg: PrepareConfig) -
     """The expert's offset estimate for the crops in `folder` and their audio."""
     from lipdub.audio.mel import melspectrogram
     from lipdub.data import sync
+    from lipdub.data.windows import load_face
     from lipdub.settings import get_settings, resolve_device
-    from lipdub.train.dataset import load_face
 
     model = sync.load_expert(str(cfg.sync_expert), resolve_device(get_settings().device))
     crops = [load_face(folder / f"{k}.jpg", sync.IMG) for k in range(n)]

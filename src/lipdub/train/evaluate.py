@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lipdub.audio.mel import chunk_starts, mel_windows
+from lipdub.data.windows import load_face, mel_start, stack_for_expert
 from lipdub.engines.wav2lip.checkpoint import load_model
 from lipdub.errors import LipdubError
-from lipdub.train.dataset import load_face, load_mel, mel_start, read_split, stack_for_expert
+from lipdub.train.dataset import load_mel, read_split
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lipdub.data.windows import expert_inputs
 from lipdub.engines.wav2lip.model import SyncNet, sync_probability
 from lipdub.errors import LipdubError
 from lipdub.train import ddp
 from lipdub.train.config import ExpertConfig
-from lipdub.train.dataset import ExpertDataset, expert_inputs
+from lipdub.train.dataset import ExpertDataset
 from lipdub.train.evaluate import _Sums, sync_stats, window_embeddings
 from lipdub.train.logging import RunLogger
 from lipdub.train.loop import (

@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from lipdub.data.windows import stack_for_expert
 from lipdub.engines.wav2lip.checkpoint import load_model
 from lipdub.engines.wav2lip.model import Wav2Lip, Wav2LipDiscQual
 from lipdub.errors import LipdubError
 from lipdub.train import ddp
 from lipdub.train.config import GeneratorConfig
-from lipdub.train.dataset import LipSyncDataset, generator_inputs, stack_for_expert
+from lipdub.train.dataset import LipSyncDataset, generator_inputs
 from lipdub.train.expert import bce, sync_prob
 from lipdub.train.logging import RunLogger, sample_grid
 from lipdub.train.loop import (
