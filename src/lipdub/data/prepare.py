@@ -57,19 +57,19 @@ def target_track(tracks: Any, meta: dict[str, Any]) -> int:
 
 def crop_boxes(tracks: Any, track_id: int, n: int, frame_shape: tuple[int, int], fill_gap: int) -> np.ndarray:
     """(n, 4) float crop boxes (top, bottom, left, right) of the track, NaN where it is missing for longer
-    than `fill_gap` frames; shorter gaps are linearly interpolated."""
+    than `fill_gap` frames; shorter gaps are filled by the tracker's own interpolation (faces.track.fill_gaps)."""
     from lipdub import faces
+    from lipdub.faces.track import fill_gaps
 
-    boxes = np.full((n, 4), np.nan)
+    per_frame: list[list[Any]] = [[] for _ in range(n)]
     for i, face in tracks.track(track_id).items():
         if 0 <= i < n:
-            boxes[i] = faces.crop_box(face, frame_shape)
-    present = np.flatnonzero(np.isfinite(boxes[:, 0]))
-    if len(present) >= 2:
-        for a, b in zip(present[:-1], present[1:], strict=True):
-            if 1 < b - a <= fill_gap + 1:
-                w = ((np.arange(a + 1, b) - a) / (b - a))[:, None]
-                boxes[a + 1:b] = (1 - w) * boxes[a] + w * boxes[b]
+            per_frame[i].append(face)
+    fill_gaps(per_frame, fill_gap)
+    boxes = np.full((n, 4), np.nan)
+    for i, found in enumerate(per_frame):
+        if found:
+            boxes[i] = faces.crop_box(found[0], frame_shape)
     return boxes
 
 
