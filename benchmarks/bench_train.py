@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 from torch.utils.data import DataLoader
 
+from lipdub.data.windows import expert_inputs
 from lipdub.engines.wav2lip.model import SyncNet, Wav2Lip, Wav2LipDiscQual
 from lipdub.settings import resolve_device
-from lipdub.train.dataset import ExpertDataset, LipSyncDataset, expert_inputs, generator_inputs
+from lipdub.train.dataset import ExpertDataset, LipSyncDataset, generator_inputs
 from lipdub.train.expert import bce, sync_prob
 from lipdub.train.generator import disc_loss, perceptual_loss, sync_loss
 from lipdub.train.loop import Precision, _worker_init

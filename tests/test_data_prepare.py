@@ -115,7 +115,10 @@ def test_rerun_skips_prepared_clips_and_stats_report_the_set(chain, capsys):
     manifest = json.loads((ds / "manifest.json").read_text())
     assert stats["clips"] == manifest["clips"] and stats["sources"] == 2
     assert abs(stats["hours"] - manifest["hours"]) < 1e-3
-    assert stats["faces_per_frame"] == 1.0 and stats["sync_offsets"] == {"0": manifest["clips"]}
+    assert stats["faces_per_frame"] == 1.0
+    assert stats["sync_offsets"] == {} and stats["sync_measured"] == 0  # no --sync-expert: nothing measured
+    assert main(["data", "stats", str(ds)]) == 0
+    assert "sync offsets      not measured" in capsys.readouterr().out
     assert stats["train_clips"] + stats["val_clips"] == manifest["clips"]
     # the episodes themselves were never touched, and every kept clip made it into the dataset
     assert sorted(p.name for p in chain["episodes"].iterdir()) == ["ep1.mp4", "ep2.mp4", "guest.mp4"]

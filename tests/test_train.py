@@ -388,6 +388,27 @@ def test_off_sync_accuracy_ranks_each_aligned_window_against_every_shifted_one()
     assert perfect["loss"][0] / 30 == pytest.approx(float(expected), rel=1e-4)
 
 
+def test_eval_flags_an_expert_near_chance_and_offsets_at_the_search_limit() -> None:
+    import torch
+
+    from lipdub.train.evaluate import _add_sync, _Sums, caveats, format_table
+
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.rand(40, 8), dim=1)
+    at_limit, noise = _Sums(), _Sums()
+    _add_sync(at_limit, torch.roll(emb, 6, dims=0), emb, vshift=6)  # audio 6 windows late: the search's edge
+    _add_sync(noise, torch.nn.functional.normalize(torch.rand(40, 8), dim=1), emb, vshift=6)  # unrelated
+    result = {"checkpoint": "g.pth", "data": "ds", "split": "val", "clips": 1, "frames": 44, "windows": 40,
+              "generated": at_limit.means(), "ground_truth": noise.means(), "options": {"vshift": 6}}
+    assert "abs_offset" not in result["generated"] and result["generated"]["offset_at_limit"] == 1.0
+    result["warnings"] = caveats(result)
+    table = format_table(result)
+    assert "beyond +-6" in table.splitlines()[2]  # the 'generated' row shows no offset figure
+    assert any("near chance on the ground truth" in w for w in result["warnings"])
+    assert any(w.startswith("generated: the offset of 100% of the clips lies at the search limit")
+               for w in result["warnings"])
+
+
 @pytest.mark.slow
 def test_eval_prints_a_table_and_writes_json(dataset: Path, generator_run: Path, expert_run: Path,
                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = steps.add_parser("prepare", help="face crops + audio + mel + filelists in the training layout")
     r.add_argument("clips", help="clips folder (from `cut` or `filter`)")
     r.add_argument("-o", "--out", required=True, help="dataset folder")
-    r.add_argument("--val-split", type=float, default=0.05, help="share of sources held out for validation")
+    r.add_argument("--val-split", type=float, default=0.05,
+                   help="share of the time held out for validation: whole source videos, or with one source its "
+                        "last clips after a gap (default 0.05; 0: none, then train with --no-val)")
+    r.add_argument("--force-split", action="store_true",
+                   help="use the closest split found even when it is far from --val-split")
     r.add_argument("--sync-expert", metavar="CKPT", help="SyncNet checkpoint: measure each clip's audio-video "
                                                        "offset, shift it away, drop clips beyond --max-offset")
     r.add_argument("--max-offset", type=int, default=3, help="with --sync-expert: largest offset kept (frames)")
@@ -86,22 +91,27 @@ def _filter(args: argparse.Namespace) -> int:
                        min_sync=args.min_sync, use_cache=args.face_cache)
     rep = filter_clips(args.clips, args.out, args.person, cfg, workers=args.workers, ray_address=args.ray)
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(rep["by_reason"].items())) or "none"
-    print(f"kept {rep['kept']} of {rep['clips']} clips ({rep['kept_seconds'] / 60:.1f} min); removed: {reasons}")
-    print(f"report: {args.out}/report.json")
+    done = f" ({rep['already_done']} already done)" if "already_done" in rep else ""
+    print(f"kept {rep['kept']} of {rep['clips']} clips ({rep['kept_seconds'] / 60:.1f} min){done}; removed: "
+          f"{reasons}")
+    print(f"report: {Path(args.out) / 'report.json'}")
     return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from lipdub.data.prepare import PrepareConfig, prepare
+    from lipdub.data.prepare import PrepareConfig, Split, prepare
 
     cfg = PrepareConfig(sync_expert=args.sync_expert, max_offset=args.max_offset, use_cache=args.face_cache)
-    man = prepare(args.clips, args.out, cfg, val_split=args.val_split, workers=args.workers,
-                  ray_address=args.ray)
-    sp = man["splits"]
+    man = prepare(args.clips, args.out, cfg, val_split=args.val_split, force_split=args.force_split,
+                  workers=args.workers, ray_address=args.ray)
+    sp, split = man["splits"], man["split"]
     print(f"{man['clips']} clips, {man['hours'] * 60:.1f} min (train {sp['train']['clips']}, val "
-          f"{sp['val']['clips']}; {len(man['skipped'])} skipped) -> {args.out}")
-    if args.val_split > 0 and not sp["val"]["clips"]:
-        print("  note: no validation clips: the split is by source video and there is only one source")
+          f"{sp['val']['clips']}; {len(man['skipped'])} skipped, {man['already_done']} already done) "
+          f"-> {Path(args.out)}")
+    print(Split(split["by"], frozenset(), frozenset(split["gap_clips"]), split["val_fraction"])
+          .describe(args.val_split))
+    if not sp["val"]["clips"]:
+        print("  note: no validation clips: train with --no-val")
     return 0
 
 

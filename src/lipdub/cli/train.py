@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -24,6 +25,7 @@ EXAMPLES = """examples:
   lipdub train expert dataset/ -o runs/expert
   lipdub train generator dataset/ --expert runs/expert/best.pth --init wav2lip_gan.pth --gan -o runs/nl
   lipdub train generator dataset/ --expert runs/expert/best.pth -o runs/nl --resume   # continue runs/nl
+  lipdub train expert dataset/ -o runs/expert --resume auto   # in a job script that may be preempted
   torchrun --nproc-per-node 8 -m lipdub train generator dataset/ --expert ... -o runs/nl
 """
 
@@ -39,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         q = kinds.add_parser(name, help=text, description=f"Train {text}.")
         q.add_argument("data", type=Path, help="dataset folder made by `lipdub data prepare`")
         q.add_argument("-o", "--out", type=Path, required=True, help="run folder (checkpoints, logs)")
-        q.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
-                       help="continue a run: our checkpoint (model, optimizer, step); alone: OUT/last.pth")
+        q.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                       help="continue a run: our checkpoint (model, optimizer, step, data position); alone: the "
+                            "newest checkpoint in OUT; 'auto': that one when there is one, else start")
         add_config_flags(q, cls)
         q.set_defaults(func=_run, config_cls=cls)
 
@@ -86,8 +89,16 @@ def build_config(args: argparse.Namespace) -> BaseModel:
     """The settings object from the parsed flags (a one-line LipdubError when one is out of range)."""
     cls = args.config_cls
     values = {name: getattr(args, name) for name in cls.model_fields if name in vars(args) and name != "resume"}
-    if args.resume is not None:
-        values["resume"] = args.out / "last.pth" if args.resume == "auto" else Path(args.resume)
+    if args.resume in ("latest", "auto"):
+        from lipdub.train.loop import newest_checkpoint
+
+        newest = newest_checkpoint(args.out)
+        if newest is not None or args.resume == "latest":
+            values["resume"] = newest or args.out / "last.pth"  # the latter: "no such checkpoint" names it
+        if newest is not None and args.resume == "auto":
+            values.pop("init", None)  # a job script's --init starts the run; once it has begun, it continues
+    elif args.resume is not None:
+        values["resume"] = Path(args.resume)
     try:
         return cls(**values)
     except ValidationError as err:
@@ -99,21 +110,35 @@ def build_config(args: argparse.Namespace) -> BaseModel:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Train; a run stopped by a signal (Ctrl+C, SIGTERM, SIGUSR1) exits with 128 + the signal's number."""
+    from lipdub.train.loop import Stopped
+
     cfg = weights.resolve_fields(build_config(args), "init", "expert", "disc_init")  # names from `weights list`
-    if args.model == "expert":
-        from lipdub.train.expert import train_expert
+    master = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    try:
+        if args.model == "expert":
+            from lipdub.train.expert import train_expert
 
-        summary = train_expert(cfg, args.data, args.out)
-        ev = summary["eval"]
-        line = (f"expert: step {summary['step']}, eval loss {ev.get('loss', float('nan')):.4f}, off-sync accuracy "
-                f"{ev.get('offsync_acc', float('nan')):.3f}; best {summary['best']}")
-    else:
-        from lipdub.train.generator import train_generator
+            summary = train_expert(cfg, args.data, args.out)
+        else:
+            from lipdub.train.generator import train_generator
 
-        summary = train_generator(cfg, args.data, args.out)
-        ev = summary["eval"]
-        line = (f"generator: step {summary['step']}, eval L1 {ev.get('l1', float('nan')):.4f}, sync loss "
-                f"{ev.get('sync', float('nan')):.4f}; best {summary['best']}")
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
-        print(line)
+            summary = train_generator(cfg, args.data, args.out)
+    except Stopped as stop:
+        if master:
+            print(f"lipdub: {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    if master:
+        print(_result_line(args.model, summary))
     return 0
+
+
+def _result_line(model: str, summary: dict) -> str:
+    ev, nan = summary["eval"], float("nan")
+    if model == "expert":
+        figures = f"eval loss {ev.get('loss', nan):.4f}, off-sync accuracy {ev.get('offsync_acc', nan):.3f}"
+    else:
+        figures = f"eval L1 {ev.get('l1', nan):.4f}, sync loss {ev.get('sync', nan):.4f}"
+    if summary["best"] is None:
+        return f"{model}: step {summary['step']}, no validation (--no-val); last {summary['last']}"
+    return f"{model}: step {summary['step']}, {figures}; best {summary['best']}"

@@ -16,7 +16,7 @@ from typing import Any
 import av
 import numpy as np
 
-from lipdub.data import speaker
+from lipdub.data import talking
 from lipdub.data.runner import run_tasks
 from lipdub.data.store import (
     FPS,
@@ -108,7 +108,7 @@ def judge_clip(clip: ClipRef, refs: np.ndarray, cfg: FilterConfig) -> dict[str, 
     if others:
         return _who_talks(verdict, per_frame, wav, target, others, cfg)
     if cfg.min_sync is not None:  # alone on screen: optionally also require the mouth to follow the sound
-        score = speaker.sync_score(speaker.track_openings(per_frame, [target])[target], speaker.loudness(wav, n))
+        score = talking.sync_score(talking.track_openings(per_frame, [target])[target], talking.loudness(wav, n))
         verdict["sync"] = {str(target): None if np.isnan(score) else round(score, 3)}
         if not score >= cfg.min_sync:
             return {**verdict, "reason": "other person"}
@@ -122,9 +122,9 @@ def _quiet(*_: Any) -> None:
 def _who_talks(verdict: dict[str, Any], per_frame: list, wav: np.ndarray, target: int, others: list[int],
                cfg: FilterConfig) -> dict[str, Any]:
     """Several faces: keep only when the target's mouth follows the audio clearly better than any other's."""
-    loud = speaker.loudness(wav, len(per_frame))
-    openings = speaker.track_openings(per_frame, [target, *others])
-    scores = {t: speaker.sync_score(o, loud) for t, o in openings.items()}
+    loud = talking.loudness(wav, len(per_frame))
+    openings = talking.track_openings(per_frame, [target, *others])
+    scores = {t: talking.sync_score(o, loud) for t, o in openings.items()}
     verdict["sync"] = {str(t): (None if np.isnan(s) else round(s, 3)) for t, s in scores.items()}
     mine = scores[target]
     best_other = max((s for t, s in scores.items() if t != target and np.isfinite(s)), default=float("nan"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -57,19 +58,19 @@ def target_track(tracks: Any, meta: dict[str, Any]) -> int:
 
 def crop_boxes(tracks: Any, track_id: int, n: int, frame_shape: tuple[int, int], fill_gap: int) -> np.ndarray:
     """(n, 4) float crop boxes (top, bottom, left, right) of the track, NaN where it is missing for longer
-    than `fill_gap` frames; shorter gaps are linearly interpolated."""
+    than `fill_gap` frames; shorter gaps are filled by the tracker's own interpolation (faces.track.fill_gaps)."""
     from lipdub import faces
+    from lipdub.faces.track import fill_gaps
 
-    boxes = np.full((n, 4), np.nan)
+    per_frame: list[list[Any]] = [[] for _ in range(n)]
     for i, face in tracks.track(track_id).items():
         if 0 <= i < n:
-            boxes[i] = faces.crop_box(face, frame_shape)
-    present = np.flatnonzero(np.isfinite(boxes[:, 0]))
-    if len(present) >= 2:
-        for a, b in zip(present[:-1], present[1:], strict=True):
-            if 1 < b - a <= fill_gap + 1:
-                w = ((np.arange(a + 1, b) - a) / (b - a))[:, None]
-                boxes[a + 1:b] = (1 - w) * boxes[a] + w * boxes[b]
+            per_frame[i].append(face)
+    fill_gaps(per_frame, fill_gap)
+    boxes = np.full((n, 4), np.nan)
+    for i, found in enumerate(per_frame):
+        if found:
+            boxes[i] = faces.crop_box(found[0], frame_shape)
     return boxes
 
 
@@ -217,8 +218,8 @@ def _measure_sync(folder: Path, audio: np.ndarray, n: int, cfg: PrepareConfig) -
     """The expert's offset estimate for the crops in `folder` and their audio."""
     from lipdub.audio.mel import melspectrogram
     from lipdub.data import sync
+    from lipdub.data.windows import load_face
     from lipdub.settings import get_settings, resolve_device
-    from lipdub.train.dataset import load_face
 
     model = sync.load_expert(str(cfg.sync_expert), resolve_device(get_settings().device))
     crops = [load_face(folder / f"{k}.jpg", sync.IMG) for k in range(n)]
@@ -240,26 +241,92 @@ def _fit(crop: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(crop, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def split_sources(seconds: dict[str, float], val_split: float) -> set[str]:
-    """Sources for validation: a deterministic (hash-ordered) set holding about `val_split` of the time.
+@dataclass(frozen=True)
+class Split:
+    """Which prepared clips validate: `val` and `gap` (left out of both lists) hold "<source>/<clip>" keys."""
 
-    With two or more sources and `val_split > 0`, at least one is validation and at least one training.
-    """
-    if val_split <= 0 or len(seconds) < 2:
-        return set()
+    by: str  # "source", "time" (one source: its last clips) or "none"
+    val: frozenset[str]
+    gap: frozenset[str]
+    fraction: float  # of the kept time (train + val) that validates
+
+    def describe(self, asked: float) -> str:
+        what = {"source": "by source video", "time": "by time inside the one source video (its last clips), "
+                f"{len(self.gap)} clip(s) left out between train and val", "none": "none"}[self.by]
+        return f"validation split {what}: {self.fraction:.0%} of the time held out (--val-split {asked:g})"
+
+
+def choose_split(records: list[dict[str, Any]], val_split: float) -> Split:
+    """The held-out clips closest to `val_split` of the time: whole sources, or, with one source, its last
+    clips after a gap of GAP_S seconds (no sentence in both). Deterministic."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_source.setdefault(r["source"], []).append(r)
+    if val_split <= 0 or not records:
+        return Split("none", frozenset(), frozenset(), 0.0)
+    if len(by_source) == 1:
+        return _time_split(records, val_split)
+    seconds = {s: sum(r["n_frames"] for r in rs) / FPS for s, rs in by_source.items()}
+    chosen = split_sources(seconds, val_split)
+    val = frozenset(_key(r) for s in chosen for r in by_source[s])
+    return Split("source", val, frozenset(), sum(seconds[s] for s in chosen) / sum(seconds.values()))
+
+
+def split_sources(seconds: dict[str, float], val_split: float) -> set[str]:
+    """Validation sources whose time comes closest to `val_split` of the total (at least one source on each
+    side): every subset for up to 15 sources, else greedily in a hash order."""
     order = sorted(seconds, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
-    total, val, chosen = sum(seconds.values()), 0.0, set()
+    total, target = sum(seconds.values()), val_split * sum(seconds.values())
+    if len(order) <= 15:
+        subsets = (c for k in range(1, len(order)) for c in itertools.combinations(order, k))
+        return set(min(subsets, key=lambda c: abs(sum(seconds[s] for s in c) - target)))
+    chosen, val = set(), 0.0
     for s in order:
-        if val >= val_split * total or len(chosen) == len(seconds) - 1:
+        if abs(val + seconds[s] - target) < abs(val - target) and val + seconds[s] < total:
+            chosen.add(s)
+            val += seconds[s]
+    return chosen or {order[0]}
+
+
+GAP_S = 2.0  # a training clip must end this long before the held-out part starts (one source)
+
+
+def _time_split(records: list[dict[str, Any]], val_split: float) -> Split:
+    """One source: hold out its last k clips (k closest to val_split), leave out the clips that end within
+    GAP_S of them. Needs at least two clips."""
+    clips = sorted(records, key=lambda r: float(r.get("start", 0.0)))
+    best: tuple[float, Split] | None = None
+    for k in range(1, len(clips)):
+        val, rest = clips[-k:], clips[:-k]
+        start = float(val[0].get("start", 0.0))
+        gap = [r for r in rest if float(r.get("end", 0.0)) > start - GAP_S]
+        train_s = sum(r["n_frames"] for r in rest if r not in gap) / FPS
+        if train_s <= 0:
             break
-        chosen.add(s)
-        val += seconds[s]
-    return chosen
+        val_s = sum(r["n_frames"] for r in val) / FPS
+        split = Split("time", frozenset(map(_key, val)), frozenset(map(_key, gap)), val_s / (val_s + train_s))
+        if best is None or abs(split.fraction - val_split) < best[0]:
+            best = (abs(split.fraction - val_split), split)
+    return best[1] if best is not None else Split("none", frozenset(), frozenset(), 0.0)
+
+
+def _key(record: dict[str, Any]) -> str:
+    return f"{record['source']}/{record['clip']}"
+
+
+def split_fits(split: Split, asked: float) -> bool:
+    """Close enough to what was asked: within a factor of two, or 5 points."""
+    return abs(split.fraction - asked) <= 0.05 or asked / 2 <= split.fraction <= 2 * asked
 
 
 def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg: PrepareConfig, *,
-            val_split: float = 0.05, workers: int | None = None, ray_address: str | None = None) -> dict[str, Any]:
-    """Prepare every clip under `clips_dir` into the dataset `out`; write filelists and manifest.json."""
+            val_split: float = 0.05, force_split: bool = False, workers: int | None = None,
+            ray_address: str | None = None) -> dict[str, Any]:
+    """Prepare every clip under `clips_dir` into the dataset `out`; write filelists and manifest.json.
+
+    Refuses (LipdubError) a validation split far from `val_split` (see split_fits) unless `force_split`.
+    Returns the manifest plus "already_done": clips an earlier run had prepared with the same settings.
+    """
     if not 0 <= val_split < 1:
         raise LipdubError(f"--val-split {val_split} must be in [0, 1)")
     clips = list(iter_clips(clips_dir))
@@ -283,21 +350,22 @@ def prepare(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str], cfg:
     for task, rec in zip(tasks, run_tasks(prepare_clip, tasks, workers=workers, ray_address=ray_address,
                                           desc="prepare", unit="clip"), strict=True):
         by_key[f"{task['source']}/{task['clip']}"] = rec
-    manifest = write_index(out, [by_key[c.key] for c in clips], val_split, asdict(cfg))
-    return manifest
+    records = [by_key[c.key] for c in clips]
+    split = choose_split([r for r in records if "skipped" not in r], val_split)
+    if val_split > 0 and not force_split and not split_fits(split, val_split):
+        raise LipdubError(f"{split.describe(val_split)}, too far from what was asked: choose another "
+                          "--val-split, or pass --force-split to use this one")
+    manifest = write_index(out, records, split, val_split, asdict(cfg))
+    return manifest | {"already_done": len(clips) - len(tasks)}
 
 
-def write_index(out: Path, records: list[dict[str, Any]], val_split: float,
+def write_index(out: Path, records: list[dict[str, Any]], split: Split, val_split: float,
                 config: dict[str, Any]) -> dict[str, Any]:
-    """filelists/train.txt, filelists/val.txt (split by source) and manifest.json."""
-    good = [r for r in records if "skipped" not in r]
-    seconds: dict[str, float] = {}
-    for r in good:
-        seconds[r["source"]] = seconds.get(r["source"], 0.0) + r["n_frames"] / FPS
-    val = split_sources(seconds, val_split)
+    """filelists/train.txt, filelists/val.txt (as `split` says) and manifest.json."""
+    good = [r for r in records if "skipped" not in r and _key(r) not in split.gap]
     lists: dict[str, list[str]] = {"train": [], "val": []}
     for r in good:
-        lists["val" if r["source"] in val else "train"].append(f"{r['source']}/{r['clip']}")
+        lists["val" if _key(r) in split.val else "train"].append(_key(r))
     for name, lines in lists.items():
         path = out / "filelists" / f"{name}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,16 +373,28 @@ def write_index(out: Path, records: list[dict[str, Any]], val_split: float,
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         os.replace(tmp, path)
     frames = sum(r["n_frames"] for r in good)
-    sources = {s: {"clips": sum(r["source"] == s for r in good), "seconds": round(sec, 2),
-                   "split": "val" if s in val else "train"} for s, sec in sorted(seconds.items())}
     manifest = {
         "format": FORMAT, "version": VERSION, "fps": FPS, "sample_rate": SAMPLE_RATE,
-        "clips": len(good), "frames": frames, "hours": round(frames / FPS / 3600, 4), "sources": sources,
-        "splits": {k: {"clips": len(v), "hours": round(sum(seconds[s] for s in sources
-                                                             if sources[s]["split"] == k) / 3600, 4)}
-                   for k, v in lists.items()},
+        "clips": len(good), "frames": frames, "hours": round(frames / FPS / 3600, 4),
+        "sources": _sources(good, split),
+        "splits": {k: {"clips": len(v), "hours": round(sum(r["n_frames"] for r in good if _key(r) in v)
+                                                        / FPS / 3600, 4)} for k, v in lists.items()},
+        "split": {"by": split.by, "asked": val_split, "val_fraction": round(split.fraction, 4),
+                  "gap_clips": sorted(split.gap)},
         "skipped": [{"clip": r["clip"], "reason": r["skipped"]} for r in records if "skipped" in r],
         "config": config,
     }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def _sources(good: list[dict[str, Any]], split: Split) -> dict[str, dict[str, Any]]:
+    """Per source: clips, seconds, and its split ("train", "val", or "time" when split inside it)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in good:
+        entry = out.setdefault(r["source"], {"clips": 0, "seconds": 0.0, "split": set()})
+        entry["clips"] += 1
+        entry["seconds"] += r["n_frames"] / FPS
+        entry["split"].add("val" if _key(r) in split.val else "train")
+    return {s: {"clips": e["clips"], "seconds": round(e["seconds"], 2),
+                "split": e["split"].pop() if len(e["split"]) == 1 else "time"} for s, e in sorted(out.items())}

@@ -33,7 +33,8 @@ def dataset_stats(root: str | os.PathLike[str]) -> dict[str, Any]:
             continue
         lengths.append(rec["n_frames"] / FPS)
         faces.append(rec.get("faces_per_frame", 1.0))
-        offsets[int(rec.get("offset_frames", 0))] += 1
+        if rec.get("sync") is not None:  # measured with --sync-expert (else the offset is only assumed 0)
+            offsets[int(rec.get("offset_frames", 0))] += 1
         sides.append(_crop_side(root / key / "0.jpg"))
     lengths_a = np.asarray(lengths or [0.0])
     hours = {s: round(sum(length for key, length in zip(split_of, lengths, strict=False) if split_of[key] == s)
@@ -47,7 +48,8 @@ def dataset_stats(root: str | os.PathLike[str]) -> dict[str, Any]:
                          "max": round(float(lengths_a.max()), 2)},
         "faces_per_frame": round(float(np.mean(faces)), 3) if faces else None,
         "crop_px_median": int(np.median(sides)) if sides else None,
-        "sync_offsets": {str(k): v for k, v in sorted(offsets.items())},
+        "sync_offsets": {str(k): v for k, v in sorted(offsets.items())}, "sync_measured": sum(offsets.values()),
+        "split": manifest.get("split"),
         "skipped": len(manifest.get("skipped", [])), "missing": missing,
     }
 
@@ -74,9 +76,21 @@ def format_stats(s: dict[str, Any]) -> str:
         ("clip length s", "min {min}  median {median}  max {max}".format(**s["clip_seconds"])),
         ("faces/frame", str(s["faces_per_frame"])),
         ("crop px (median)", str(s["crop_px_median"])),
-        ("sync offsets", ", ".join(f"{k}: {v}" for k, v in s["sync_offsets"].items()) or "-"),
+        ("sync offsets", _offsets(s)),
     ]
+    if s.get("split"):
+        rows.insert(3, ("split", f"by {s['split']['by']}, {s['split']['val_fraction']:.0%} of the time held out"
+                        + (f", {len(s['split']['gap_clips'])} clip(s) left out as a gap"
+                           if s["split"]["gap_clips"] else "")))
     if s["missing"]:
         rows.append(("missing clips", str(len(s["missing"]))))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _offsets(s: dict[str, Any]) -> str:
+    """Measured offsets as 'frames: clips', or why there are none."""
+    if not s["sync_measured"]:
+        return "not measured (prepare with --sync-expert to measure them)"
+    counts = ", ".join(f"{k}: {v}" for k, v in s["sync_offsets"].items())
+    return f"{counts}  ({s['sync_measured']} of {s['clips']} clips measured)"

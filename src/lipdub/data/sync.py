@@ -30,7 +30,7 @@ def _face_windows(crops: list[np.ndarray], starts: list[int]):  # -> torch.Tenso
     """The 5-frame windows of lower-half BGR 96x96 crops starting at `starts`, stacked as the expert reads them."""
     import torch
 
-    from lipdub.train.dataset import expert_inputs
+    from lipdub.data.windows import expert_inputs
 
     lower = np.stack([c[IMG // 2:] for c in crops])  # (n, 48, 96, 3)
     wins = np.stack([lower[s:s + WINDOW] for s in starts])
@@ -46,7 +46,7 @@ def offset_curve(crops: list[np.ndarray], mel: np.ndarray, model: Any, max_shift
     """
     import torch
 
-    from lipdub.train.dataset import mel_start
+    from lipdub.data.windows import mel_start
 
     n = len(crops)
     face_starts = list(range(0, n - WINDOW + 1, stride))

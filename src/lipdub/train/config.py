@@ -10,12 +10,14 @@ quality discriminator (Adam lr 1e-4), 0 without.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+DEFAULT_WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 class TrainConfig(BaseModel):
@@ -38,14 +40,20 @@ class TrainConfig(BaseModel):
     eval_interval: int = Field(3000, ge=1, description="evaluate every N steps (and at the end)")
     eval_steps: int = Field(700, ge=1, description="batches per evaluation")
     eval_first: bool = Field(False, description="evaluate once before the first step (a baseline, e.g. of --init)")
-    checkpoint_interval: int = Field(3000, ge=1, description="keep a numbered checkpoint every N steps")
+    checkpoint_interval: int = Field(3000, ge=1, description="write last.pth and a numbered checkpoint every N "
+                                     "steps")
+    keep_last: int = Field(3, ge=0, description="numbered checkpoints kept (older ones are deleted; last.pth and "
+                           "best.pth stay)")
+    val: bool = Field(True, description="evaluate on the 'val' split; --no-val trains without validation (no "
+                      "best.pth; the generator's sync weight then stays at --sync-weight-start)")
     log_interval: int = Field(10, ge=1, description="log training scalars every N steps")
     # hardware
     device: Device = Field("auto", description="auto, cpu, cuda or mps")
     amp: bool = Field(True, description="mixed precision (float16 autocast + GradScaler), CUDA only")
     channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (faster on CPU and "
                                 "with CUDA tensor cores)")
-    num_workers: int = Field(4, ge=0, description="data-loader worker processes")
+    num_workers: int = Field(DEFAULT_WORKERS, ge=0, description="data-loader worker processes (the default: "
+                             "4 or the usable cores, whichever is fewer)")
     pin_memory: bool = Field(True, description="page-locked batches for faster host-to-GPU copies")
     cache_frames: int = Field(0, ge=0, description="decoded 96x96 frames kept in RAM per worker (0: none)")
     # inputs/outputs
@@ -72,7 +80,8 @@ class ExpertConfig(TrainConfig):
     batch_size: int = Field(64, ge=1, description="samples per step (per process under DDP)")
     eval_interval: int = Field(10000, ge=1, description="evaluate every N steps (and at the end)")
     eval_steps: int = Field(1400, ge=1, description="batches per evaluation")
-    checkpoint_interval: int = Field(10000, ge=1, description="keep a numbered checkpoint every N steps")
+    checkpoint_interval: int = Field(10000, ge=1, description="write last.pth and a numbered checkpoint every N "
+                                     "steps")
     expert_mel_offset: int = Field(0, description="the expert's mel window starts at the first frame + this")
 
 

@@ -4,7 +4,8 @@ Layout (written by `lipdub data prepare`): `filelists/<split>.txt` lists `<sourc
 `0.jpg .. (N-1).jpg` (face crops), `audio.wav` (16 kHz mono) and `mel.npy` (the cached mel; computed and cached
 here when missing). Frames are read with OpenCV (BGR, as the official networks expect) and resized to
 `img_size` ignoring the aspect ratio, like the reference. Samples come back as uint8 frames and float32 mels;
-`generator_inputs` / `expert_inputs` turn a batch into network inputs on the device (4x less to copy).
+`generator_inputs` / `lipdub.data.windows.expert_inputs` turn a batch into network inputs on the device (4x less
+to copy).
 
 Every random choice of sample `i` comes from a generator seeded by (seed, i), so a run is reproducible
 whatever the number of workers; the training sampler adds `epoch * len(dataset)` to the index so each epoch
@@ -21,15 +22,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lipdub.data.windows import load_face, mel_start, to_float
 from lipdub.errors import LipdubError
 
 log = logging.getLogger(__name__)
-MEL_PER_SECOND = 80.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def read_split(root: str | os.PathLike[str], split: str) -> list[Clip]:
             raise LipdubError(f"clip folder {name!r} listed in {filelist.name} is missing", path)
         clips.append(Clip(name, path, _count_frames(path)))
     if not clips:
-        raise LipdubError(f"the '{split}' filelist lists no clips", filelist)
+        hint = ": prepare with --val-split, or train without validation with --no-val" if split == "val" else ""
+        raise LipdubError(f"the '{split}' filelist lists no clips{hint}", filelist)
     return clips
 
 
@@ -116,19 +117,8 @@ def _read_wav16k(path: Path) -> np.ndarray:
     return data.astype(np.float32) / 32768.0
 
 
-def load_face(path: Path, size: int) -> np.ndarray:
-    """A face crop as (size, size, 3) uint8 BGR, resized like the reference (bilinear, aspect ignored)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise LipdubError("unreadable or missing frame", path)
-    if img.shape[:2] != (size, size):
-        img = cv2.resize(img, (size, size))
-    return img
 
 
-def mel_start(frame: int, fps: float) -> int:
-    """First mel column of the 16-column window of (0-indexed) video frame `frame`: int(80 * frame / fps)."""
-    return int(MEL_PER_SECOND * frame / fps)
 
 
 class _WindowDataset(Dataset):
@@ -266,17 +256,6 @@ class ExpertDataset(_WindowDataset):
 
 # --- batch -> network inputs (on the device)
 
-def to_float(frames: torch.Tensor) -> torch.Tensor:
-    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [0, 1]."""
-    return frames.permute(0, 4, 1, 2, 3).float().div_(255.0)
-
-
-def stack_for_expert(faces: torch.Tensor) -> torch.Tensor:
-    """(B, 3, T, h, W) lower-half faces -> (B, 3*T, h, W), channel 3*t + colour, as SyncNet reads them."""
-    b, c, t, h, w = faces.shape
-    return faces.permute(0, 2, 1, 3, 4).reshape(b, t * c, h, w)
-
-
 def generator_inputs(batch: dict[str, torch.Tensor], device: torch.device, half: int
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(faces (B, 6, T, S, S): [masked target, reference], indiv_mels, mel, target (B, 3, T, S, S))."""
@@ -289,7 +268,3 @@ def generator_inputs(batch: dict[str, torch.Tensor], device: torch.device, half:
     mel = batch["mel"].to(device, non_blocking=True)
     return faces, indiv, mel, target
 
-
-def expert_inputs(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """(B, T, h, W, 3) uint8 lower halves -> (B, 3*T, h, W) float on `device`."""
-    return stack_for_expert(to_float(frames.to(device, non_blocking=True)))

@@ -79,6 +79,15 @@ def mean_over_ranks(values: dict[str, float], d: Dist) -> dict[str, float]:
     return {k: float(v) / d.world_size for k, v in zip(keys, t.tolist(), strict=True)}
 
 
+def max_over_ranks(value: float, d: Dist) -> float:
+    """The largest `value` over all processes (identity for a single process)."""
+    if not d.enabled:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=d.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def mean_of_sums(sums: dict[str, float], counts: dict[str, int], d: Dist | None,
                  keys: list[str]) -> dict[str, float]:
     """sum / count for each of `keys` (the same list on every rank), sums and counts added over all processes."""

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lipdub.audio.mel import chunk_starts, mel_windows
+from lipdub.data.windows import load_face, mel_start, stack_for_expert
 from lipdub.engines.wav2lip.checkpoint import load_model
 from lipdub.errors import LipdubError
-from lipdub.train.dataset import load_face, load_mel, mel_start, read_split, stack_for_expert
+from lipdub.train.dataset import load_mel, read_split
 
 log = logging.getLogger(__name__)
 
@@ -169,19 +170,45 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], data: str | os.PathL
             continue
         audio = torch.from_numpy(mel_windows(mel, [mel_start(w, opt.fps) for w in starts])).to(device)
         for sums, faces in ((gen, generated), (real, truth_t)):
-            a_emb, v_emb = _embed(sync_net, audio, faces, starts, opt)
-            d, c, off = lse(v_emb, a_emb, opt.vshift)
-            sums.add("lse_d", d)
-            sums.add("lse_c", c)
-            sums.add("abs_offset", abs(off))
-            stats = sync_stats(a_emb, v_emb)
-            sums.add_stats({k: stats[k] for k in ("offsync_acc", "sync_loss")})
+            _add_sync(sums, *_embed(sync_net, audio, faces, starts, opt), opt.vshift)
         windows_total += len(starts)
     if frames_total == 0:
         raise LipdubError(f"no clip of the '{opt.split}' split has enough frames to evaluate", data)
-    return {"checkpoint": str(checkpoint), "expert": str(expert), "data": str(data), "split": opt.split,
-            "clips": len(clips), "frames": frames_total, "windows": windows_total,
-            "generated": gen.means(), "ground_truth": real.means(), "options": asdict(opt)}
+    result = {"checkpoint": str(checkpoint), "expert": str(expert), "data": str(data), "split": opt.split,
+              "clips": len(clips), "frames": frames_total, "windows": windows_total,
+              "generated": gen.means(), "ground_truth": real.means(), "options": asdict(opt)}
+    return result | {"warnings": caveats(result)}
+
+
+def _add_sync(sums: _Sums, audio_emb: torch.Tensor, video_emb: torch.Tensor, vshift: int) -> None:
+    """One clip's LSE-D / LSE-C, offset (only when inside the search range), off-sync accuracy, sync loss."""
+    d, c, off = lse(video_emb, audio_emb, vshift)
+    sums.add("lse_d", d)
+    sums.add("lse_c", c)
+    at_limit = vshift > 0 and abs(off) >= vshift  # the true offset may lie anywhere beyond: not a figure
+    sums.add("offset_at_limit", float(at_limit))
+    if not at_limit:
+        sums.add("abs_offset", abs(off))
+    stats = sync_stats(audio_emb, video_emb)
+    sums.add_stats({k: stats[k] for k in ("offsync_acc", "sync_loss")})
+
+
+NEAR_CHANCE = 0.65  # off-sync accuracy on the ground truth below this: the expert barely tells sync (chance 0.5)
+
+
+def caveats(result: dict) -> list[str]:
+    """What the figures cannot be trusted for: an expert near chance on the ground truth, offsets at the limit."""
+    out, vshift = [], result["options"]["vshift"]
+    acc = result["ground_truth"].get("offsync_acc")
+    if acc is not None and acc < NEAR_CHANCE:
+        out.append(f"the expert is near chance on the ground truth (off-sync accuracy {acc:.2f}, chance 0.5): "
+                   f"its LSE-D / LSE-C, offset and sync figures say little")
+    for label, key in (("generated", "generated"), ("ground truth", "ground_truth")):
+        share = result[key].get("offset_at_limit", 0.0)
+        if share > 0:
+            out.append(f"{label}: the offset of {share:.0%} of the clips lies at the search limit (beyond "
+                       f"+-{vshift} frames), left out of |offset|")
+    return out
 
 
 def _generate(model: torch.nn.Module, truth: torch.Tensor, mel: np.ndarray, opt: EvalOptions,
@@ -231,14 +258,22 @@ def format_table(result: dict) -> str:
     rows = [["", *(c[0] for c in cols)]]
     for label, key in (("generated", "generated"), ("ground truth", "ground_truth")):
         vals = result[key]
-        rows.append([label, *(fmt.format(vals[k]) if k in vals else "-" for _, k, fmt in cols)])
+        rows.append([label, *(_cell(vals, k, fmt, result["options"]["vshift"]) for _, k, fmt in cols)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths,
                                                                                               strict=True)))
              for r in rows]
     head = (f"{result['checkpoint']} on {result['data']} ({result['split']}: {result['clips']} clips, "
             f"{result['frames']} frames, {result['windows']} windows)")
-    return "\n".join([head, *lines])
+    return "\n".join([head, *lines, *(f"warning: {w}" for w in result.get("warnings", []))])
+
+
+def _cell(vals: dict, key: str, fmt: str, vshift: int) -> str:
+    if key in vals:
+        return fmt.format(vals[key])
+    if key == "abs_offset" and vals.get("offset_at_limit"):
+        return f"beyond +-{vshift}"
+    return "-"
 
 
 def save_json(result: dict, path: Path) -> None:

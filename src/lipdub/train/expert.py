@@ -8,34 +8,20 @@ one; chance 0.5).
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lipdub.data.windows import expert_inputs
 from lipdub.engines.wav2lip.model import SyncNet, sync_probability
-from lipdub.errors import LipdubError
 from lipdub.train import ddp
 from lipdub.train.config import ExpertConfig
-from lipdub.train.dataset import ExpertDataset, expert_inputs
+from lipdub.train.dataset import ExpertDataset
 from lipdub.train.evaluate import _Sums, sync_stats, window_embeddings
-from lipdub.train.logging import RunLogger
-from lipdub.train.loop import (
-    Precision,
-    batches,
-    env_threads,
-    find_resume,
-    init_weights,
-    place,
-    resume,
-    save,
-    seed_everything,
-    step_optimizer,
-    train_loader,
-    write_json,
-)
+from lipdub.train.loop import Precision, Task, fit, init_weights, place, step_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -85,113 +71,50 @@ def evaluate_expert(model: torch.nn.Module, ds: ExpertDataset, device: torch.dev
     return ddp.mean_of_sums(sums.sum, sums.count, d, keys) | {"windows": float(windows)}
 
 
-def _datasets(cfg: ExpertConfig, data: Path) -> tuple[ExpertDataset, ExpertDataset]:
-    kw = dict(window=cfg.window, fps=cfg.fps, img_size=cfg.img_size, mel_step=cfg.mel_step, seed=cfg.seed,
-              cache_frames=cfg.cache_frames, expert_mel_offset=cfg.expert_mel_offset)
-    return ExpertDataset(data, "train", **kw), ExpertDataset(data, "val", **kw)
+class ExpertTask(Task):
+    """The expert's run: BCE of the in-sync probability against the label; scored by the balanced eval loss."""
+
+    kind, name, bar_keys = "syncnet", "expert", ("loss",)
+
+    def __init__(self, cfg: ExpertConfig, data: Path, d: ddp.Dist) -> None:
+        super().__init__(cfg, data, d)
+        kw = dict(window=cfg.window, fps=cfg.fps, img_size=cfg.img_size, mel_step=cfg.mel_step, seed=cfg.seed,
+                  cache_frames=cfg.cache_frames, expert_mel_offset=cfg.expert_mel_offset)
+        self.train_set = ExpertDataset(data, "train", **kw)
+        self.val_set = ExpertDataset(data, "val", **kw) if cfg.val else None
+        self.model = place(SyncNet(), d, cfg)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        if cfg.init is not None:
+            init_weights(self.model, cfg.init, "syncnet")
+
+    def ready(self) -> None:
+        self.net, self.scaler = ddp.wrap(self.model, self.d), self.precision.scaler()
+        self.model.train()
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        device = self.d.device
+        mel = batch["mel"].to(device, non_blocking=True)
+        label = batch["label"].to(device, non_blocking=True)
+        faces = expert_inputs(batch["frames"], device)
+        with self.precision.autocast():
+            prob = sync_prob(self.net, mel, faces)
+        loss = bce(prob, label)
+        step_optimizer(loss, self.optimizer, self.scaler)
+        return {"loss": loss.item(), "acc": float(((prob.detach() > 0.5).float() == label).float().mean())}
+
+    def evaluate(self, step: int, write: Callable[[str], None]) -> tuple[dict[str, float], float]:
+        cfg, d = self.cfg, self.d
+        metrics = evaluate_expert(self.net, self.val_set, d.device, cfg.eval_steps * cfg.batch_size,
+                                  cfg.batch_size, self.precision, d)
+        metrics["windows"] = ddp.mean_over_ranks({"w": metrics["windows"]}, d)["w"] * d.world_size
+        write(f"step {step}: eval loss {metrics['loss']:.4f}, off-sync accuracy {metrics['offsync_acc']:.3f} "
+              f"over {int(metrics['windows'])} windows")
+        return metrics, metrics["loss"]
+
+    def summary(self, best: float) -> dict:
+        return {"best_eval_loss": best}
 
 
 def train_expert(cfg: ExpertConfig, data: str | Path, out_dir: str | Path) -> dict:
-    """Train (or fine-tune with cfg.init, or continue with cfg.resume / an existing out_dir/last.pth).
-
-    Writes out_dir/{last,best,checkpoint_step*}.pth in the official layout, metrics.csv, tb/, config.json,
-    summary.json. Returns the summary (final step, last and best evaluation).
-    """
-    data, out_dir = Path(data), Path(out_dir)
-    d = ddp.setup(cfg.device)
-    try:
-        return _train(cfg, data, out_dir, d)
-    finally:
-        ddp.teardown(d)
-
-
-def _train(cfg: ExpertConfig, data: Path, out_dir: Path, d: ddp.Dist) -> dict:
-    env_threads()
-    seed_everything(cfg.seed)
-    train_ds, val_ds = _datasets(cfg, data)
-    loader = train_loader(train_ds, cfg, d)
-    model = place(SyncNet(), d, cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
-    step, epoch, state = 0, 0, {}
-    resume_from = cfg.resume
-    if resume_from is None and find_resume(out_dir) is not None:
-        raise LipdubError("already holds a run (last.pth): pass --resume to continue it, or another -o", out_dir)
-    if resume_from is not None:
-        step, epoch, state = resume(resume_from, model, optimizer, "syncnet", d.device)
-    elif cfg.init is not None:
-        init_weights(model, cfg.init, "syncnet")
-    net = ddp.wrap(model, d)
-    precision = Precision(d.device, cfg.amp)
-    scaler = precision.scaler()
-    best = float(state.get("best", float("inf")))
-    logger = RunLogger(out_dir, enabled=d.master, total=cfg.max_steps, initial=step, progress=cfg.progress,
-                       desc="expert")
-    if d.master:
-        write_json(out_dir / "config.json", {"model": "syncnet", "data": str(data), **cfg.model_dump(mode="json")})
-        if resume_from is not None:
-            logger.write(f"resuming from {resume_from} at step {step}")
-
-    def checkpoint(path: Path) -> None:
-        if d.master:
-            save(path, model, optimizer, step, epoch, {"best": best, "config": cfg.model_dump(mode="json")})
-
-    last_eval: dict[str, float] = {}
-
-    def evaluate() -> None:
-        nonlocal best, last_eval
-        metrics = evaluate_expert(net, val_ds, d.device, cfg.eval_steps * cfg.batch_size, cfg.batch_size, precision, d)
-        metrics["windows"] = ddp.mean_over_ranks({"w": metrics["windows"]}, d)["w"] * d.world_size
-        last_eval = metrics
-        logger.scalars(step, "eval", metrics)
-        logger.write(f"step {step}: eval loss {metrics['loss']:.4f}, off-sync accuracy "
-                     f"{metrics['offsync_acc']:.3f} over {int(metrics['windows'])} windows")
-        if metrics["loss"] < best:
-            best = metrics["loss"]
-            checkpoint(out_dir / "best.pth")
-        checkpoint(out_dir / "last.pth")
-
-    tick, seen, n_run, evaluated_at, start_epoch = time.time(), 0, 0, -1, epoch
-    running = {"loss": 0.0, "acc": 0.0}
-    if cfg.eval_first and resume_from is None:
-        evaluate()
-        evaluated_at = step
-    model.train()
-    try:
-        for epoch, batch in batches(loader, start_epoch):
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                break
-            mel = batch["mel"].to(d.device, non_blocking=True)
-            label = batch["label"].to(d.device, non_blocking=True)
-            faces = expert_inputs(batch["frames"], d.device)
-            with precision.autocast():
-                prob = sync_prob(net, mel, faces)
-            loss = bce(prob, label)
-            step_optimizer(loss, optimizer, scaler)
-            step += 1
-            seen, n_run = seen + len(label), n_run + 1
-            running["loss"] += loss.item()
-            running["acc"] += float(((prob.detach() > 0.5).float() == label).float().mean())
-            logger.step(loss=loss.item())
-            if step % cfg.log_interval == 0:  # means over the interval
-                rate = seen * d.world_size / max(time.time() - tick, 1e-9)
-                logger.scalars(step, "train", {k: v / n_run for k, v in running.items()}
-                               | {"lr": cfg.lr, "samples_per_s": rate, "epoch": float(epoch)})
-                tick, seen, n_run, running = time.time(), 0, 0, dict.fromkeys(running, 0.0)
-            if step % cfg.checkpoint_interval == 0:
-                checkpoint(out_dir / f"checkpoint_step{step:09d}.pth")
-            if step % cfg.eval_interval == 0:
-                evaluate()
-                evaluated_at = step
-    except KeyboardInterrupt:
-        checkpoint(out_dir / "last.pth")
-        logger.close()
-        raise
-    if evaluated_at != step:
-        evaluate()
-    logger.close()
-    summary = {"model": "syncnet", "step": step, "epoch": epoch, "best_eval_loss": best, "eval": last_eval,
-               "last": str(out_dir / "last.pth"), "best": str(out_dir / "best.pth")}
-    if d.master:
-        write_json(out_dir / "summary.json", summary)
-    ddp.barrier(d)
-    return summary
+    """Train (or fine-tune with cfg.init, or continue with cfg.resume) the expert: see lipdub.train.loop.fit."""
+    return fit(ExpertTask, cfg, data, out_dir)

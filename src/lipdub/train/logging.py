@@ -23,9 +23,12 @@ class RunLogger:
     """Scalars to TensorBoard (`<out>/tb`) and `<out>/metrics.csv` (one row per step and split), images to both."""
 
     def __init__(self, out_dir: Path, *, enabled: bool = True, total: int | None = None, initial: int = 0,
-                 progress: bool = True, desc: str = "train") -> None:
+                 progress: bool = True, desc: str = "train", elapsed: float = 0.0, resumed: bool = False) -> None:
+        """`elapsed`: seconds the run already trained (time_s goes on from there). A resumed run keeps the
+        metrics rows up to step `initial` (later ones were not saved in a checkpoint), a new run starts afresh."""
         self.out_dir, self.enabled = Path(out_dir), enabled
-        self._start = time.time()
+        self._start = time.time() - elapsed
+        self._lap = time.time()
         self._writer = None
         self._csv_fields: list[str] | None = None
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
@@ -33,12 +36,39 @@ class RunLogger:
         if not enabled:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._keep_rows(initial if resumed else None)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(self.out_dir / "tb"))
         except ImportError:  # tensorboard is the optional `train` extra
             log.warning("tensorboard is not installed: no TensorBoard logs (pip install 'lipdub[train]')")
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, across resumes."""
+        return time.time() - self._start
+
+    def lap(self) -> float:
+        """Seconds since the previous lap."""
+        now = time.time()
+        since, self._lap = now - self._lap, now
+        return since
+
+    def _keep_rows(self, up_to: int | None) -> None:
+        """Drop metrics.csv rows after step `up_to` (all of them for None)."""
+        path = self.out_dir / "metrics.csv"
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [] if up_to is None else [r for r in rows if int(float(r["step"])) <= up_to]
+        if len(kept) == len(rows):
+            return
+        fields = _existing_header(path) or []
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows(kept)
 
     def step(self, n: int = 1, **postfix: float) -> None:
         """Advance the progress bar, showing the latest losses."""

@@ -29,9 +29,15 @@ def _one_line(err: BaseException, limit: int = 100) -> str:
     return f"{type(err).__name__}: {text}".rstrip(": ")
 
 
-def _strip_module(state: dict) -> OrderedDict[str, torch.Tensor]:
-    """Drop every 'module.' (DataParallel prefix), as the reference loader does."""
-    return OrderedDict((str(k).replace("module.", ""), v) for k, v in state.items())
+def strip_module(state: dict) -> OrderedDict[str, torch.Tensor]:
+    """Keys without the 'module.' prefix(es) DataParallel / DDP put in front (the official files have one)."""
+    return OrderedDict((_unprefixed(str(k)), v) for k, v in state.items())
+
+
+def _unprefixed(key: str) -> str:
+    while key.startswith("module."):
+        key = key.removeprefix("module.")
+    return key
 
 
 def load_state_dict(path: PathLike) -> OrderedDict[str, torch.Tensor]:
@@ -68,7 +74,7 @@ def load_state_dict(path: PathLike) -> OrderedDict[str, torch.Tensor]:
     bad = [k for k, v in obj.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"corrupt checkpoint: {_summary('tensors with NaN/inf values', bad)}", path)
-    return _strip_module(obj)
+    return strip_module(obj)
 
 
 @cache

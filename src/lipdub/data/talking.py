@@ -1,4 +1,6 @@
-"""Which visible face is talking: correlate each face's lip opening with the clip's speech loudness."""
+"""Which visible face is talking (a cue for `data filter`): correlate each face's lip opening with the clip's speech
+loudness. (Not audio/speakers.py, which assigns audio tracks to faces in `animate --speaker`.)
+"""
 
 from __future__ import annotations
 
