@@ -81,8 +81,13 @@ def landmark_agreement(image: np.ndarray, points: np.ndarray) -> float:
     """0..1: how well dlib's 5-point model, run in the fitted face's box, lands on FaceMesh's points."""
     from lipdub.faces.identity import _rect  # the box dlib's 5-point model expects, from a landmark box
 
-    shape = _five_points()(image, _rect(Face(box=box_of(points))))
-    dlib_pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float32)
+    box = box_of(points)
+    margin = 0.5 * float(max(box[2] - box[0], box[3] - box[1]))  # dlib copies what it reads: a crop is cheaper
+    x0, y0 = (max(0, int(v - margin)) for v in box[:2])
+    x1, y1 = int(box[2] + margin) + 1, int(box[3] + margin) + 1
+    shift = np.array([x0, y0], np.float32)
+    shape = _five_points()(np.ascontiguousarray(image[y0:y1, x0:x1]), _rect(Face(box=box - np.tile(shift, 2))))
+    dlib_pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float32) + shift
     eyes = float(np.linalg.norm(points[33] - points[263])) + 1e-6
     apart = float(np.linalg.norm(dlib_pts - points[FIVE_POINTS], axis=1).mean()) / eyes
     return float(1.0 / (1.0 + np.exp((apart - AGREEMENT_MID) / AGREEMENT_WIDTH)))
@@ -151,8 +156,14 @@ class Detector:
         return max((float(det.score[0]) for det in result.detections or []), default=0.0)
 
     def evidence(self, image: np.ndarray, points: np.ndarray) -> float:
-        """0..1 evidence that a FaceMesh fit is a human face: second look x landmark agreement."""
-        return self.second_look(image, points) * landmark_agreement(image, points)
+        """0..1 evidence that a FaceMesh fit is a human face: landmark agreement x second look.
+
+        The cheaper agreement comes first; when it alone is under `min_evidence` (most false fits), so is the
+        product, and it is returned as is (an upper bound) without the second look."""
+        agreement = landmark_agreement(image, points)
+        if agreement < self.settings.min_evidence:
+            return agreement
+        return agreement * self.second_look(image, points)
 
     def examine(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float] | None:
         """FaceMesh landmarks of the face in `box` and their face evidence, or None when no face is there."""
