@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -38,6 +40,30 @@ def test_every_person_in_a_group_photo_is_found_once(detected, name):
 
 def test_cartoon_has_no_human_face(detected):
     assert detected["neg_no_human_face_cartoon.jpg"][1] == []
+
+
+# People pasted in front of out-of-focus buildings, bokeh shapes, a heavily blurred crowd and a poster
+# (made by data/faces/make_false_face_photos.py; the first four fooled the detector before issue 11's fix)
+FALSE_FACES = json.loads((DATA / "false_faces.json").read_text())
+
+
+@pytest.mark.parametrize("name", list(FALSE_FACES))
+def test_no_false_face_on_blurred_backgrounds_and_the_person_is_the_default_choice(name):
+    tracks = analyze(DATA / name, use_cache=False)
+    faces = tracks.faces_in(0)
+    assert len(faces) == 1, [f.box.round().tolist() for f in faces]
+    assert iou(faces[0].box, np.array(FALSE_FACES[name], np.float32)) > 0.7, "the face found is the person's"
+    assert select(tracks) == faces[0].track_id
+
+
+def test_score_is_face_evidence_that_falls_with_blur(detected):
+    image, (sharp,) = detected["img_obama_smile_teeth.jpg"]
+    assert 0.8 < sharp.score <= 1.0
+    for name in GROUPS:
+        assert all(0.5 <= f.score <= 1.0 for f in detected[name][1])
+    (soft,) = detect_faces(cv2.GaussianBlur(image, (0, 0), 0.08 * sharp.width))
+    assert iou(soft.box, sharp.box) > 0.7 and soft.score < sharp.score - 0.15
+    assert detect_faces(cv2.GaussianBlur(image, (0, 0), 0.15 * sharp.width)) == [], "eyes and mouth are gone"
 
 
 @pytest.mark.parametrize("name", list(GROUPS))

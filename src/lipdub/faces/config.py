@@ -16,6 +16,7 @@ class FaceSettings:
     hog_max_side: int = 1280  # stills larger than this are downscaled for HOG
     mesh_crop: float = 2.0  # FaceMesh crop side, in face sizes
     mesh_input: int = 256  # FaceMesh crop resolution (pixels)
+    min_evidence: float = 0.5  # a FaceMesh fit with less face evidence (0..1, see detect.py) is no face
     detect_every: int = 5  # video: mediapipe detector on every n-th frame
     hog_every: int = 25  # video: HOG (no upsampling) on every n-th frame
     max_miss: int = 50  # video: frames a lost track keeps looking before it ends
