@@ -68,8 +68,9 @@ def _chart(c, voice: Voice, fps: float, width: int, face_height: float, height: 
     n = len(c.blink)
     x = np.linspace(8, width - 8, max(n, 2))[:n]
     top, mid, low = 20, 100, 205  # head lines around `mid` (±3 degrees), blinks and brows down to `low`
+    step = (width - 16) / max(n - 1, 1)
     for i in np.flatnonzero(voice.active > 0.5):
-        cv2.line(img, (int(x[i]), top), (int(x[i]), top + 10), (170, 170, 170), 2)
+        cv2.rectangle(img, (int(x[i] - step / 2), top), (int(np.ceil(x[i] + step / 2)), top + 8), (170, 170, 170), -1)
     for deg in (-3, 0, 3):
         y = int(mid - deg * 22)
         cv2.line(img, (0, y), (width, y), (200, 200, 200) if deg else (160, 160, 160), 1)

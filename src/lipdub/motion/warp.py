@@ -86,11 +86,14 @@ class HeadWarp:
         outer = 1.0 + 0.75 * self.reach
         weight = _smoothstep((outer - r) / (outer - 1.0))
         h, w = self.shape
-        band = max(2.0, 0.02 * min(h, w))
-        edge = np.minimum.reduce([pts[..., 0], w - 1 - pts[..., 0], pts[..., 1], h - 1 - pts[..., 1]])
-        weight = weight * _smoothstep((edge - band) / (0.08 * min(h, w)))
+        band = max(4.0, 0.04 * min(h, w))  # untouched border (the coarse grid may blur half of it)
+        dx = np.minimum(pts[..., 0], w - 1 - pts[..., 0])
+        dy = np.minimum(pts[..., 1], h - 1 - pts[..., 1])
+        ramp = 0.08 * min(h, w)
+        weight = weight * _smoothstep((np.minimum(dx, dy) - band) / ramp)
+        weight = weight * _smoothstep((np.maximum(dx, dy) - 3 * band) / ramp)  # the corners stay too
         rz = np.hypot(x / (0.62 * ax.width), (y - yc) / (0.7 * ax.height))
-        depth = 0.55 * ax.width * np.sqrt(np.clip(1 - rz * rz, 0, 1))
+        depth = 0.5 * ax.width * np.clip(1 - rz * rz, 0, 1) ** 2  # a rounded face: the middle turns, the edge stays
         nose = np.sum((pts - self.lm[1]) ** 2, axis=-1) / (0.1 * ax.width) ** 2
         depth = depth + 0.18 * ax.width * np.exp(-0.5 * nose)
         return weight, depth
@@ -181,6 +184,13 @@ class HeadWarp:
         px, py = np.meshgrid(np.arange(left, right, dtype=np.float64), np.arange(top, bottom, dtype=np.float64))
         self.eye_px = np.stack([px, py], -1)
         self.brow_field = self.brow_shape(self.eye_px).astype(np.float32)
+        self.eye_px = self.eye_px.astype(np.float32)
+        for eye in self.eyes.values():  # the lid frame of every pixel near the eye, once
+            a, b = eye["ab"](self.eye_px.astype(np.float64))
+            near = np.abs(a) < 1.4
+            up, lo = np.interp(a[near], *eye["up"]), np.interp(a[near], *eye["lo"])
+            eye["pixels"] = dict(where=np.flatnonzero(near), b=b[near], up=up, gap=np.maximum(lo - up, 0),
+                                 lo=lo, follow=float(self.ax.v @ eye["ve"]))
 
     def brow_shape(self, pts: np.ndarray) -> np.ndarray:
         """How much of a brow lift each point takes: 1 on the brows, 0 at the upper lids and high on the
@@ -197,37 +207,36 @@ class HeadWarp:
             out = np.maximum(out, np.minimum(rise, fall) * _smoothstep((1.6 - along) / 0.6))
         return out
 
-    def _lid_source(self, eye: dict, a: np.ndarray, b: np.ndarray, close: float) -> np.ndarray:
-        """Down-coordinate of the photo pixel each (a, b) of the closing eye shows."""
-        up = np.interp(a, *eye["up"])
-        lo = np.interp(a, *eye["lo"])
-        gap = np.maximum(lo - up, 0)
+    @staticmethod
+    def _lid_source(px: dict, b: np.ndarray, close: float, skin: float, under: float) -> np.ndarray:
+        """Down-coordinate of the photo pixel each pixel (at down-coordinate b) of the closing eye shows."""
+        up, lo, gap = px["up"], px["lo"], px["gap"]
         up2, lo2 = up + (1 - LOWER_SHARE) * close * gap, lo - LOWER_SHARE * close * gap
-        top, bottom = up - eye["skin"], lo + eye["under"]
+        top, bottom = up - skin, lo + under
         src = b.copy()
         # the lid skin stretches near the brow; the lash line keeps its own width (slope 1 at the margin)
         lid = (b >= top) & (b < up2)
-        stretch = np.maximum(up2 - top, 1e-6) / np.maximum(up - top, 1e-6)
-        s = np.clip((b - top) / np.maximum(up2 - top, 1e-6), 0, 1)
-        src[lid] = (top + (up - top) * s ** stretch)[lid]
-        under = (b >= lo2) & (b < bottom)
-        src[under] = (lo + (b - lo2) * (bottom - lo) / np.maximum(bottom - lo2, 1e-6))[under]
+        s = (b[lid] - top[lid]) / np.maximum(up2[lid] - top[lid], 1e-6)
+        src[lid] = top[lid] + skin * np.clip(s, 0, 1) ** ((up2[lid] - top[lid]) / skin)
+        under_lid = (b >= lo2) & (b < bottom)
+        src[under_lid] = (lo + (b - lo2) * (bottom - lo) / np.maximum(bottom - lo2, 1e-6))[under_lid]
         return src
 
     def eye_map(self, close: float, lift: float) -> np.ndarray | None:
         """Backward map (CV_32FC2) over `eye_roi` for a blink closure (0..1) and a brow lift (pixels)."""
         if close <= 1e-3 and abs(lift) < 0.02:
             return None
-        q = self.eye_px - lift * self.brow_field[..., None] * self.ax.v  # content moves up: sample below
-        src = q.copy()
+        shift = (lift * self.brow_field)[..., None] * self.ax.v.astype(np.float32)
+        src = self.eye_px - shift  # content moves up: sample below
         if close > 1e-3:
+            flat = src.reshape(-1, 2)
             for name in self.open_eyes:
                 eye = self.eyes[name]
-                a, b = eye["ab"](q)
-                near = np.abs(a) < 1.4
-                b_src = self._lid_source(eye, a[near], b[near], close)
-                src[near] += (b_src - b[near])[:, None] * eye["ve"]
-        return src.astype(np.float32)
+                px = eye["pixels"]
+                b = px["b"] - lift * self.brow_field.reshape(-1)[px["where"]] * px["follow"]
+                b_src = self._lid_source(px, b, close, eye["skin"], eye["under"])
+                flat[px["where"]] += ((b_src - b)[:, None] * eye["ve"]).astype(np.float32)
+        return src
 
     def move_landmarks(self, coef: np.ndarray, close: float, lift: float) -> np.ndarray:
         """Where the photo's landmarks go for this pose, closure and lift (the engine draws the mouth there)."""
