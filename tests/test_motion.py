@@ -285,3 +285,31 @@ def test_motion_sheet_command(tmp_path, capsys):
     assert sheet.shape[1] >= 8 * 96 and sheet.shape[0] > 2 * 96  # head row, blink row, curves
     assert main(["motion", str(SPEECH), str(wav), "-o", str(out)]) == 1
     assert "is not a photo" in capsys.readouterr().err
+
+
+def test_wav2lip_engine_draws_on_the_moving_head(tmp_path, meter):
+    """The neural engine (deterministic protocol weights) gets the moved frame and face: the head turns,
+    the border stays, and the generated mouth lands inside the moved face's lower half."""
+    from lipdub.engines.wav2lip.protocol import write_protocol_checkpoint
+
+    ckpt = tmp_path / "protocol.pth"
+    write_protocol_checkpoint(ckpt, kind="wav2lip")
+    wav = tmp_path / "speech.wav"
+    soundfile.write(wav, speech(1.0), 16000)
+    out = tmp_path / "frames" / "%04d.png"
+    assert main(["animate", str(HOST), str(wav), "-o", str(out), "-q", "--engine", "wav2lip", "--checkpoint",
+                 str(ckpt), "--device", "cpu", "--motion", "lively", "--silence", "animate"]) == 0
+    image = read_image(HOST)
+    face = face_of(image)
+    model = meter.points(image, face.box)
+    border = border_mask(image.shape)
+    poses = []
+    for path in sorted((tmp_path / "frames").glob("*.png"))[::3]:
+        frame = np.asarray(Image.open(path).convert("RGB"))
+        assert np.array_equal(frame[border], image[border])
+        p = meter.points(frame, face.box)
+        poses.append(head_pose(model, p))
+        changed = np.abs(frame.astype(np.int16) - image).max(-1) > 40
+        ys, xs = np.nonzero(changed)
+        assert len(ys) and np.median(ys) > p[1, 1], "the largest changes (the mouth) are below the nose"
+    assert np.std(poses, axis=0).max() > 0.4
