@@ -15,7 +15,7 @@ import numpy as np
 
 from lipdub.faces.types import Face
 from lipdub.motion.plan import Controls, Voice, plan_face
-from lipdub.motion.warp import HeadWarp
+from lipdub.motion.warp import FADE, HeadWarp
 
 
 @dataclasses.dataclass
@@ -75,10 +75,11 @@ class Motion:
         out = self.still.copy()
         for m in self.movers:
             coef, close, lift = m.pose(i)
-            for roi, remap in ((m.warp.eye_roi, m.warp.eye_map(close, lift)), (m.warp.roi, m.warp.head_map(coef))):
-                if remap is not None:
+            eyes, head = m.warp.eye_map(close, lift), m.warp.head_map(coef)
+            for roi, maps in ((m.warp.eye_roi, (eyes, None)), (m.warp.roi, head)):
+                if maps is not None and maps[0] is not None:
                     top, bottom, left, right = roi
-                    out[top:bottom, left:right] = cv2.remap(out, remap, None, cv2.INTER_LINEAR,
+                    out[top:bottom, left:right] = cv2.remap(out, maps[0], maps[1], cv2.INTER_LINEAR,
                                                             borderMode=cv2.BORDER_REPLICATE)
         self._faces = (i, self.faces(i))
         return out, self._faces[1]
@@ -103,7 +104,7 @@ def _reaches(faces: list[Face], speaking: set) -> list[float]:
                 room = d * own / (own + _radius(aj, ak.center - aj.center))
             else:
                 room = d - 0.6 * aj.width
-            reach[k] = min(reach[k], float(np.clip((room / own - 1) / 0.75, 0.15, 1.0)))
+            reach[k] = min(reach[k], float(np.clip((room / own - 1) / FADE, 0.15, 1.0)))
     return reach
 
 

@@ -266,9 +266,9 @@ def plan_face(voice: Voice, fps: float, style: str, seed: int) -> Controls:
         curve = _limit_speed(curve * target / rms, max_step)
         curve *= min(1.0, target / max(float(np.sqrt(np.mean(curve ** 2))), 1e-9))
         setattr(c, name, curve.astype(np.float32))
-    breath = _smooth((voice.active < 0.5).astype(np.float64), 0.5 * fps) * np.sin(2 * np.pi * np.arange(n)
-                                                                                   / (3.6 * fps))
-    c.tx = (s.shift * calm * _drift(rng, n, fps, 5.0) + 0.0).astype(np.float32)
+    pause = _smooth((voice.active < 0.5).astype(np.float64), 0.5 * fps)
+    breath = pause * np.sin(2 * np.pi * np.arange(n) / (3.6 * fps))  # a breath every 3.6 s while silent
+    c.tx = (s.shift * calm * _drift(rng, n, fps, 5.0)).astype(np.float32)
     c.ty = (s.shift * 0.6 * calm * _drift(rng, n, fps, 4.0) - s.breath * breath).astype(np.float32)
     lift = np.clip(_bump(n, accents, np.clip(pitch[accents] / 3, 0.4, 1.0), 0.12, 0.5, fps), 0, 1)
     c.brow = (s.brow * lift).astype(np.float32)

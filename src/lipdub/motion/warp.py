@@ -28,6 +28,7 @@ EYES = {
 EAR_POINTS = {"right": (33, 160, 158, 133, 153, 144), "left": (362, 385, 387, 263, 373, 380)}
 LOWER_SHARE = 0.2  # part of the closing made by the lower lid
 CLOSED_EAR = 0.14  # an eye this narrow in the photo is closed: it never blinks
+FADE = 0.6  # the head motion fades out over this much more of the head's radius
 
 
 def eye_aspect_ratio(lm: np.ndarray, eye: str) -> float:
@@ -83,7 +84,7 @@ class HeadWarp:
         yc = -0.12 * ax.height
         ay = np.where(y < yc, 0.78 * ax.height, 0.62 * ax.height)
         r = np.hypot(x / (0.72 * ax.width), (y - yc) / ay)
-        outer = 1.0 + 0.75 * self.reach
+        outer = 1.0 + FADE * self.reach
         weight = _smoothstep((outer - r) / (outer - 1.0))
         h, w = self.shape
         band = max(4.0, 0.04 * min(h, w))  # untouched border (the coarse grid may blur half of it)
@@ -133,8 +134,9 @@ class HeadWarp:
         px, py = np.meshgrid(np.arange(wid, dtype=np.float32), np.arange(hgt, dtype=np.float32))
         self.pixel_xy = np.stack([px + left, py + top], -1)
 
-    def head_map(self, coef: np.ndarray) -> np.ndarray | None:
-        """Backward map (CV_32FC2, full-frame coordinates) over the ROI for a pose, or None if it does not move."""
+    def head_map(self, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Backward map over the ROI for a pose (cv2's fixed-point pair, full-frame coordinates), or None if it
+        does not move."""
         if self.roi[1] <= self.roi[0] or not np.any(np.abs(coef) > 1e-6):
             return None
         top, bottom, left, right = self.roi
@@ -146,7 +148,7 @@ class HeadWarp:
             x = self.grid_xy - cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         disp = cv2.resize(x - self.grid_xy, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
         disp += self.pixel_xy
-        return disp
+        return cv2.convertMaps(disp, None, cv2.CV_16SC2)  # fixed point: remap runs faster on it
 
     # ------------------------------------------------------------------ eyes and brows
     def _build_eyes(self) -> None:
