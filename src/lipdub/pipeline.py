@@ -59,6 +59,8 @@ class AnimateRequest:
     device: str = "auto"
     batch_size: int | None = None
     use_cache: bool = True
+    motion: str = "natural"  # a still's head, eyes and brows: "natural", "lively", "idle" (blinks only), "none"
+    seed: int = 0  # the motion's random choices (same seed, same video)
 
 
 @dataclass
@@ -247,11 +249,13 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     # --- stream: frames -> engine -> composite -> writer
     batch = max(1, int(getattr(base_engine, "batch_size", 1) or 1))
     still_frame = media.read_image(request.media) if still else None
+    mover = _living_still(request, still_frame, tracks, speakers, fps, n_out, notes) if still else None
     report("generating", 0, n_out)
     settings = get_settings()
     with media.VideoWriter(request.output, fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
                            preset=settings.preset) as writer:
-        frames_iter = itertools.repeat(still_frame) if still else source.frames(src_of.tolist())
+        frames_iter = (mover.frame(i)[0] for i in range(n_out)) if mover else \
+            itertools.repeat(still_frame) if still else source.frames(src_of.tolist())
         done = 0
         for chunk in _chunks(frames_iter, batch, n_out):
             outs = list(chunk)
@@ -261,7 +265,7 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
                     i = done + j
                     if sp.strength[i] <= 0.0:
                         continue
-                    face = face_at(sp, int(src_of[i]))
+                    face = mover.face(i, sp.track_id) if mover else face_at(sp, int(src_of[i]))
                     if face is None:
                         continue
                     box = request.box if request.box is not None else faces.crop_box(face, frame.shape)
@@ -305,6 +309,23 @@ def ignored_options(request: AnimateRequest, engine: str, still: bool, has_audio
     elif request.mix == "replace" and request.duck_db:
         notes.append("note: --duck applies with --mix original only (the original sound is replaced); ignored")
     return notes
+
+
+def _living_still(request: AnimateRequest, still: np.ndarray, tracks, speakers: list[_Speaker], fps: float,
+                  n_out: int, notes: list[str]):
+    """The motion layer for a photo (None for --motion none, or without face landmarks)."""
+    if request.motion == "none":
+        return None
+    from lipdub import motion
+
+    if request.motion not in motion.STYLES:
+        raise LipdubError(f"--motion must be one of {', '.join(motion.STYLES)}, not {request.motion!r}")
+    if tracks is None:
+        notes.append("motion: needs face landmarks, which --box with --paste box skips; the photo stays still")
+        return None
+    voices = {sp.track_id: motion.voice_of(sp.audio, sp.start_frame, fps, n_out) for sp in speakers}
+    notes.append(f"motion: {request.motion} (seed {request.seed})")
+    return motion.Motion(still, tracks.faces_in(0), voices, fps, n_out, request.motion, request.seed)
 
 
 def _need_audio(request: AnimateRequest) -> Path:

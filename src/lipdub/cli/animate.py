@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="wav2lip: rest = original mouth while the speaker is silent (default with --paste blend); "
                    "animate = keep generating, as the reference does (default with --paste box)")
     f.add_argument("--no-cache", action="store_true", help="detect faces again instead of using the cache")
+    m = p.add_argument_group("motion (photos)")
+    m.add_argument("--motion", choices=["none", "natural", "lively", "idle"], default=None,
+                   help="a photo's head, eyes and brows: natural (default: blinks, nods with the speech, brows "
+                   "lift on accents), lively (more), idle (blinks only), none (only the mouth moves)")
+    m.add_argument("--seed", type=int, default=0, help="random choices of the motion (same seed, same video)")
     s = p.add_argument_group("timing and sound")
     s.add_argument("--fps", type=rate, help="frame rate of the output (a photo: default 25; a video: its own rate, "
                    "else its frames are resampled by timestamp)")
@@ -89,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine, checkpoint=args.checkpoint, box=tuple(args.box) if args.box else None,
         paste=args.paste, silence=args.silence, fps=args.fps, keep_video_length=args.keep_video_length, mix=args.mix,
         duck_db=args.duck, speech_gain_db=args.speech_gain, original_gain_db=args.original_gain,
-        device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache)
+        device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache,
+        motion=args.motion or "natural", seed=args.seed)
+    if args.motion is not None and _is_video(args.media):
+        print("note: --motion applies to photos only; a video keeps its own motion", file=sys.stderr)
     with ProgressBar(disable=args.quiet) as bar:
         result = animate(request, progress=bar.update)
     for note in result.notes:
@@ -121,6 +129,16 @@ def check_starts(media: Path, speakers: list, texts: list[str]) -> None:
         if sp.start > limit:
             raise UsageError(f"argument --speaker {text!r}: start={sp.start:g}s is beyond the rest of the output "
                              f"({limit:.2f} s); it would only add silence")
+
+
+def _is_video(path: Path) -> bool:
+    from lipdub.errors import MediaError
+    from lipdub.media import probe
+
+    try:
+        return probe(path).kind == "video"
+    except MediaError:
+        return False  # the pipeline reports an unreadable file itself
 
 
 class ProgressBar:

@@ -1,0 +1,80 @@
+"""Motion layer speed: ms per 1280x720 frame for a talking portrait (goal: <= 5 ms a frame on 2 cores).
+
+Times `Motion.frame(i)` (warped frame + moved landmarks) over every frame of the speech, the one-off set-up
+(speech features, plan, fields) separately, and the extra cost the moving face gives the viseme engine (it
+prepares the face again for each new pose). The machine may be shared: each figure is the best of a few runs,
+with CPU time alongside.
+Usage:
+    python benchmarks/bench_motion.py [--portrait examples/portrait.jpg] [--audio examples/speech_nl.wav]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+from common import best_of  # benchmarks/common.py (scripts run from benchmarks/)
+
+from lipdub.engines.base import FrameJob
+from lipdub.engines.viseme import VisemeEngine
+from lipdub.faces import crop_box, detect_faces
+from lipdub.media import load_audio, read_image
+from lipdub.motion import Motion, voice_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def still_720p(path: Path) -> np.ndarray:
+    """The portrait scaled to 720 px high, centred on a 1280x720 canvas."""
+    img = read_image(path)
+    scale = 720 / img.shape[0]
+    img = cv2.resize(img, (int(round(img.shape[1] * scale)), 720), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    x0 = (1280 - img.shape[1]) // 2
+    canvas[:, x0:x0 + img.shape[1]] = img[:, :1280]
+    return canvas
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--portrait", type=Path, default=ROOT / "examples" / "portrait.jpg")
+    ap.add_argument("--audio", type=Path, default=ROOT / "examples" / "speech_nl.wav")
+    ap.add_argument("--fps", type=float, default=25.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    image = still_720p(args.portrait)
+    face = max(detect_faces(image), key=lambda f: f.area)
+    face.track_id = 0
+    audio = load_audio(args.audio, sr=16000)
+    n = int(np.ceil(len(audio) * args.fps / 16000))
+    voice_of(audio[:16000], 0, args.fps, int(args.fps))  # load the voice-activity model outside the timing
+    holder = {}
+
+    def setup() -> None:
+        voice = voice_of(audio, 0, args.fps, n)
+        holder["motion"] = Motion(image, [face], {0: voice}, args.fps, n, "natural", seed=0)
+
+    wall, cpu = best_of(setup, args.repeats)
+    print(f"set-up ({n / args.fps:.1f} s of speech, 1280x720): {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU")
+    motion = holder["motion"]
+    wall, cpu = best_of(lambda: [motion.frame(i) for i in range(n)], args.repeats)
+    print(f"motion layer: {wall / n * 1000:.2f} ms/frame wall, {cpu / n * 1000:.2f} ms/frame CPU "
+          f"over {n} frames (goal <= 5 ms)")
+    still_box = crop_box(face, image.shape)
+    engine = VisemeEngine()
+    engine.prepare(audio, args.fps)
+    k = min(n, 50)
+    still_jobs = [FrameJob(index=i, frame=image, face=face, box=still_box) for i in range(k)]
+    moved = [motion.frame(i) for i in range(k)]
+    moving_jobs = [FrameJob(index=i, frame=f, face=fs[0], box=crop_box(fs[0], f.shape))
+                   for i, (f, fs) in enumerate(moved)]
+    for name, jobs in (("still", still_jobs), ("moving", moving_jobs)):
+        wall, cpu = best_of(lambda jobs=jobs: engine.render(jobs), 1)
+        print(f"viseme engine on the {name} face: {wall / k * 1000:.1f} ms/frame wall, {cpu / k * 1000:.1f} ms CPU")
+
+
+if __name__ == "__main__":
+    main()
