@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("lipdub.media",),
     ("lipdub.faces",),
     ("lipdub.audio",),
+    ("lipdub.motion",),
     ("lipdub.engines",),
     ("lipdub.composite",),
     ("lipdub.pipeline",),
