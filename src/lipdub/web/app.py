@@ -9,8 +9,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from lipdub import __version__
 from lipdub.web.api import WebContext, describe_error, make_request, router
@@ -47,7 +49,7 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
             ctx.queue.stop()
             ctx.picker.stop()
 
-    app = FastAPI(title="lipdub", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+    app = FastAPI(title="lipdub", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/api/openapi.json",
                   description="Make a face in a photo or video speak. Every /api call needs "
                               "`Authorization: Bearer <token>` when the server was started with a token.")
@@ -57,6 +59,15 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Swagger UI's own files from the swagger-ui-bundle package: the docs page needs no internet
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="lipdub API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
