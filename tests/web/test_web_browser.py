@@ -1,10 +1,11 @@
-"""The page in a real browser (Debian's chromium via Playwright) against `lipdub serve` with the real pipeline."""
+"""The page in a real browser (Debian's chromium via Playwright): against `lipdub serve` with the real pipeline,
+and against the app on 127.0.0.1 with stand-in job runners for the page's own behaviour (slots, Start, delete,
+reload, a phone-sized window, the API docs offline)."""
 
 from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import NO_FACE, PHOTO, SPEECH
-from playwright.sync_api import Page, expect, sync_playwright
+import web_runners
+from conftest import NO_FACE, PHOTO, SPEECH, free_port
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,14 +53,38 @@ def server(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
-def page(server: str) -> Iterator[Page]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        page.goto(server)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator:
+    """open_page(url, **context options) -> a page on `url` in a fresh browser context (closed after)."""
+    contexts = []
+
+    def make(url: str, **options) -> Page:
+        context = browser.new_context(**options)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(url)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
 
 
 def test_two_people_photo_second_face_speaks(page: Page, server: str):
@@ -104,3 +124,128 @@ def test_picture_without_a_face_says_so(page: Page):
     page.set_input_files("#audio-input", str(SPEECH))
     expect(page.locator("#audio-name")).to_contain_text("3.0 s", timeout=30_000)
     expect(page.locator("#start")).to_be_disabled()
+
+
+# ---- the page's own behaviour, with stand-in job runners (web_runners) on the app served on 127.0.0.1
+def ready_to_start(page: Page) -> None:
+    """Photo and speech accepted, the second face chosen: Start can be pressed."""
+    page.set_input_files("#media-input", str(PHOTO))
+    expect(page.locator("#overlay rect")).to_have_count(2, timeout=30_000)
+    page.set_input_files("#audio-input", str(SPEECH))
+    expect(page.locator("#audio-name")).to_contain_text("3.0 s", timeout=30_000)
+    page.locator('#overlay rect[data-number="2"]').click()
+    expect(page.locator("#start")).to_be_enabled()
+
+
+def jobs_of(url: str) -> list[dict]:
+    return httpx.get(url + "/api/jobs").json()
+
+
+def test_a_rejected_file_empties_its_slot_and_says_why_next_to_it(make_server, open_page, tmp_path):
+    live = make_server(runner=web_runners.quick)
+    page = open_page(live.url)
+    ready_to_start(page)
+    bad_speech, bad_picture = tmp_path / "bad.wav", tmp_path / "bad.jpg"
+    bad_speech.write_bytes(b"not a sound\n" * 100)
+    bad_picture.write_bytes(b"not a picture\n" * 100)
+    page.set_input_files("#audio-input", str(bad_speech))
+    expect(page.locator("#audio-error")).to_contain_text("bad.wav", timeout=30_000)
+    expect(page.locator("#media-error")).to_have_text("")
+    expect(page.locator("#audio-name")).to_have_text("")  # the old speech is no longer in use
+    expect(page.locator("#start")).to_be_disabled()
+    expect(page.locator("#start-reason")).to_have_text("add the speech")
+    page.set_input_files("#media-input", str(bad_picture))
+    expect(page.locator("#media-error")).to_contain_text("bad.jpg", timeout=30_000)
+    expect(page.locator("#overlay rect")).to_have_count(0)  # the old photo and its boxes are gone
+    expect(page.locator("#step-faces")).to_be_hidden()
+    expect(page.locator("#start-reason")).to_have_text("add a picture or a video")
+    expect(page.locator("#start")).to_be_disabled()
+    assert jobs_of(live.url) == []
+
+
+def test_double_click_on_start_makes_one_job_and_start_waits_for_it(make_server, open_page, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "3")
+    live = make_server(runner=web_runners.slow)
+    page = open_page(live.url)
+    ready_to_start(page)
+    page.locator("#start").dblclick()
+    expect(page.locator("#job-state")).to_have_text("running", timeout=30_000)
+    expect(page.locator("#start")).to_be_disabled()
+    expect(page.locator("#start-reason")).to_contain_text("a job is running")
+    expect(page.locator("#job-state")).to_have_text("done", timeout=30_000)
+    assert len(jobs_of(live.url)) == 1
+    expect(page.locator("#start")).to_be_enabled()  # a second job is a deliberate click away
+
+
+def test_deleting_a_running_job_asks_first_then_cancels_it(make_server, open_page, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    live = make_server(runner=web_runners.slow)
+    page = open_page(live.url)
+    ready_to_start(page)
+    page.click("#start")
+    expect(page.locator("#job-state")).to_have_text("running", timeout=30_000)
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.locator("#history tbody tr button", has_text="Delete").click()
+    expect(page.locator("#history tbody tr")).to_have_count(1)
+    assert asked and "Cancel it and delete it?" in asked[0]
+    assert jobs_of(live.url)[0]["state"] == "running"  # said no: nothing happened
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#history tbody tr button", has_text="Delete").click()
+    expect(page.locator("#job-state")).to_have_text("deleted", timeout=30_000)
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#job-error")).to_have_text("")
+    expect(page.locator("#history tbody tr")).to_have_count(0)
+    assert jobs_of(live.url) == []
+    expect(page.locator("#start")).to_be_enabled()
+
+
+def test_phone_window_has_no_sideways_scroll_and_shows_progress(make_server, open_page, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    live = make_server(runner=web_runners.slow)
+    page = open_page(live.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    ready_to_start(page)
+    number = page.locator(".face-number").first
+    assert number.bounding_box()["height"] >= 16  # legible face numbers on a small picture
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator("#start").tap()
+    expect(page.locator("#job-state")).to_have_text("running", timeout=30_000)
+    box = page.locator("#job-progress").bounding_box()  # viewport coordinates
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+    expect(page.locator("#history tbody tr")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for name in ("Show", "Delete"):
+        right = page.locator("#history tbody tr button", has_text=name).bounding_box()
+        assert right["x"] + right["width"] <= 390
+    httpx.post(f"{live.url}/api/jobs/{jobs_of(live.url)[0]['id']}/cancel", timeout=30)
+
+
+def test_reload_brings_back_the_running_job_and_history_follows_it(make_server, open_page, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "6")
+    live = make_server(runner=web_runners.slow)
+    page = open_page(live.url)
+    ready_to_start(page)
+    page.click("#start")
+    expect(page.locator("#job-stage")).to_have_text("moving the mouth", timeout=30_000)
+    page.reload()
+    expect(page.locator("#step-progress")).to_be_visible()
+    expect(page.locator("#job-state")).to_have_text("running")
+    row = page.locator("#history tbody tr")
+    expect(row.locator("td[data-label=Speech]")).to_have_text("speech_3s.flac (3.0 s)")
+    expect(row.locator(".state")).to_have_text(re.compile(r"running \d+ %"))
+    expect(row.locator(".state")).to_have_text("done", timeout=30_000)  # live, no reload
+    expect(page.locator("#result")).to_be_visible()
+    expect(page.locator("#original")).to_be_visible()  # before / after
+    assert page.locator("#original").evaluate("img => img.naturalWidth") == 480
+
+
+def test_api_docs_render_with_the_network_cut_off(make_server, open_page):
+    live = make_server()
+    outside = []
+    page = open_page("about:blank")
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(live.url)
+               else (outside.append(route.request.url), route.abort()))
+    page.goto(live.url + "/api/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=30_000)
+    assert page.locator(".swagger-ui .opblock").count() >= 13
+    assert outside == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import secrets
 import shutil
 import time
@@ -156,6 +157,13 @@ def read_frame(upload_id: str, request: Request) -> FileResponse:
     return FileResponse(frame_path(up.path), media_type="image/jpeg")
 
 
+@router.get("/uploads/{upload_id}/file", response_class=FileResponse,
+            summary="The uploaded file itself (HTTP Range supported), for the page's before/after view")
+def read_file(upload_id: str, request: Request) -> FileResponse:
+    up = get_upload_or_404(ctx_of(request), upload_id)
+    return FileResponse(up.path, media_type=mimetypes.guess_type(up.path.name)[0] or "application/octet-stream")
+
+
 @router.get("/uploads/{upload_id}/faces", response_model=FacesOut,
             summary="Faces in the first frame: ids, boxes, thumbnails (cached per content)")
 async def read_faces(upload_id: str, request: Request) -> FacesOut:
@@ -197,7 +205,7 @@ def _check_job(ctx: WebContext, body: JobIn) -> dict[str, Any]:
         audio = get_upload_or_404(ctx, spk["audio"])
         if audio.kind == "image" or (audio.kind == "video" and not audio.info.get("has_audio")):
             raise HTTPException(422, f"{audio.name}: has no audio to speak")
-        spk["audio_name"] = audio.name
+        spk["audio_name"], spk["audio_duration"] = audio.name, audio.info.get("duration")
     if body.keep_original_audio and not (media.kind == "video" and media.info.get("has_audio")):
         raise HTTPException(422, f"{media.name}: has no original audio to keep")
     engines = ctx.engines()
@@ -205,7 +213,8 @@ def _check_job(ctx: WebContext, body: JobIn) -> dict[str, Any]:
     if engine not in engines:
         raise HTTPException(422, "the neural engine (wav2lip) needs a checkpoint; none is configured on this server")
     params = body.model_dump()
-    params.update(engine=engine, speakers=speakers, media_name=media.name)
+    params.update(engine=engine, speakers=speakers, media_name=media.name, media_kind=media.kind,
+                  media_duration=media.info.get("duration"))
     return params
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
+from fastapi_offline import FastAPIOffline
 
 from lipdub import __version__
 from lipdub.web.api import WebContext, describe_error, make_request, router
@@ -49,25 +48,17 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
             ctx.queue.stop()
             ctx.picker.stop()
 
-    app = FastAPI(title="lipdub", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url="/api/openapi.json",
-                  description="Make a face in a photo or video speak. Every /api call needs "
-                              "`Authorization: Bearer <token>` when the server was started with a token.")
+    # FastAPIOffline: the docs page serves Swagger UI's files from the fastapi-offline package (no CDN)
+    app = FastAPIOffline(title="lipdub", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+                         static_url="/docs-static", redoc_url=None, openapi_url="/api/openapi.json",
+                         description="Make a face in a photo or video speak. Every /api call needs "
+                                     "`Authorization: Bearer <token>` when the server was started with a token.")
     app.state.ctx = ctx
     app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    # Swagger UI's own files from the swagger-ui-bundle package: the docs page needs no internet
-    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
-
-    @app.get("/api/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="lipdub API",
-                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-static/swagger-ui.css",
-                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
