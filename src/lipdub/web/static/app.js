@@ -347,6 +347,7 @@ function showResult(job) {
       original.src = withToken(`/api/uploads/${job.params.media}/file`);
     } else { original.src = withToken(`/api/uploads/${job.params.media}/frame.jpg`); original.alt = "the original"; }
     before.append(original);
+    $("play-both").hidden = original.tagName !== "VIDEO";
   }
   $("download").href = withToken(job.result_url + "?download=true");
   $("notes").innerHTML = "";
