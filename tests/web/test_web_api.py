@@ -3,11 +3,14 @@ token and CORS. Jobs run an injected stand-in runner so these tests exercise the
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import web_runners
 from conftest import NO_FACE, PHOTO, SPEECH, ended, upload, wait_job
@@ -304,9 +307,9 @@ def test_stopping_the_server_requeues_the_running_job(make_client, monkeypatch):
 
 
 # ---- safety
-def api_operations(client) -> list[tuple[str, str]]:
+def api_operations(client, **kw) -> list[tuple[str, str]]:
     """Every operation the OpenAPI document lists, with ids filled in."""
-    paths = client.get("/api/openapi.json").json()["paths"]
+    paths = client.get("/api/openapi.json", **kw).json()["paths"]
     return [(method.upper(), path.replace("{upload_id}", "x").replace("{job_id}", "x"))
             for path, ops in paths.items() for method in ops]
 
@@ -407,3 +410,104 @@ def test_real_pipeline_makes_the_second_face_speak(make_client, lipdub_home, tmp
     info = probe(out)
     assert info.kind == "video" and info.has_audio and (info.width, info.height) == (480, 282)
     assert info.duration == pytest.approx(3.0, abs=0.1)
+
+
+# ---- bounded work, tokens in URLs, Host names, things in use (issue 15)
+def test_where_speech_ends_is_bounded_by_max_duration_naming_the_field(make_client):
+    client = make_client(runner=web_runners.quick, max_duration=5.0)
+    media, audio = upload(client, PHOTO), upload(client, SPEECH)  # 3.0 s of speech
+    for start, field in [(2.5, "speakers[0].start"), (1e12, "start")]:
+        body = {"media": media["id"], "speakers": [{"audio": audio["id"], "start": start}]}
+        res = client.post("/api/jobs", json=body)
+        assert res.status_code == 422 and field in json.dumps(res.json()), res.text
+    res = client.post("/api/jobs", json={"media": media["id"], "audio": audio["id"], "face_id": -1})
+    assert res.status_code == 422 and "face_id" in json.dumps(res.json())
+    assert client.get("/api/jobs").json() == []
+    ok = client.post("/api/jobs", json={"media": media["id"], "speakers": [{"audio": audio["id"], "start": 1.9}]})
+    assert ok.status_code == 201, ok.text
+
+
+def test_query_token_is_accepted_only_where_a_media_element_or_eventsource_loads(make_client):
+    client = make_client(runner=web_runners.quick, token="s3cret")
+    allowed = {("GET", "/api/jobs/x/result"), ("GET", "/api/jobs/x/events"), ("GET", "/api/uploads/x/frame.jpg"),
+               ("GET", "/api/uploads/x/file")}
+    for method, path in api_operations(client, headers={"Authorization": "Bearer s3cret"}):
+        res = client.request(method, path, params={"token": "s3cret"})
+        if (method, path) in allowed:
+            assert res.status_code == 404, (method, path)  # past the token check: the id is unknown
+        else:
+            assert res.status_code == 401, (method, path)
+    up = upload(client, PHOTO, headers={"Authorization": "Bearer s3cret"})
+    assert client.get(up["frame_url"], params={"token": "s3cret"}).status_code == 200
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(make_client, tmp_path):
+    client = make_client()
+    for host in ("evil.example", "rebind.attacker.test:8000", "192.168.1.5"):
+        res = client.get("/api/config", headers={"Host": host})
+        assert res.status_code == 400 and "Host" in res.text, host
+        assert client.get("/", headers={"Host": host}).status_code == 400
+    for host in ("127.0.0.1", f"127.0.0.1:{client.live.port}", "localhost:1234", "[::1]:80"):
+        assert client.get("/api/config", headers={"Host": host}).status_code == 200, host
+    named = make_client(host="studio.lan", data_dir=tmp_path / "named")
+    assert named.get("/api/config", headers={"Host": "studio.lan:8000"}).status_code == 200
+    guarded = make_client(token="s3cret", data_dir=tmp_path / "guarded")  # the token is the guard here
+    res = guarded.get("/api/config", headers={"Host": "demo.example.org", "Authorization": "Bearer s3cret"})
+    assert res.status_code == 200
+
+
+def test_an_old_sqlite_is_refused_at_start_with_one_clear_line(monkeypatch, tmp_path):
+    import sqlite3
+
+    from lipdub.errors import LipdubError
+    from lipdub.web import WebSettings, create_app
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    with pytest.raises(LipdubError, match=r"needs SQLite 3\.35\.0 or newer .* uses 3\.31\.1"):
+        create_app(WebSettings(data_dir=tmp_path, warm_up=False))
+
+
+def test_an_upload_a_waiting_or_running_job_uses_cannot_be_deleted(make_client, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    client = make_client(runner=web_runners.slow)
+    media, a1, a2 = upload(client, PHOTO), upload(client, SPEECH), upload(client, SPEECH)
+    running = client.post("/api/jobs", json={"media": media["id"], "audio": a1["id"]}).json()
+    queued = client.post("/api/jobs", json={"media": media["id"], "speakers": [{"audio": a2["id"], "face_id": 1}]})
+    wait_job(client, running["id"], lambda j: j["state"] == "running")
+    for up in (media, a1, a2):
+        res = client.delete(f"/api/uploads/{up['id']}")
+        assert res.status_code == 409 and up["name"] in res.json()["detail"]
+    client.post(f"/api/jobs/{queued.json()['id']}/cancel")
+    assert client.delete(f"/api/uploads/{a2['id']}").status_code == 204
+    client.post(f"/api/jobs/{running['id']}/cancel")
+    assert client.delete(f"/api/uploads/{media['id']}").status_code == 204
+
+
+def test_the_picker_lists_faces_that_walk_in_later_with_their_time_span(make_client, tmp_path):
+    """1 s of an empty room, then the two people: both can be picked, each with a thumbnail and a span."""
+    from PIL import Image
+
+    clip = tmp_path / "walk_in.mp4"
+    room = np.asarray(Image.open(NO_FACE).convert("RGB").resize((480, 282)))
+    people = np.asarray(Image.open(PHOTO).convert("RGB"))
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 480, 282, "yuv420p"
+        for img in [room] * 10 + [people] * 10:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    client = make_client(runner=web_runners.quick)
+    video = upload(client, clip)
+    faces = client.get(f"/api/uploads/{video['id']}/faces").json()["faces"]
+    assert len(faces) == 2
+    for f in faces:
+        assert f["box"] is None  # not in the first frame ...
+        assert f["start"] == pytest.approx(1.0, abs=0.15) and f["end"] == pytest.approx(2.0, abs=0.15)
+        thumb = Image.open(io.BytesIO(base64.b64decode(f["thumbnail"].split(",", 1)[1])))
+        assert min(thumb.size) > 40  # ... yet shown, from a frame where it is
+    audio = upload(client, SPEECH)
+    job = client.post("/api/jobs", json={"media": video["id"], "audio": audio["id"], "face_id": faces[1]["id"]})
+    assert job.status_code == 201
+    assert wait_job(client, job.json()["id"], ended)["state"] == "done"

@@ -35,7 +35,7 @@ def settings_from_args(args: argparse.Namespace):
     from lipdub.web import WebSettings
 
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
-            "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device,
+            "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device, "host": args.host,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
     return WebSettings(**{k: v for k, v in over.items() if v is not None})

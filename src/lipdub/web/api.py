@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import re
 import secrets
 import shutil
 import time
@@ -56,13 +57,20 @@ def ctx_of(request: Request) -> WebContext:
     return request.app.state.ctx
 
 
+# what <video>, <img> and EventSource load: they cannot send a header, so these GETs may carry `?token=`
+QUERY_TOKEN_PATHS = re.compile(r"/api/(jobs/[^/]+/(result|events)|uploads/[^/]+/(frame\.jpg|file))")
+
+
 def require_token(request: Request) -> None:
-    """Bearer token check (header, or `?token=` for EventSource and <video>, which cannot set headers)."""
+    """Bearer token check: the header, or `?token=` only on the GET routes a media element or EventSource loads
+    (a token in a URL ends up in history and logs)."""
     token = ctx_of(request).settings.token
     if not token:
         return
     header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
+    given = header[7:] if header.lower().startswith("bearer ") else ""
+    if not given and request.method in ("GET", "HEAD") and QUERY_TOKEN_PATHS.fullmatch(request.url.path):
+        given = request.query_params.get("token", "")
     if not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(401, "missing or wrong token (send 'Authorization: Bearer <token>')",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -180,10 +188,13 @@ async def read_faces(upload_id: str, request: Request) -> FacesOut:
                     frame_url=f"/api/uploads/{up.id}/frame.jpg", faces=faces, seconds=time.perf_counter() - t0)
 
 
-@router.delete("/uploads/{upload_id}", status_code=204, summary="Delete an upload and its files")
+@router.delete("/uploads/{upload_id}", status_code=204, summary="Delete an upload and its files",
+               responses={409: {"description": "a queued or running job uses it"}})
 def delete_upload(upload_id: str, request: Request) -> Response:
     ctx = ctx_of(request)
     up = get_upload_or_404(ctx, upload_id)
+    if ctx.store.upload_in_use(up.id):
+        raise HTTPException(409, f"{up.name}: a queued or running job uses this file; cancel the job first")
     ctx.store.delete_upload(up.id)
     for path in (up.path, frame_path(up.path)):
         path.unlink(missing_ok=True)
@@ -201,10 +212,15 @@ def _check_job(ctx: WebContext, body: JobIn) -> dict[str, Any]:
         if body.audio is None:
             raise HTTPException(422, "no audio: give `audio` or `speakers`")
         speakers = [{"audio": body.audio, "face_id": body.face_id, "start": 0.0}]
-    for spk in speakers:
+    limit = ctx.settings.max_duration
+    for i, spk in enumerate(speakers):
         audio = get_upload_or_404(ctx, spk["audio"])
         if audio.kind == "image" or (audio.kind == "video" and not audio.info.get("has_audio")):
             raise HTTPException(422, f"{audio.name}: has no audio to speak")
+        end = spk["start"] + float(audio.info.get("duration") or 0)
+        if end > limit:  # the output lasts until the last speech ends: bounded like any upload
+            raise HTTPException(422, f"speakers[{i}].start: this speech would end at {end:.1f} s; this server "
+                                     f"makes videos of at most {limit:g} s")
         spk["audio_name"], spk["audio_duration"] = audio.name, audio.info.get("duration")
     if body.keep_original_audio and not (media.kind == "video" and media.info.get("has_audio")):
         raise HTTPException(422, f"{media.name}: has no original audio to keep")
@@ -243,7 +259,7 @@ def read_job(job_id: str, request: Request) -> JobOut:
                              "description": "`event: status` with a JobOut as data, on every change"}})
 async def job_events(job_id: str, request: Request) -> StreamingResponse:
     ctx = ctx_of(request)
-    get_job_or_404(ctx, job_id)
+    await run_in_threadpool(get_job_or_404, ctx, job_id)  # SQLite reads never run on the event loop
 
     async def stream():
         last, quiet_since = None, time.monotonic()

@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lipdub import __version__
 from lipdub.web.api import WebContext, describe_error, make_request, router
@@ -21,6 +24,30 @@ from lipdub.web.store import Store
 from lipdub.web.worker import JobQueue, Runner
 
 STATIC = Path(__file__).parent / "static"
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class LoopbackHostOnly:
+    """ASGI middleware for a server without a token: 400 unless the Host header names loopback or the served
+    address, so a web page cannot reach this server through a DNS-rebinding domain."""
+
+    def __init__(self, app: ASGIApp, allowed: set[str]) -> None:
+        self.app, self.allowed = app, {h.lower() for h in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            try:
+                name = urlsplit("//" + host).hostname or ""
+            except ValueError:
+                name = ""
+            if name not in self.allowed:
+                await PlainTextResponse(f"unexpected Host header {host[:100]!r}: this server answers only to "
+                                        f"{', '.join(sorted(self.allowed))}", status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: WebSettings | None = None, *, runner: Runner | None = None) -> FastAPI:
@@ -58,6 +85,8 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
+    if not settings.token:
+        app.add_middleware(LoopbackHostOnly, allowed=LOOPBACK | {settings.host.strip("[]")})
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

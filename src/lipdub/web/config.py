@@ -20,6 +20,7 @@ class WebSettings(BaseSettings):
     max_duration: float = 600.0  # seconds, for any uploaded video or audio
     workers: int = Field(default=1, ge=1)
     token: str | None = None
+    host: str = "127.0.0.1"  # the address served; without a token, the only Host name accepted besides loopback
     cors_origins: list[str] = Field(default_factory=list)  # empty: no CORS headers at all
     checkpoint: Path | None = None  # Wav2Lip checkpoint; None -> lipdub's configured one (or viseme only)
     device: str = "auto"

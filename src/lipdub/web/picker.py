@@ -1,19 +1,71 @@
-"""Face detection for the picker in one long-lived helper process: warm models, and the server never computes."""
+"""The face picker: every face (track) of a picture or video, with a thumbnail from its best frame and the time
+span it is on screen, computed in one long-lived helper process (warm models; the server never computes).
+
+It lists `faces.analyze`'s tracks, the same cached analysis the job uses, so the ids it returns are the ids the
+pipeline's `face_id` means. Everything that knows the shape of `FaceTracks` is in `list_faces`."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import logging
 import multiprocessing as mp
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from lipdub.errors import LipdubError
+import numpy as np
+from PIL import Image
+
+from lipdub.errors import LipdubError, MediaError, NoFaceError
 from lipdub.web.store import Upload
-from lipdub.web.uploads import detect
 
 log = logging.getLogger(__name__)
+THUMB = 96
+
+
+def detect(upload: Upload) -> list[dict]:
+    """The faces of `upload` for the picker (see `list_faces`), from the cached analysis of the whole file."""
+    from lipdub.faces import analyze
+
+    try:
+        tracks = analyze(upload.path, use_cache=True)
+    except NoFaceError:
+        return []
+    except MediaError as err:
+        raise MediaError(err.problem, upload.name) from err
+    return list_faces(tracks, upload.info.get("fps"))
+
+
+def list_faces(tracks, fps: float | None) -> list[dict]:
+    """One entry per track, numbered by first appearance then left to right: id, its box in the first frame
+    (None if it walks in later), when it is on screen (seconds) and a JPEG thumbnail of its best frame."""
+    rate = float(tracks.fps or fps or 0) or None
+    first = {int(f.track_id): f for f in tracks.faces_in(0) if f.track_id is not None}
+    rows = sorted(tracks.summary(), key=lambda r: (r["first_frame"], r["box"][0]))
+    out = []
+    for number, row in enumerate(rows, start=1):
+        tid = row["id"]
+        box = [round(float(v), 1) for v in first[tid].box] if tid in first else None
+        thumb = tracks.thumbs.get(tid)
+        out.append({"id": tid, "number": number, "box": box,
+                    "score": round(float(first[tid].score), 3) if tid in first else None,
+                    "start": _seconds(row["first_frame"], rate), "end": _seconds(row["last_frame"] + 1, rate),
+                    "thumbnail": _data_url(thumb) if thumb is not None else None})
+    return out
+
+
+def _seconds(frame: int, rate: float | None) -> float:
+    return round(frame / rate, 2) if rate else 0.0
+
+
+def _data_url(rgb: np.ndarray) -> str:
+    img = Image.fromarray(np.asarray(rgb, np.uint8))
+    img.thumbnail((THUMB, THUMB))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def warm_up() -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lipdub.errors import LipdubError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
@@ -24,6 +26,19 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created);
 """
 
 TERMINAL = ("done", "failed", "cancelled")
+MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
+
+
+def check_sqlite() -> None:
+    """Refuse to start on an SQLite older than the store's queries need, or one without JSON functions."""
+    version = sqlite3.sqlite_version_info
+    if version < MIN_SQLITE:
+        raise LipdubError(f"the web app needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
+                          f"this Python uses {'.'.join(map(str, version))}: use a Python built with a newer SQLite")
+    try:
+        sqlite3.connect(":memory:").execute("SELECT json_extract('{\"a\": 1}', '$.a')").close()
+    except sqlite3.OperationalError as err:
+        raise LipdubError("the web app needs SQLite's JSON functions, which this Python's SQLite lacks") from err
 
 
 @dataclass
@@ -67,6 +82,7 @@ class Store:
     """Uploads and jobs in `<data_dir>/lipdub.sqlite3`. Safe to share between threads (a connection each)."""
 
     def __init__(self, path: Path) -> None:
+        check_sqlite()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -106,6 +122,14 @@ class Store:
     def get_upload(self, upload_id: str) -> Upload | None:
         row = self._conn().execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
         return _upload(row) if row else None
+
+    def upload_in_use(self, upload_id: str) -> bool:
+        """True if a queued or running job needs this upload (as its media or a speaker's audio)."""
+        row = self._conn().execute(
+            "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND (json_extract(params, '$.media') = ? "
+            "OR EXISTS (SELECT 1 FROM json_each(params, '$.speakers') WHERE json_extract(value, '$.audio') = ?))"
+            " LIMIT 1", (upload_id, upload_id)).fetchone()
+        return row is not None
 
     def delete_upload(self, upload_id: str) -> None:
         with self._tx() as db:

@@ -132,6 +132,7 @@ async function loadFaces() {
   svg.setAttribute("viewBox", `0 0 ${res.width} ${res.height}`);
   svg.innerHTML = "";
   for (const f of res.faces) {
+    if (!f.box) continue; // walks in later: listed below with its thumbnail and time span
     const [x1, y1, x2, y2] = f.box;
     const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     Object.entries({ x: x1, y: y1, width: x2 - x1, height: y2 - y1, "data-face-id": f.id, "data-number": f.number })
@@ -166,8 +167,14 @@ function renderFaceList() {
     const slot = state.perFace[f.id];
     li.classList.toggle("chosen", multi ? !!(slot && slot.upload) : state.chosen === f.id);
     const img = document.createElement("img");
-    img.src = f.thumbnail; img.alt = `face ${f.number}`;
+    if (f.thumbnail) img.src = f.thumbnail;
+    img.alt = `face ${f.number}`;
     li.append(img, document.createTextNode(`#${f.number}`));
+    if (state.media && state.media.kind === "video") {
+      const span = document.createElement("div");
+      span.className = "face-span"; span.textContent = `${f.start.toFixed(1)}–${f.end.toFixed(1)} s`;
+      li.append(span);
+    }
     if (multi) li.append(faceAudioControls(f, slot));
     else li.addEventListener("click", () => choose(f.id));
     list.append(li);
