@@ -511,3 +511,35 @@ def test_the_picker_lists_faces_that_walk_in_later_with_their_time_span(make_cli
     job = client.post("/api/jobs", json={"media": video["id"], "audio": audio["id"], "face_id": faces[1]["id"]})
     assert job.status_code == 201
     assert wait_job(client, job.json()["id"], ended)["state"] == "done"
+
+
+def test_retention_removes_old_finished_things_but_never_a_running_jobs_files(make_client, monkeypatch, tmp_path):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    client = make_client(runner=web_runners.slow, keep_days=3 / 86400, sweep_every=0.3)  # 3 s
+    old = new_job(client)
+    client.post(f"/api/jobs/{old['id']}/cancel")
+    running = new_job(client)
+    wait_job(client, running["id"], lambda j: j["stage"] == "generating")  # its partial file is written
+    time.sleep(4.5)
+    assert client.get(f"/api/jobs/{old['id']}").status_code == 404
+    assert client.get(f"/api/uploads/{old['params']['media']}").status_code == 404
+    assert client.get(f"/api/jobs/{running['id']}").json()["state"] == "running"
+    for up in (running["params"]["media"], running["params"]["speakers"][0]["audio"]):
+        assert client.get(f"/api/uploads/{up}").status_code == 200
+    assert (tmp_path / "web" / "jobs" / running["id"] / "partial.tmp").is_file()
+    client.post(f"/api/jobs/{running['id']}/cancel")
+
+
+def test_storage_cap_removes_the_oldest_finished_first(make_client, tmp_path):
+    client = make_client(runner=web_runners.quick, max_storage_gb=250e3 / 1e9, sweep_every=0.3)  # 250 kB
+    jobs = []
+    for _ in range(3):  # each: a 30 kB photo, 59 kB of speech and a small result
+        jobs.append(new_job(client))
+        wait_job(client, jobs[-1]["id"], ended)
+    time.sleep(1.5)
+    left = {j["id"] for j in client.get("/api/jobs").json()}
+    assert jobs[-1]["id"] in left and jobs[0]["id"] not in left
+    assert client.get(f"/api/uploads/{jobs[0]['params']['media']}").status_code == 404
+    total = sum(p.stat().st_size for d in ("uploads", "jobs") for p in (tmp_path / "web" / d).rglob("*")
+                if p.is_file())
+    assert total <= 250e3

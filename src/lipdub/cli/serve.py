@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(also LIPDUB_WEB_TOKEN; 'random' makes one up and prints it)")
     p.add_argument("--cors", action="append", default=None, metavar="ORIGIN",
                    help="allow this browser origin to call the API (repeatable; default: CORS off)")
+    p.add_argument("--keep-days", type=float, default=None, help="remove finished jobs and uploads older than "
+                   "this many days (default: 7)")
+    p.add_argument("--max-storage-gb", type=float, default=None, help="when the data folder grows past this, "
+                   "remove the oldest finished jobs and uploads first (default: no cap)")
     p.add_argument("--checkpoint", type=Path, default=None, help="Wav2Lip checkpoint for the neural engine")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument("--open", action="store_true", help="open the page in the default browser once serving")
@@ -36,9 +40,18 @@ def settings_from_args(args: argparse.Namespace):
 
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
             "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device, "host": args.host,
+            "keep_days": args.keep_days, "max_storage_gb": args.max_storage_gb,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
-    return WebSettings(**{k: v for k, v in over.items() if v is not None})
+    from pydantic import ValidationError
+
+    from lipdub.errors import LipdubError
+
+    try:
+        return WebSettings(**{k: v for k, v in over.items() if v is not None})
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise LipdubError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
 
 
 def _run(args: argparse.Namespace) -> int:

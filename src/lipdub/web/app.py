@@ -20,6 +20,7 @@ from lipdub import __version__
 from lipdub.web.api import WebContext, describe_error, make_request, router
 from lipdub.web.config import WebSettings
 from lipdub.web.picker import FacePicker
+from lipdub.web.retention import Janitor, sweep
 from lipdub.web.store import Store
 from lipdub.web.worker import JobQueue, Runner
 
@@ -63,15 +64,20 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     ctx.queue = JobQueue(store, runner, partial(make_request, ctx), ctx.job_dir, settings.workers,
                          describe_error=partial(describe_error, ctx))
 
+    max_bytes = settings.max_storage_gb * 1e9 if settings.max_storage_gb else None
+    janitor = Janitor(partial(sweep, store, ctx.job_dir, settings.keep_days, max_bytes), settings.sweep_every)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for stale in ctx.tmp_dir.glob("*.part"):  # uploads cut short by a previous run
             stale.unlink(missing_ok=True)
         ctx.queue.start()
         ctx.picker.start()
+        janitor.start()
         try:
             yield
         finally:
+            janitor.stop()
             ctx.queue.stop()
             ctx.picker.stop()
 

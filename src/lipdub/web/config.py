@@ -24,6 +24,9 @@ class WebSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)  # empty: no CORS headers at all
     checkpoint: Path | None = None  # Wav2Lip checkpoint; None -> lipdub's configured one (or viseme only)
     device: str = "auto"
+    keep_days: float = Field(default=7.0, gt=0)  # finished jobs and uploads older than this are removed
+    max_storage_gb: float | None = Field(default=None, gt=0)  # past it, the oldest finished things go first
+    sweep_every: float = Field(default=600.0, gt=0)  # seconds between retention sweeps
     warm_up: bool = True  # start the face-picker process and load its detector at start (fast first answer)
 
     def resolved_data_dir(self) -> Path:

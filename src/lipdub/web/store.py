@@ -123,6 +123,10 @@ class Store:
         row = self._conn().execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
         return _upload(row) if row else None
 
+    def list_uploads(self) -> list[Upload]:
+        rows = self._conn().execute("SELECT * FROM uploads ORDER BY created").fetchall()
+        return [_upload(r) for r in rows]
+
     def upload_in_use(self, upload_id: str) -> bool:
         """True if a queued or running job needs this upload (as its media or a speaker's audio)."""
         row = self._conn().execute(
