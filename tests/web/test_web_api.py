@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 import pytest
 import web_runners
-from conftest import NO_FACE, PHOTO, SPEECH, ended, upload, wait_job
+from conftest import NO_FACE, PHOTO, SPEECH, LiveClient, ended, upload, wait_job
 
 
 def files_under(path: Path) -> list[Path]:
@@ -543,3 +544,99 @@ def test_storage_cap_removes_the_oldest_finished_first(make_client, tmp_path):
     total = sum(p.stat().st_size for d in ("uploads", "jobs") for p in (tmp_path / "web" / d).rglob("*")
                 if p.is_file())
     assert total <= 250e3
+
+
+# ---- public mode: visitors do not see each other
+def test_public_visitors_see_only_their_own_and_the_admin_sees_all(make_server):
+    live = make_server(runner=web_runners.quick, public=True, token="admin")
+    alice, bob = LiveClient(live), LiveClient(live)  # two browsers: two cookie jars
+    media, audio = upload(alice, PHOTO), upload(alice, SPEECH)
+    cookie = alice.get("/api/config").headers.get("set-cookie")
+    assert cookie is None  # the session was set once, on the first answer, and is kept
+    job = alice.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]}).json()
+    done = wait_job(alice, job["id"], ended)
+    assert done["state"] == "done" and alice.get(done["result_url"]).status_code == 200
+    assert [j["id"] for j in alice.get("/api/jobs").json()] == [job["id"]]
+    assert bob.get("/api/jobs").json() == []
+    for method, url in [("GET", f"/api/jobs/{job['id']}"), ("GET", done["result_url"]),
+                        ("GET", f"/api/jobs/{job['id']}/events"), ("POST", f"/api/jobs/{job['id']}/cancel"),
+                        ("DELETE", f"/api/jobs/{job['id']}"), ("GET", f"/api/uploads/{media['id']}"),
+                        ("GET", media["frame_url"]), ("GET", f"/api/uploads/{media['id']}/file"),
+                        ("GET", f"/api/uploads/{media['id']}/faces"), ("DELETE", f"/api/uploads/{audio['id']}")]:
+        assert bob.request(method, url).status_code == 404, (method, url)
+    res = bob.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]})
+    assert res.status_code == 404  # nor use them
+    forged = LiveClient(live)
+    forged.cookies.set("lipdub_session", alice.cookies["lipdub_session"].split(".")[0] + ".forged")
+    assert forged.get("/api/jobs").json() == []  # a session id without its signature is a new visitor
+    admin = {"Authorization": "Bearer admin"}
+    assert [j["id"] for j in bob.get("/api/jobs", headers=admin).json()] == [job["id"]]
+    assert bob.get(done["result_url"], headers=admin).status_code == 200
+    assert bob.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    for client in (alice, bob, forged):
+        client.close()
+
+
+def test_public_session_cookie_is_httponly_strict_and_signed(make_server):
+    live = make_server(public=True)
+    res = httpx.get(live.url + "/")
+    cookie = res.headers["set-cookie"]
+    assert cookie.startswith("lipdub_session=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    sid, mac = cookie.split(";")[0].split("=", 1)[1].split(".")
+    assert len(sid) >= 24 and len(mac) >= 40  # unguessable id, HMAC-SHA256 signature
+
+
+def test_public_quotas_per_visitor(make_server, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    live = make_server(runner=web_runners.slow, public=True, quota_jobs=1, quota_mb=0.1)  # 100 kB each
+    alice, bob = LiveClient(live), LiveClient(live)
+    media, audio = upload(alice, PHOTO), upload(alice, SPEECH)  # 30 + 59 kB
+    res = alice.post("/api/uploads", params={"name": "more.flac"}, content=SPEECH.read_bytes())
+    assert res.status_code == 413 and "what is left of your 100000 bytes" in res.json()["detail"]
+    first = alice.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]})
+    assert first.status_code == 201
+    second = alice.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]})
+    assert second.status_code == 429 and "1 job(s) waiting or running" in second.json()["detail"]
+    mine = bob.post("/api/jobs", json={"media": upload(bob, PHOTO)["id"], "audio": upload(bob, SPEECH)["id"]})
+    assert mine.status_code == 201  # one visitor's quota is not another's
+    for client, job in ((alice, first), (bob, mine)):
+        client.post(f"/api/jobs/{job.json()['id']}/cancel")
+        client.close()
+
+
+# ---- what the CLI can do, the API can ask for; the queue says where a job is
+def test_silence_and_motion_reach_the_pipeline(make_client, tmp_path):
+    from lipdub.web.api import request_fields
+
+    client = make_client(runner=web_runners.quick)
+    job = new_job(client, silence="rest")
+    wait_job(client, job["id"], ended)
+    sent = json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())
+    assert sent["silence"] == "rest"
+    has_motion = {"motion", "seed"} <= request_fields()
+    assert client.get("/api/config").json()["motion"] is has_motion
+    res = client.post("/api/jobs", json={**job["params"] | {"speakers": []}, "motion": "lively", "seed": 7})
+    if has_motion:
+        assert res.status_code == 201
+        wait_job(client, res.json()["id"], ended)
+        sent = json.loads((tmp_path / "web" / "jobs" / res.json()["id"] / "request.json").read_text())
+        assert (sent["motion"], sent["seed"]) == ("lively", 7)
+    else:  # a pipeline without motion: said plainly, not silently ignored
+        assert res.status_code == 422 and "motion" in res.json()["detail"]
+
+
+def test_queued_jobs_know_their_place_and_get_an_eta_once_one_job_ran(make_client, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "1")
+    client = make_client(runner=web_runners.slow)
+    first = new_job(client)
+    wait_job(client, first["id"], ended)
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    running, second, third = new_job(client), new_job(client), new_job(client)
+    wait_job(client, running["id"], lambda j: j["state"] == "running")
+    a, b = (client.get(f"/api/jobs/{j['id']}").json() for j in (second, third))
+    assert (a["state"], a["queue_position"], b["queue_position"]) == ("queued", 1, 2)
+    assert 0 < a["eta"] < b["eta"]
+    client.post(f"/api/jobs/{second['id']}/cancel")
+    assert client.get(f"/api/jobs/{third['id']}").json()["queue_position"] == 1
+    for job in (running, third):
+        client.post(f"/api/jobs/{job['id']}/cancel")

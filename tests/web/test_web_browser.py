@@ -19,6 +19,7 @@ from conftest import NO_FACE, PHOTO, SPEECH, free_port
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+FACES_WAIT = 180_000  # first face detection spawns the picker process; slow on a loaded machine
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 
@@ -89,7 +90,7 @@ def open_page(browser: Browser) -> Iterator:
 
 def test_two_people_photo_second_face_speaks(page: Page, server: str):
     page.set_input_files("#media-input", str(PHOTO))
-    expect(page.locator("#overlay rect")).to_have_count(2, timeout=30_000)
+    expect(page.locator("#overlay rect")).to_have_count(2, timeout=FACES_WAIT)
     expect(page.locator("#faces-hint")).to_contain_text("2 faces")
     page.set_input_files("#audio-input", str(SPEECH))
     expect(page.locator("#audio-name")).to_contain_text("3.0 s", timeout=30_000)
@@ -130,7 +131,7 @@ def test_picture_without_a_face_says_so(page: Page):
 def ready_to_start(page: Page) -> None:
     """Photo and speech accepted, the second face chosen: Start can be pressed."""
     page.set_input_files("#media-input", str(PHOTO))
-    expect(page.locator("#overlay rect")).to_have_count(2, timeout=30_000)
+    expect(page.locator("#overlay rect")).to_have_count(2, timeout=FACES_WAIT)
     page.set_input_files("#audio-input", str(SPEECH))
     expect(page.locator("#audio-name")).to_contain_text("3.0 s", timeout=30_000)
     page.locator('#overlay rect[data-number="2"]').click()
@@ -249,3 +250,46 @@ def test_api_docs_render_with_the_network_cut_off(make_server, open_page):
     expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=30_000)
     assert page.locator(".swagger-ui .opblock").count() >= 13
     assert outside == []
+
+
+def test_several_speakers_with_start_times(make_server, open_page):
+    live = make_server(runner=web_runners.quick)
+    page = open_page(live.url)
+    page.set_input_files("#media-input", str(PHOTO))
+    expect(page.locator("#overlay rect")).to_have_count(2, timeout=FACES_WAIT)
+    page.check("#multi")
+    expect(page.locator("#faces-hint")).to_have_text("give each face that speaks its own audio and start time")
+    expect(page.locator("#audio-input")).to_be_disabled()  # the main Speech box is not used now
+    expect(page.locator("#audio-slot")).to_have_class(re.compile("off"))
+    expect(page.locator("#start-reason")).to_have_text("give at least one face its audio")
+    faces = page.locator("#face-list li")
+    for i, start in ((0, "0"), (1, "1.5")):
+        faces.nth(i).locator("input.face-file").set_input_files(str(SPEECH))
+        expect(faces.nth(i).locator(".face-audio-name")).to_have_text("speech_3s.flac (3.0 s)", timeout=30_000)
+        faces.nth(i).locator(".face-start input").fill(start)
+        faces.nth(i).locator(".face-start input").dispatch_event("change")
+    expect(page.locator("#face-list input[type=file]:visible")).to_have_count(0)  # no "No file chosen"
+    page.click("#start")
+    expect(page.locator("#job-state")).to_have_text("done", timeout=30_000)
+    job = jobs_of(live.url)[0]
+    ids = [int(faces.nth(i).get_attribute("data-face-id")) for i in range(2)]
+    assert [(s["face_id"], s["start"]) for s in job["params"]["speakers"]] == [(ids[0], 0.0), (ids[1], 1.5)]
+    expect(page.locator("#history tbody tr td[data-label=Speech]")).to_have_text("2 speakers")
+
+
+def test_public_mode_a_visitor_cannot_see_anothers_job(make_server, open_page):
+    live = make_server(runner=web_runners.quick, public=True)
+    alice = open_page(live.url)
+    ready_to_start(alice)
+    alice.click("#start")
+    expect(alice.locator("#job-state")).to_have_text("done", timeout=30_000)
+    job_id = alice.locator("#history tbody tr").get_attribute("data-job-id")
+    bob = open_page(live.url)  # another browser: its own session cookie
+    expect(bob.locator("#step-options")).to_be_visible()
+    bob.wait_for_timeout(500)  # History loaded
+    expect(bob.locator("#history tbody tr")).to_have_count(0)
+    status = bob.evaluate("id => fetch('/api/jobs/' + id).then(r => r.status)", job_id)
+    assert status == 404
+    alice.reload()
+    expect(alice.locator("#history tbody tr")).to_have_count(1)
+    assert "lipdub_session" not in alice.evaluate("document.cookie")  # HttpOnly: scripts cannot read it

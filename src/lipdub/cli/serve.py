@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(also LIPDUB_WEB_TOKEN; 'random' makes one up and prints it)")
     p.add_argument("--cors", action="append", default=None, metavar="ORIGIN",
                    help="allow this browser origin to call the API (repeatable; default: CORS off)")
+    p.add_argument("--public", action="store_true", help="public demo: each browser gets its own session and "
+                   "sees only its own uploads and jobs, within quotas; --token then gives the admin view of all")
+    p.add_argument("--quota-jobs", type=int, default=None, help="public mode: jobs waiting or running per "
+                   "visitor (default: 2)")
+    p.add_argument("--quota-mb", type=float, default=None, help="public mode: megabytes of uploads kept per "
+                   "visitor (default: 500)")
     p.add_argument("--keep-days", type=float, default=None, help="remove finished jobs and uploads older than "
                    "this many days (default: 7)")
     p.add_argument("--max-storage-gb", type=float, default=None, help="when the data folder grows past this, "
@@ -40,7 +46,8 @@ def settings_from_args(args: argparse.Namespace):
 
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
             "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device, "host": args.host,
-            "keep_days": args.keep_days, "max_storage_gb": args.max_storage_gb,
+            "keep_days": args.keep_days, "max_storage_gb": args.max_storage_gb, "public": args.public or None,
+            "quota_jobs": args.quota_jobs, "quota_mb": args.quota_mb,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
     from pydantic import ValidationError
@@ -63,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise LipdubError("checkpoint not found", args.checkpoint)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token and not settings.public:
         print("lipdub: warning: serving beyond this machine without --token; anyone who can reach it can "
               "upload and read results", file=sys.stderr, flush=True)
     app = create_app(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -17,10 +18,11 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lipdub import __version__
-from lipdub.web.api import WebContext, describe_error, make_request, router
+from lipdub.web.api import WebContext, describe_error, make_request, request_fields, router
 from lipdub.web.config import WebSettings
 from lipdub.web.picker import FacePicker
 from lipdub.web.retention import Janitor, sweep
+from lipdub.web.sessions import Sessions, load_secret
 from lipdub.web.store import Store
 from lipdub.web.worker import JobQueue, Runner
 
@@ -74,6 +76,7 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
         ctx.queue.start()
         ctx.picker.start()
         janitor.start()
+        threading.Thread(target=request_fields, daemon=True).start()  # imports the pipeline off the first request
         try:
             yield
         finally:
@@ -91,7 +94,10 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
-    if not settings.token:
+    if settings.public:
+        app.add_middleware(Sessions, secret=load_secret(data_dir / "session.key"),
+                           max_age=int(settings.keep_days * 86400))
+    elif not settings.token:
         app.add_middleware(LoopbackHostOnly, allowed=LOOPBACK | {settings.host.strip("[]")})
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -24,6 +24,9 @@ class WebSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)  # empty: no CORS headers at all
     checkpoint: Path | None = None  # Wav2Lip checkpoint; None -> lipdub's configured one (or viseme only)
     device: str = "auto"
+    public: bool = False  # each browser sees only its own uploads and jobs; the token (if any) is the admin's
+    quota_jobs: int = Field(default=2, ge=1)  # public mode: jobs waiting or running per visitor
+    quota_mb: float = Field(default=500.0, gt=0)  # public mode: megabytes of uploads kept per visitor
     keep_days: float = Field(default=7.0, gt=0)  # finished jobs and uploads older than this are removed
     max_storage_gb: float | None = Field(default=None, gt=0)  # past it, the oldest finished things go first
     sweep_every: float = Field(default=600.0, gt=0)  # seconds between retention sweeps

@@ -60,6 +60,11 @@ class JobIn(BaseModel):
     paste: Literal["blend", "box"] = "blend"
     keep_original_audio: bool = False
     duck_db: float = Field(0.0, ge=0, le=60, description="how far the original audio is lowered under speech")
+    silence: Literal["auto", "rest", "animate"] = Field(
+        "auto", description="the neural mouth while the speaker is silent: rest (back to the original), animate")
+    motion: Literal["natural", "none", "lively", "idle"] | None = Field(
+        None, description="head motion for a photo (when this server's lipdub has it; see /api/config)")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="makes the motion repeatable")
 
 
 class JobOut(BaseModel):
@@ -67,7 +72,8 @@ class JobOut(BaseModel):
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     stage: str
     percent: float
-    eta: float | None = Field(None, description="seconds left, estimated")
+    eta: float | None = Field(None, description="seconds left, estimated (queued: until it ends)")
+    queue_position: int | None = Field(None, description="queued: 1 = the next to start")
     error: str | None = None
     created: float
     started: float | None = None
@@ -83,4 +89,6 @@ class ConfigOut(BaseModel):
     max_upload_bytes: int
     max_duration: float
     workers: int
-    auth: bool
+    motion: bool = Field(description="jobs accept `motion` and `seed`")
+    auth: bool = Field(description="every call needs the token")
+    public: bool = Field(description="public mode: each browser sees only its own uploads and jobs")

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created);
 """
+OWNER_COLUMNS = ("uploads", "jobs")  # `owner`: the public-mode visitor it belongs to (NULL: the server's own)
 
 TERMINAL = ("done", "failed", "cancelled")
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
@@ -50,6 +51,7 @@ class Upload:
     size: int
     info: dict
     created: float
+    owner: str | None = None
 
 
 @dataclass
@@ -65,17 +67,18 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    owner: str | None = None
 
 
 def _upload(row: sqlite3.Row) -> Upload:
     return Upload(row["id"], row["name"], row["kind"], Path(row["path"]), row["size"], json.loads(row["info"]),
-                  row["created"])
+                  row["created"], row["owner"])
 
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(row["id"], row["state"], json.loads(row["params"]), row["stage"], row["percent"], row["eta"],
                row["error"], json.loads(row["result"]) if row["result"] else None, row["created"], row["started"],
-               row["finished"])
+               row["finished"], row["owner"])
 
 
 class Store:
@@ -86,7 +89,11 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)
+        db = self._conn()
+        db.executescript(SCHEMA)
+        for table in OWNER_COLUMNS:  # databases made before public mode existed
+            if "owner" not in {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN owner TEXT")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -115,9 +122,9 @@ class Store:
     # uploads
     def add_upload(self, upload: Upload) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?)",
-                       (upload.id, upload.name, upload.kind, str(upload.path), upload.size,
-                        json.dumps(upload.info), upload.created))
+            db.execute("INSERT INTO uploads (id, name, kind, path, size, info, created, owner) "
+                       "VALUES (?,?,?,?,?,?,?,?)", (upload.id, upload.name, upload.kind, str(upload.path),
+                                                    upload.size, json.dumps(upload.info), upload.created, upload.owner))
 
     def get_upload(self, upload_id: str) -> Upload | None:
         row = self._conn().execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
@@ -142,16 +149,38 @@ class Store:
     # jobs
     def add_job(self, job: Job) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO jobs (id, state, params, created) VALUES (?,?,?,?)",
-                       (job.id, job.state, json.dumps(job.params), job.created))
+            db.execute("INSERT INTO jobs (id, state, params, created, owner) VALUES (?,?,?,?,?)",
+                       (job.id, job.state, json.dumps(job.params), job.created, job.owner))
 
     def get_job(self, job_id: str) -> Job | None:
         row = self._conn().execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def list_jobs(self, limit: int = 100) -> list[Job]:
-        rows = self._conn().execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+    def list_jobs(self, limit: int = 100, owner: str | None = None) -> list[Job]:
+        """The latest jobs, newest first; only `owner`'s if given."""
+        rows = self._conn().execute("SELECT * FROM jobs WHERE ?1 IS NULL OR owner = ?1 ORDER BY created DESC "
+                                    "LIMIT ?2", (owner, limit)).fetchall()
         return [_job(r) for r in rows]
+
+    def queue_position(self, job: Job) -> int:
+        """1 + the number of queued jobs ahead of `job` (oldest first, as `claim_next` takes them)."""
+        return 1 + self._conn().execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND created < ?",
+                                        (job.created,)).fetchone()[0]
+
+    def typical_seconds(self, last: int = 20) -> float | None:
+        """Mean run time of the latest finished jobs (None before the first)."""
+        row = self._conn().execute("SELECT AVG(finished - started) FROM (SELECT finished, started FROM jobs "
+                                   "WHERE state='done' AND started IS NOT NULL ORDER BY finished DESC LIMIT ?)",
+                                   (last,)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def usage(self, owner: str) -> tuple[int, int]:
+        """(jobs waiting or running, bytes of uploads) of one visitor, for quotas."""
+        db = self._conn()
+        jobs = db.execute("SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN ('queued', 'running')",
+                          (owner,)).fetchone()[0]
+        size = db.execute("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner=?", (owner,)).fetchone()[0]
+        return int(jobs), int(size)
 
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to running and return it (None if nothing is queued)."""

@@ -38,7 +38,7 @@ async def save_stream(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) 
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise UploadTooLarge(f"upload is larger than this server's limit of {_mb(max_bytes)}")
+                    raise UploadTooLarge(f"upload is larger than this server's limit of {mb_text(max_bytes)}")
                 out.write(chunk)
     except BaseException:
         dest.unlink(missing_ok=True)
@@ -46,7 +46,7 @@ async def save_stream(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) 
     return size
 
 
-def _mb(n: int) -> str:
+def mb_text(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n} bytes"
 
 

@@ -225,7 +225,7 @@ function blocked() {
   if (!state.media) return "add a picture or a video";
   if (state.faces.length === 0) return $("step-faces").hidden ? "add a picture or a video" : "no face to animate";
   if (state.creating) return "starting…";
-  if (state.job && !isOver(state.job)) return "a job is running: wait for it or cancel it";
+  if (state.job && !isOver(state.job)) return `a job is ${state.job.state}: wait for it or cancel it`;
   if ($("multi").checked) {
     if (Object.values(state.perFace).some((s) => s.busy)) return "uploading…";
     return speakers().length ? "" : "give at least one face its audio";
@@ -257,6 +257,7 @@ function refresh() {
   $("audio-hint").textContent = multi ? "not used: each face has its own audio (step 2)"
     : "drop an audio file here or click to choose";
   $("keep-box").hidden = !(state.media && state.media.kind === "video" && state.media.has_audio);
+  $("motion-box").hidden = !(state.config && state.config.motion && state.media && state.media.kind === "image");
   $("duck-box").hidden = !$("keep").checked || $("keep-box").hidden;
   const note = lengthNote();
   $("length-note").textContent = note; $("length-note").hidden = !note;
@@ -275,7 +276,9 @@ async function start() {
   const body = {
     media: state.media.id, engine: $("engine").value, paste: $("paste").value,
     keep_original_audio: !$("keep-box").hidden && $("keep").checked, duck_db: Number($("duck").value),
+    silence: $("silence").value,
   };
+  if (!$("motion-box").hidden && $("motion").value) body.motion = $("motion").value;
   if ($("multi").checked) body.speakers = speakers().map((s) => ({ audio: s.audio.id, face_id: s.face_id, start: s.start }));
   else { body.audio = state.audio.id; body.face_id = state.chosen; }
   try {
@@ -319,17 +322,19 @@ function gone(jobId) {
 }
 
 function fmtEta(job) {
-  if (job.state !== "running" || job.stage === "done") return "";
+  if (!["running", "queued"].includes(job.state) || job.stage === "done") return "";
   const s = job.eta;
   if (s == null) return job.stage === "generating" ? "(estimating the time left…)" : "";
   return s < 60 ? `~${Math.max(1, Math.ceil(s))} s left` : `~${Math.ceil(s / 60)} min left`;
 }
+function inLine(n) { return n === 1 ? "next in line" : `${n - 1} job${n > 2 ? "s" : ""} ahead`; }
 
 function show(job) {
   state.job = job;
   $("job-progress").value = job.percent;
   $("job-state").textContent = job.state === "queued" ? "queued" : job.state;
-  $("job-stage").textContent = job.state === "running" ? (STAGES[job.stage] ?? job.stage) : "";
+  $("job-stage").textContent = job.state === "running" ? (STAGES[job.stage] ?? job.stage)
+    : job.state === "queued" && job.queue_position ? inLine(job.queue_position) : "";
   $("job-percent").textContent = `${job.percent.toFixed(0)} %`;
   $("job-eta").textContent = fmtEta(job);
   $("cancel").hidden = isOver(job);
@@ -381,7 +386,10 @@ function speechOf(j) {
   if (sp.length > 1) return `${sp.length} speakers`;
   return sp.length ? `${sp[0].audio_name || ""}${sp[0].audio_duration ? ` (${secs(sp[0].audio_duration)})` : ""}` : "";
 }
-function stateOf(j) { return j.state === "running" ? `running ${j.percent.toFixed(0)} %` : j.state; }
+function stateOf(j) {
+  if (j.state === "running") return `running ${j.percent.toFixed(0)} %`;
+  return j.state === "queued" && j.queue_position ? `queued (${inLine(j.queue_position)})` : j.state;
+}
 
 function updateRow(job) {
   const cell = document.querySelector(`#history tr[data-job-id="${job.id}"] .state`);
