@@ -640,3 +640,42 @@ def test_queued_jobs_know_their_place_and_get_an_eta_once_one_job_ran(make_clien
     assert client.get(f"/api/jobs/{third['id']}").json()["queue_position"] == 1
     for job in (running, third):
         client.post(f"/api/jobs/{job['id']}/cancel")
+
+
+@pytest.mark.slow
+def test_picker_answers_a_photo_while_a_long_video_is_analysed_and_stops_for_a_client_that_left(
+        make_client, tmp_path):
+    import multiprocessing
+    import socket
+
+    from PIL import Image
+
+    clip = tmp_path / "long.mp4"
+    people = np.asarray(Image.open(PHOTO).convert("RGB"))
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 480, 282, "yuv420p"
+        for _ in range(1500):  # 150 s of two faces: minutes to analyse here
+            for packet in stream.encode(av.VideoFrame.from_ndarray(people, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    client = make_client()
+    video, photo = upload(client, clip), upload(client, PHOTO)
+    before = {p.pid for p in multiprocessing.active_children()}
+    visitor = socket.create_connection(("127.0.0.1", client.live.port))  # asks for the video's faces ...
+    visitor.sendall(f"GET /api/uploads/{video['id']}/faces HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    deadline = time.monotonic() + 60
+    while not (helper := {p.pid for p in multiprocessing.active_children()} - before):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    res = client.get(f"/api/uploads/{photo['id']}/faces")  # ... meanwhile another visitor: the photo's
+    assert res.status_code == 200 and len(res.json()["faces"]) == 2
+    visitor.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        visitor.recv(1)  # the video's answer has not come: the photo did not wait behind it
+    visitor.close()  # the first visitor leaves: its detection is stopped
+    deadline = time.monotonic() + 15
+    while helper & {p.pid for p in multiprocessing.active_children()}:
+        assert time.monotonic() < deadline, "the abandoned detection kept running"
+        time.sleep(0.1)

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from lipdub.errors import LipdubError, MediaError
 from lipdub.web.config import WebSettings
-from lipdub.web.picker import FacePicker
+from lipdub.web.picker import ClientGone, FacePicker
 from lipdub.web.schemas import ConfigOut, FacesOut, JobIn, JobOut, UploadOut
 from lipdub.web.sessions import SCOPE_KEY, Visitor
 from lipdub.web.store import TERMINAL, Job, Store, Upload
@@ -213,15 +213,18 @@ def read_file(upload_id: str, request: Request) -> FileResponse:
 
 
 @router.get("/uploads/{upload_id}/faces", response_model=FacesOut,
-            summary="Faces in the first frame: ids, boxes, thumbnails (cached per content)")
-async def read_faces(upload_id: str, request: Request) -> FacesOut:
+            summary="Every face (track) of the picture or video: ids, first-frame boxes, best-frame thumbnails, "
+                    "time spans (cached per content)")
+async def read_faces(upload_id: str, request: Request) -> FacesOut | Response:
     ctx = ctx_of(request)
     up = await run_in_threadpool(get_upload_or_404, request, upload_id)
     if up.kind == "audio":
         raise HTTPException(422, f"{up.name}: is an audio file; faces need a picture or a video")
     t0 = time.perf_counter()
     try:
-        faces = await ctx.picker.faces(up)
+        faces = await ctx.picker.faces(up, gone=request.is_disconnected)
+    except ClientGone:
+        return Response(status_code=499)  # nobody is listening; the detection was stopped
     except LipdubError as err:
         raise HTTPException(422, str(err)) from err
     return FacesOut(upload_id=up.id, width=up.info["width"], height=up.info["height"],

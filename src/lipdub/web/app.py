@@ -62,7 +62,7 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(data_dir / "lipdub.sqlite3")
     ctx = WebContext(settings=settings, store=store, queue=None, data_dir=data_dir,  # type: ignore[arg-type]
-                     picker=FacePicker(warm=settings.warm_up))
+                     picker=FacePicker(warm=settings.warm_up, size=settings.pickers))
     ctx.queue = JobQueue(store, runner, partial(make_request, ctx), ctx.job_dir, settings.workers,
                          describe_error=partial(describe_error, ctx))
 

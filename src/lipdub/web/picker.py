@@ -12,6 +12,7 @@ import io
 import logging
 import multiprocessing as mp
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -77,43 +78,82 @@ def warm_up() -> None:
     detect_faces(np.zeros((64, 64, 3), np.uint8))
 
 
-class FacePicker:
-    """`await picker.faces(upload)` runs `uploads.detect` in a spawned helper process (restarted if it dies)."""
+class ClientGone(Exception):
+    """The client of a picker request disconnected; its detection was stopped."""
 
-    def __init__(self, warm: bool = True) -> None:
-        self.warm = warm
-        self._pool: ProcessPoolExecutor | None = None
+
+class FacePicker:
+    """`await picker.faces(upload, gone)` runs `detect` in one of up to `size` spawned helper processes, so one
+    long video does not hold up other visitors. A helper whose client has gone (`await gone()` is true) is killed
+    mid-detection and replaced; one that crashes is replaced too."""
+
+    def __init__(self, warm: bool = True, size: int = 2) -> None:
+        self.warm, self.size = warm, size
+        self._idle: list[ProcessPoolExecutor] = []
+        self._count = 0
         self._lock = threading.Lock()
 
-    def _executor(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
-            return self._pool
+    def _new(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        if self.warm:
+            pool.submit(warm_up).add_done_callback(
+                lambda f: f.exception() and log.debug("warm-up failed: %s", f.exception()))
+        return pool
 
     def start(self) -> None:
+        """With `warm`, start one helper now and load its detector (a fast first answer)."""
         if self.warm:
-            self._executor().submit(warm_up).add_done_callback(
-                lambda f: f.exception() and log.debug("warm-up failed: %s", f.exception()))
+            with self._lock:
+                if self._count == 0:
+                    self._idle.append(self._new())
+                    self._count = 1
 
-    async def faces(self, upload: Upload) -> list[dict]:
-        pool = self._executor()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, detect, upload)
-        except BrokenProcessPool as err:
-            self._reset(pool)
-            raise LipdubError("face detection crashed on this file", upload.name) from err
-
-    def _reset(self, pool: ProcessPoolExecutor) -> None:
+    def _take(self) -> ProcessPoolExecutor | None:
         with self._lock:
-            if self._pool is pool:
-                self._pool = None
+            if self._idle:
+                return self._idle.pop()
+            if self._count < self.size:
+                self._count += 1
+                return self._new()
+        return None
+
+    def _give_back(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            self._idle.append(pool)
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            self._count -= 1
         _terminate(pool)
+
+    async def faces(self, upload: Upload, gone: Callable[[], Awaitable[bool]] | None = None) -> list[dict]:
+        pool = self._take()
+        while pool is None:  # every helper is busy: wait for one, unless the client leaves meanwhile
+            if gone is not None and await gone():
+                raise ClientGone()
+            await asyncio.sleep(0.1)
+            pool = self._take()
+        future = asyncio.wrap_future(pool.submit(detect, upload))
+        try:
+            while not (await asyncio.wait({future}, timeout=0.25))[0]:
+                if gone is not None and await gone():
+                    raise ClientGone()
+            faces = future.result()
+        except (ClientGone, BrokenProcessPool, asyncio.CancelledError) as err:
+            self._discard(pool)
+            if isinstance(err, BrokenProcessPool):
+                raise LipdubError("face detection crashed on this file", upload.name) from err
+            raise
+        except BaseException:
+            self._give_back(pool)
+            raise
+        self._give_back(pool)
+        return faces
 
     def stop(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
+            idle, self._idle, self._count = self._idle, [], 0
+        for pool in idle:
             _terminate(pool)
 
 
