@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "visitor (default: 2)")
     p.add_argument("--quota-mb", type=float, default=None, help="public mode: megabytes of uploads kept per "
                    "visitor (default: 500)")
+    p.add_argument("--pickers", type=int, default=None, help="face-picker helper processes, so one long video "
+                   "does not hold up other visitors (default: 2)")
     p.add_argument("--keep-days", type=float, default=None, help="remove finished jobs and uploads older than "
                    "this many days (default: 7)")
     p.add_argument("--max-storage-gb", type=float, default=None, help="when the data folder grows past this, "
@@ -47,7 +49,7 @@ def settings_from_args(args: argparse.Namespace):
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
             "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device, "host": args.host,
             "keep_days": args.keep_days, "max_storage_gb": args.max_storage_gb, "public": args.public or None,
-            "quota_jobs": args.quota_jobs, "quota_mb": args.quota_mb,
+            "quota_jobs": args.quota_jobs, "quota_mb": args.quota_mb, "pickers": args.pickers,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
     from pydantic import ValidationError
