@@ -1,12 +1,16 @@
-"""Benchmark the web app: face-picker latency for a photo (goal < 1 s) and API latency while two jobs run.
+"""Benchmark the web app: face-picker latency for a photo (goal < 1 s), API latency while two jobs run, and a
+load test: 20 visitors at once, each uploading a photo and a speech and queueing a job (API median and p99
+latency while jobs run, no request failing, every job ending).
 
-Run: python benchmarks/bench_web.py [--photo P] [--audio A] [--jobs 2]. Starts `lipdub serve --workers 2`
-on a free port with its data and LIPDUB_HOME in a temp folder; jobs use the real pipeline (viseme engine).
+Run: python benchmarks/bench_web.py [--photo P] [--audio A] [--jobs 2] [--visitors 20]. Starts
+`lipdub serve --public --workers 2` on a free port with its data and LIPDUB_HOME in a temp folder (each visitor
+has its own session); jobs use the real pipeline (viseme engine).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import io
 import os
 import socket
@@ -34,7 +38,7 @@ def start_server(tmp: Path, workers: int) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, LIPDUB_HOME=str(tmp / "home"))
     env.pop("LIPDUB_CHECKPOINT", None)
     proc = subprocess.Popen([sys.executable, "-m", "lipdub", "serve", "--port", str(port), "--workers",
-                             str(workers), "--data-dir", str(tmp / "web")], env=env,
+                             str(workers), "--data-dir", str(tmp / "web"), "--public"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -117,19 +121,74 @@ def responsiveness(client: httpx.Client, photo: Path, audio: Path, n_jobs: int) 
           f"max {1000 * max(busy):.1f} ms ({len(busy)} samples)")
 
 
+def visitor(url: str, photo: bytes, audio: bytes, i: int, latency: list, failures: list) -> dict:
+    """One visitor (own cookie jar: own session): upload both files, queue a job, poll it until it ends."""
+    with httpx.Client(base_url=url, timeout=600) as client:
+        def call(method: str, path: str, **kw) -> httpx.Response:
+            t0 = time.perf_counter()
+            try:
+                res = client.request(method, path, **kw)
+            except httpx.HTTPError as err:
+                failures.append(f"{method} {path}: {err!r}")
+                raise
+            latency.append((method, time.perf_counter() - t0))
+            if res.status_code >= 400:
+                failures.append(f"{method} {path}: {res.status_code} {res.text[:200]}")
+                res.raise_for_status()
+            return res
+
+        media = call("POST", "/api/uploads", params={"name": f"photo{i}.jpg"}, content=photo).json()
+        speech = call("POST", "/api/uploads", params={"name": f"speech{i}.flac"}, content=audio).json()
+        job = call("POST", "/api/jobs", json={"media": media["id"], "audio": speech["id"]}).json()
+        while job["state"] not in ("done", "failed", "cancelled"):
+            time.sleep(0.5)
+            job = call("GET", f"/api/jobs/{job['id']}").json()
+            call("GET", "/api/jobs")  # the page's live History
+        return job
+
+
+def load(url: str, photo: Path, audio: Path, n: int, workers: int) -> None:
+    """`n` visitors at once; every request's latency, failures, and how every job ended."""
+    latency: list[tuple[str, float]] = []
+    failures: list[str] = []
+    data = photo.read_bytes(), audio.read_bytes()
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(visitor, url, *data, i, latency, failures) for i in range(n)]
+        jobs = [f.result() if not f.exception() else {"state": f"error {f.exception()!r}"} for f in futures]
+    wall = time.perf_counter() - t0
+    states = {s: sum(j["state"] == s for j in jobs) for s in sorted({j["state"] for j in jobs})}
+    print(f"{n} visitors at once, {workers} workers ({photo.name} + {audio.name}, viseme): wall {wall:.1f} s, "
+          f"jobs {states}, {len(failures)} failed requests of {len(latency) + len(failures)}")
+    for line in failures[:5]:
+        print(f"  failed: {line}")
+    for label, keep in (("all requests", lambda m: True), ("GET (polls)", lambda m: m == "GET"),
+                        ("POST (uploads, jobs)", lambda m: m == "POST")):
+        xs = sorted(t for m, t in latency if keep(m))
+        if xs:
+            p99 = xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+            print(f"  API latency, {label:20s}: median {1000 * statistics.median(xs):.1f} ms, "
+                  f"p99 {1000 * p99:.1f} ms, max {1000 * xs[-1]:.1f} ms ({len(xs)} requests)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--photo", type=Path, default=DATA / "two_people.jpg")
     ap.add_argument("--audio", type=Path, default=DATA / "speech_3s.flac")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="workers (jobs at once)")
+    ap.add_argument("--visitors", type=int, default=20, help="visitors at once in the load test (0: skip it)")
+    ap.add_argument("--load-only", action="store_true", help="only the load test")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lipdub-bench-web-") as tmp:
         proc, url = start_server(Path(tmp), workers=args.jobs)
         try:
             time.sleep(3)  # the detector warms up in the background while a user picks files
-            with httpx.Client(base_url=url, timeout=120) as client:
-                picker(client, args.photo)
-                responsiveness(client, args.photo, args.audio, args.jobs)
+            if not args.load_only:
+                with httpx.Client(base_url=url, timeout=120) as client:
+                    picker(client, args.photo)
+                    responsiveness(client, args.photo, args.audio, args.jobs)
+            if args.visitors:
+                load(url, args.photo, args.audio, args.visitors, args.jobs)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -3,14 +3,18 @@ token and CORS. Jobs run an injected stand-in runner so these tests exercise the
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import time
 from pathlib import Path
 
 import av
+import httpx
+import numpy as np
 import pytest
 import web_runners
-from conftest import NO_FACE, PHOTO, SPEECH, ended, upload, wait_job
+from conftest import NO_FACE, PHOTO, SPEECH, LiveClient, ended, upload, wait_job
 
 
 def files_under(path: Path) -> list[Path]:
@@ -201,11 +205,12 @@ def test_events_stream_progress_until_the_end(make_client):
     assert percents == sorted(percents)
 
 
-def test_cancel_stops_the_process_and_removes_partial_files(make_client, tmp_path):
+def test_cancel_stops_the_process_and_removes_partial_files(make_client, tmp_path, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "20")
     client = make_client(runner=web_runners.slow)
     job = new_job(client)
-    running = wait_job(client, job["id"], lambda j: j["stage"] == "generating" and j["percent"] > 30)
-    assert running["state"] == "running" and running["eta"] is not None
+    running = wait_job(client, job["id"], lambda j: j["stage"] == "generating" and j["percent"] > 42)
+    assert running["state"] == "running" and 5 < running["eta"] < 25  # ~16 s left of 20
     job_dir = tmp_path / "web" / "jobs" / job["id"]
     assert (job_dir / "partial.tmp").exists()
     t0 = time.monotonic()
@@ -303,9 +308,9 @@ def test_stopping_the_server_requeues_the_running_job(make_client, monkeypatch):
 
 
 # ---- safety
-def api_operations(client) -> list[tuple[str, str]]:
+def api_operations(client, **kw) -> list[tuple[str, str]]:
     """Every operation the OpenAPI document lists, with ids filled in."""
-    paths = client.get("/api/openapi.json").json()["paths"]
+    paths = client.get("/api/openapi.json", **kw).json()["paths"]
     return [(method.upper(), path.replace("{upload_id}", "x").replace("{job_id}", "x"))
             for path, ops in paths.items() for method in ops]
 
@@ -406,3 +411,271 @@ def test_real_pipeline_makes_the_second_face_speak(make_client, lipdub_home, tmp
     info = probe(out)
     assert info.kind == "video" and info.has_audio and (info.width, info.height) == (480, 282)
     assert info.duration == pytest.approx(3.0, abs=0.1)
+
+
+# ---- bounded work, tokens in URLs, Host names, things in use (issue 15)
+def test_where_speech_ends_is_bounded_by_max_duration_naming_the_field(make_client):
+    client = make_client(runner=web_runners.quick, max_duration=5.0)
+    media, audio = upload(client, PHOTO), upload(client, SPEECH)  # 3.0 s of speech
+    for start, field in [(2.5, "speakers[0].start"), (1e12, "start")]:
+        body = {"media": media["id"], "speakers": [{"audio": audio["id"], "start": start}]}
+        res = client.post("/api/jobs", json=body)
+        assert res.status_code == 422 and field in json.dumps(res.json()), res.text
+    res = client.post("/api/jobs", json={"media": media["id"], "audio": audio["id"], "face_id": -1})
+    assert res.status_code == 422 and "face_id" in json.dumps(res.json())
+    assert client.get("/api/jobs").json() == []
+    ok = client.post("/api/jobs", json={"media": media["id"], "speakers": [{"audio": audio["id"], "start": 1.9}]})
+    assert ok.status_code == 201, ok.text
+
+
+def test_query_token_is_accepted_only_where_a_media_element_or_eventsource_loads(make_client):
+    client = make_client(runner=web_runners.quick, token="s3cret")
+    allowed = {("GET", "/api/jobs/x/result"), ("GET", "/api/jobs/x/events"), ("GET", "/api/uploads/x/frame.jpg"),
+               ("GET", "/api/uploads/x/file")}
+    for method, path in api_operations(client, headers={"Authorization": "Bearer s3cret"}):
+        res = client.request(method, path, params={"token": "s3cret"})
+        if (method, path) in allowed:
+            assert res.status_code == 404, (method, path)  # past the token check: the id is unknown
+        else:
+            assert res.status_code == 401, (method, path)
+    up = upload(client, PHOTO, headers={"Authorization": "Bearer s3cret"})
+    assert client.get(up["frame_url"], params={"token": "s3cret"}).status_code == 200
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(make_client, tmp_path):
+    client = make_client()
+    for host in ("evil.example", "rebind.attacker.test:8000", "192.168.1.5"):
+        res = client.get("/api/config", headers={"Host": host})
+        assert res.status_code == 400 and "Host" in res.text, host
+        assert client.get("/", headers={"Host": host}).status_code == 400
+    for host in ("127.0.0.1", f"127.0.0.1:{client.live.port}", "localhost:1234", "[::1]:80"):
+        assert client.get("/api/config", headers={"Host": host}).status_code == 200, host
+    named = make_client(host="studio.lan", data_dir=tmp_path / "named")
+    assert named.get("/api/config", headers={"Host": "studio.lan:8000"}).status_code == 200
+    guarded = make_client(token="s3cret", data_dir=tmp_path / "guarded")  # the token is the guard here
+    res = guarded.get("/api/config", headers={"Host": "demo.example.org", "Authorization": "Bearer s3cret"})
+    assert res.status_code == 200
+
+
+def test_an_old_sqlite_is_refused_at_start_with_one_clear_line(monkeypatch, tmp_path):
+    import sqlite3
+
+    from lipdub.errors import LipdubError
+    from lipdub.web import WebSettings, create_app
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    with pytest.raises(LipdubError, match=r"needs SQLite 3\.35\.0 or newer .* uses 3\.31\.1"):
+        create_app(WebSettings(data_dir=tmp_path, warm_up=False))
+
+
+def test_an_upload_a_waiting_or_running_job_uses_cannot_be_deleted(make_client, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    client = make_client(runner=web_runners.slow)
+    media, a1, a2 = upload(client, PHOTO), upload(client, SPEECH), upload(client, SPEECH)
+    running = client.post("/api/jobs", json={"media": media["id"], "audio": a1["id"]}).json()
+    queued = client.post("/api/jobs", json={"media": media["id"], "speakers": [{"audio": a2["id"], "face_id": 1}]})
+    wait_job(client, running["id"], lambda j: j["state"] == "running")
+    for up in (media, a1, a2):
+        res = client.delete(f"/api/uploads/{up['id']}")
+        assert res.status_code == 409 and up["name"] in res.json()["detail"]
+    client.post(f"/api/jobs/{queued.json()['id']}/cancel")
+    assert client.delete(f"/api/uploads/{a2['id']}").status_code == 204
+    client.post(f"/api/jobs/{running['id']}/cancel")
+    assert client.delete(f"/api/uploads/{media['id']}").status_code == 204
+
+
+def test_the_picker_lists_faces_that_walk_in_later_with_their_time_span(make_client, tmp_path):
+    """1 s of an empty room, then the two people: both can be picked, each with a thumbnail and a span."""
+    from PIL import Image
+
+    clip = tmp_path / "walk_in.mp4"
+    room = np.asarray(Image.open(NO_FACE).convert("RGB").resize((480, 282)))
+    people = np.asarray(Image.open(PHOTO).convert("RGB"))
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 480, 282, "yuv420p"
+        for img in [room] * 10 + [people] * 10:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    client = make_client(runner=web_runners.quick)
+    video = upload(client, clip)
+    faces = client.get(f"/api/uploads/{video['id']}/faces").json()["faces"]
+    assert len(faces) == 2
+    for f in faces:
+        assert f["box"] is None  # not in the first frame ...
+        assert f["start"] == pytest.approx(1.0, abs=0.15) and f["end"] == pytest.approx(2.0, abs=0.15)
+        thumb = Image.open(io.BytesIO(base64.b64decode(f["thumbnail"].split(",", 1)[1])))
+        assert min(thumb.size) > 40  # ... yet shown, from a frame where it is
+    audio = upload(client, SPEECH)
+    job = client.post("/api/jobs", json={"media": video["id"], "audio": audio["id"], "face_id": faces[1]["id"]})
+    assert job.status_code == 201
+    assert wait_job(client, job.json()["id"], ended)["state"] == "done"
+
+
+def test_retention_removes_old_finished_things_but_never_a_running_jobs_files(make_client, monkeypatch, tmp_path):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    client = make_client(runner=web_runners.slow, keep_days=3 / 86400, sweep_every=0.3)  # 3 s
+    old = new_job(client)
+    client.post(f"/api/jobs/{old['id']}/cancel")
+    running = new_job(client)
+    wait_job(client, running["id"], lambda j: j["stage"] == "generating")  # its partial file is written
+    time.sleep(4.5)
+    assert client.get(f"/api/jobs/{old['id']}").status_code == 404
+    assert client.get(f"/api/uploads/{old['params']['media']}").status_code == 404
+    assert client.get(f"/api/jobs/{running['id']}").json()["state"] == "running"
+    for up in (running["params"]["media"], running["params"]["speakers"][0]["audio"]):
+        assert client.get(f"/api/uploads/{up}").status_code == 200
+    assert (tmp_path / "web" / "jobs" / running["id"] / "partial.tmp").is_file()
+    client.post(f"/api/jobs/{running['id']}/cancel")
+
+
+def test_storage_cap_removes_the_oldest_finished_first(make_client, tmp_path):
+    client = make_client(runner=web_runners.quick, max_storage_gb=250e3 / 1e9, sweep_every=0.3)  # 250 kB
+    jobs = []
+    for _ in range(3):  # each: a 30 kB photo, 59 kB of speech and a small result
+        jobs.append(new_job(client))
+        wait_job(client, jobs[-1]["id"], ended)
+    time.sleep(1.5)
+    left = {j["id"] for j in client.get("/api/jobs").json()}
+    assert jobs[-1]["id"] in left and jobs[0]["id"] not in left
+    assert client.get(f"/api/uploads/{jobs[0]['params']['media']}").status_code == 404
+    total = sum(p.stat().st_size for d in ("uploads", "jobs") for p in (tmp_path / "web" / d).rglob("*")
+                if p.is_file())
+    assert total <= 250e3
+
+
+# ---- public mode: visitors do not see each other
+def test_public_visitors_see_only_their_own_and_the_admin_sees_all(make_server):
+    live = make_server(runner=web_runners.quick, public=True, token="admin")
+    alice, bob = LiveClient(live), LiveClient(live)  # two browsers: two cookie jars
+    media, audio = upload(alice, PHOTO), upload(alice, SPEECH)
+    cookie = alice.get("/api/config").headers.get("set-cookie")
+    assert cookie is None  # the session was set once, on the first answer, and is kept
+    job = alice.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]}).json()
+    done = wait_job(alice, job["id"], ended)
+    assert done["state"] == "done" and alice.get(done["result_url"]).status_code == 200
+    assert [j["id"] for j in alice.get("/api/jobs").json()] == [job["id"]]
+    assert bob.get("/api/jobs").json() == []
+    for method, url in [("GET", f"/api/jobs/{job['id']}"), ("GET", done["result_url"]),
+                        ("GET", f"/api/jobs/{job['id']}/events"), ("POST", f"/api/jobs/{job['id']}/cancel"),
+                        ("DELETE", f"/api/jobs/{job['id']}"), ("GET", f"/api/uploads/{media['id']}"),
+                        ("GET", media["frame_url"]), ("GET", f"/api/uploads/{media['id']}/file"),
+                        ("GET", f"/api/uploads/{media['id']}/faces"), ("DELETE", f"/api/uploads/{audio['id']}")]:
+        assert bob.request(method, url).status_code == 404, (method, url)
+    res = bob.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]})
+    assert res.status_code == 404  # nor use them
+    forged = LiveClient(live)
+    forged.cookies.set("lipdub_session", alice.cookies["lipdub_session"].split(".")[0] + ".forged")
+    assert forged.get("/api/jobs").json() == []  # a session id without its signature is a new visitor
+    admin = {"Authorization": "Bearer admin"}
+    assert [j["id"] for j in bob.get("/api/jobs", headers=admin).json()] == [job["id"]]
+    assert bob.get(done["result_url"], headers=admin).status_code == 200
+    assert bob.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    for client in (alice, bob, forged):
+        client.close()
+
+
+def test_public_session_cookie_is_httponly_strict_and_signed(make_server):
+    live = make_server(public=True)
+    res = httpx.get(live.url + "/")
+    cookie = res.headers["set-cookie"]
+    assert cookie.startswith("lipdub_session=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    sid, mac = cookie.split(";")[0].split("=", 1)[1].split(".")
+    assert len(sid) >= 24 and len(mac) >= 40  # unguessable id, HMAC-SHA256 signature
+
+
+def test_public_quotas_per_visitor(make_server, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    live = make_server(runner=web_runners.slow, public=True, quota_jobs=1, quota_mb=0.1)  # 100 kB each
+    alice, bob = LiveClient(live), LiveClient(live)
+    media, audio = upload(alice, PHOTO), upload(alice, SPEECH)  # 30 + 59 kB
+    res = alice.post("/api/uploads", params={"name": "more.flac"}, content=SPEECH.read_bytes())
+    assert res.status_code == 413 and "what is left of your 100000 bytes" in res.json()["detail"]
+    first = alice.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]})
+    assert first.status_code == 201
+    second = alice.post("/api/jobs", json={"media": media["id"], "audio": audio["id"]})
+    assert second.status_code == 429 and "1 job(s) waiting or running" in second.json()["detail"]
+    mine = bob.post("/api/jobs", json={"media": upload(bob, PHOTO)["id"], "audio": upload(bob, SPEECH)["id"]})
+    assert mine.status_code == 201  # one visitor's quota is not another's
+    for client, job in ((alice, first), (bob, mine)):
+        client.post(f"/api/jobs/{job.json()['id']}/cancel")
+        client.close()
+
+
+# ---- what the CLI can do, the API can ask for; the queue says where a job is
+def test_silence_and_motion_reach_the_pipeline(make_client, tmp_path):
+    from lipdub.web.api import request_fields
+
+    client = make_client(runner=web_runners.quick)
+    job = new_job(client, silence="rest")
+    wait_job(client, job["id"], ended)
+    sent = json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())
+    assert sent["silence"] == "rest"
+    has_motion = {"motion", "seed"} <= request_fields()
+    assert client.get("/api/config").json()["motion"] is has_motion
+    res = client.post("/api/jobs", json={**job["params"] | {"speakers": []}, "motion": "lively", "seed": 7})
+    if has_motion:
+        assert res.status_code == 201
+        wait_job(client, res.json()["id"], ended)
+        sent = json.loads((tmp_path / "web" / "jobs" / res.json()["id"] / "request.json").read_text())
+        assert (sent["motion"], sent["seed"]) == ("lively", 7)
+    else:  # a pipeline without motion: said plainly, not silently ignored
+        assert res.status_code == 422 and "motion" in res.json()["detail"]
+
+
+def test_queued_jobs_know_their_place_and_get_an_eta_once_one_job_ran(make_client, monkeypatch):
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "1")
+    client = make_client(runner=web_runners.slow)
+    first = new_job(client)
+    wait_job(client, first["id"], ended)
+    monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "60")
+    running, second, third = new_job(client), new_job(client), new_job(client)
+    wait_job(client, running["id"], lambda j: j["state"] == "running")
+    a, b = (client.get(f"/api/jobs/{j['id']}").json() for j in (second, third))
+    assert (a["state"], a["queue_position"], b["queue_position"]) == ("queued", 1, 2)
+    assert 0 < a["eta"] < b["eta"]
+    client.post(f"/api/jobs/{second['id']}/cancel")
+    assert client.get(f"/api/jobs/{third['id']}").json()["queue_position"] == 1
+    for job in (running, third):
+        client.post(f"/api/jobs/{job['id']}/cancel")
+
+
+@pytest.mark.slow
+def test_picker_answers_a_photo_while_a_long_video_is_analysed_and_stops_for_a_client_that_left(
+        make_client, tmp_path):
+    import multiprocessing
+    import socket
+
+    from PIL import Image
+
+    clip = tmp_path / "long.mp4"
+    people = np.asarray(Image.open(PHOTO).convert("RGB"))
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 480, 282, "yuv420p"
+        for _ in range(1500):  # 150 s of two faces: minutes to analyse here
+            for packet in stream.encode(av.VideoFrame.from_ndarray(people, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    client = make_client()
+    video, photo = upload(client, clip), upload(client, PHOTO)
+    before = {p.pid for p in multiprocessing.active_children()}
+    visitor = socket.create_connection(("127.0.0.1", client.live.port))  # asks for the video's faces ...
+    visitor.sendall(f"GET /api/uploads/{video['id']}/faces HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    deadline = time.monotonic() + 60
+    while not (helper := {p.pid for p in multiprocessing.active_children()} - before):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    res = client.get(f"/api/uploads/{photo['id']}/faces")  # ... meanwhile another visitor: the photo's
+    assert res.status_code == 200 and len(res.json()["faces"]) == 2
+    visitor.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        visitor.recv(1)  # the video's answer has not come: the photo did not wait behind it
+    visitor.close()  # the first visitor leaves: its detection is stopped
+    deadline = time.monotonic() + 15
+    while helper & {p.pid for p in multiprocessing.active_children()}:
+        assert time.monotonic() < deadline, "the abandoned detection kept running"
+        time.sleep(0.1)

@@ -23,3 +23,22 @@ def test_defaults_keep_cors_off_and_no_token(monkeypatch):
     monkeypatch.delenv("LIPDUB_WEB_TOKEN", raising=False)
     s = settings_from_args(build_parser().parse_args(["serve"]))
     assert s.cors_origins == [] and s.token is None and s.workers == 1
+
+
+def test_retention_flags_and_a_bad_value_named(tmp_path):
+    import pytest
+
+    from lipdub.errors import LipdubError
+
+    s = settings_from_args(build_parser().parse_args(["serve", "--keep-days", "2", "--max-storage-gb", "1.5"]))
+    assert s.keep_days == 2 and s.max_storage_gb == 1.5
+    assert settings_from_args(build_parser().parse_args(["serve"])).keep_days == 7
+    with pytest.raises(LipdubError, match="--keep-days: "):
+        settings_from_args(build_parser().parse_args(["serve", "--keep-days", "-1"]))
+
+
+def test_public_mode_flags():
+    s = settings_from_args(build_parser().parse_args(["serve", "--public", "--quota-jobs", "3", "--quota-mb", "50",
+                                                      "--host", "0.0.0.0"]))
+    assert s.public and s.quota_jobs == 3 and s.quota_mb == 50 and s.host == "0.0.0.0"
+    assert not settings_from_args(build_parser().parse_args(["serve"])).public

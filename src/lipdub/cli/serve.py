@@ -26,6 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(also LIPDUB_WEB_TOKEN; 'random' makes one up and prints it)")
     p.add_argument("--cors", action="append", default=None, metavar="ORIGIN",
                    help="allow this browser origin to call the API (repeatable; default: CORS off)")
+    p.add_argument("--public", action="store_true", help="public demo: each browser gets its own session and "
+                   "sees only its own uploads and jobs, within quotas; --token then gives the admin view of all")
+    p.add_argument("--quota-jobs", type=int, default=None, help="public mode: jobs waiting or running per "
+                   "visitor (default: 2)")
+    p.add_argument("--quota-mb", type=float, default=None, help="public mode: megabytes of uploads kept per "
+                   "visitor (default: 500)")
+    p.add_argument("--pickers", type=int, default=None, help="face-picker helper processes, so one long video "
+                   "does not hold up other visitors (default: 2)")
+    p.add_argument("--keep-days", type=float, default=None, help="remove finished jobs and uploads older than "
+                   "this many days (default: 7)")
+    p.add_argument("--max-storage-gb", type=float, default=None, help="when the data folder grows past this, "
+                   "remove the oldest finished jobs and uploads first (default: no cap)")
     p.add_argument("--checkpoint", type=Path, default=None, help="Wav2Lip checkpoint for the neural engine")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"],
                    help="device of the wav2lip engine (default: LIPDUB_WEB_DEVICE, else auto, i.e. LIPDUB_DEVICE)")
@@ -35,14 +47,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """`WebSettings` from the environment, overridden by the flags given."""
+    from pydantic import ValidationError
+
+    from lipdub.errors import LipdubError
     from lipdub.settings import load_settings
     from lipdub.web import WebSettings
 
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
-            "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device,
+            "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device, "host": args.host,
+            "keep_days": args.keep_days, "max_storage_gb": args.max_storage_gb, "public": args.public or None,
+            "quota_jobs": args.quota_jobs, "quota_mb": args.quota_mb, "pickers": args.pickers,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
-    return load_settings(WebSettings, **{k: v for k, v in over.items() if v is not None})
+    given = {k: v for k, v in over.items() if v is not None}
+    try:
+        return WebSettings(**given)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        if field in given:  # a flag's value: name the flag
+            raise LipdubError(f"--{field.replace('_', '-')}: {first['msg']}") from None
+    return load_settings(WebSettings, **given)  # else an environment variable is wrong: load_settings names it
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     resolve_device(settings.device)  # an unavailable device fails now, not in every job
     if args.checkpoint is not None and not resolve_checkpoint(args.checkpoint).is_file():
         raise LipdubError("checkpoint not found", args.checkpoint)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.token and not settings.public:
         print("lipdub: warning: serving beyond this machine without --token; anyone who can reach it can "
               "upload and read results", file=sys.stderr, flush=True)
     app = create_app(settings)

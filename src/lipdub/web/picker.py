@@ -1,19 +1,72 @@
-"""Face detection for the picker in one long-lived helper process: warm models, and the server never computes."""
+"""The face picker: every face (track) of a picture or video, with a thumbnail from its best frame and the time
+span it is on screen, computed in one long-lived helper process (warm models; the server never computes).
+
+It lists `faces.analyze`'s tracks, the same cached analysis the job uses, so the ids it returns are the ids the
+pipeline's `face_id` means. Everything that knows the shape of `FaceTracks` is in `list_faces`."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import logging
 import multiprocessing as mp
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from lipdub.errors import LipdubError
+import numpy as np
+from PIL import Image
+
+from lipdub.errors import LipdubError, MediaError, NoFaceError
 from lipdub.web.store import Upload
-from lipdub.web.uploads import detect
 
 log = logging.getLogger(__name__)
+THUMB = 96
+
+
+def detect(upload: Upload) -> list[dict]:
+    """The faces of `upload` for the picker (see `list_faces`), from the cached analysis of the whole file."""
+    from lipdub.faces import analyze
+
+    try:
+        tracks = analyze(upload.path, use_cache=True)
+    except NoFaceError:
+        return []
+    except MediaError as err:
+        raise MediaError(err.problem, upload.name) from err
+    return list_faces(tracks, upload.info.get("fps"))
+
+
+def list_faces(tracks, fps: float | None) -> list[dict]:
+    """One entry per track, numbered by first appearance then left to right: id, its box in the first frame
+    (None if it walks in later), when it is on screen (seconds) and a JPEG thumbnail of its best frame."""
+    rate = float(tracks.fps or fps or 0) or None
+    first = {int(f.track_id): f for f in tracks.faces_in(0) if f.track_id is not None}
+    rows = sorted(tracks.summary(), key=lambda r: (r["first_frame"], r["box"][0]))
+    out = []
+    for number, row in enumerate(rows, start=1):
+        tid = row["id"]
+        box = [round(float(v), 1) for v in first[tid].box] if tid in first else None
+        thumb = tracks.thumbs.get(tid)
+        out.append({"id": tid, "number": number, "box": box,
+                    "score": round(float(first[tid].score), 3) if tid in first else None,
+                    "start": _seconds(row["first_frame"], rate), "end": _seconds(row["last_frame"] + 1, rate),
+                    "thumbnail": _data_url(thumb) if thumb is not None else None})
+    return out
+
+
+def _seconds(frame: int, rate: float | None) -> float:
+    return round(frame / rate, 2) if rate else 0.0
+
+
+def _data_url(rgb: np.ndarray) -> str:
+    img = Image.fromarray(np.asarray(rgb, np.uint8))
+    img.thumbnail((THUMB, THUMB))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def warm_up() -> None:
@@ -25,43 +78,82 @@ def warm_up() -> None:
     detect_faces(np.zeros((64, 64, 3), np.uint8))
 
 
-class FacePicker:
-    """`await picker.faces(upload)` runs `uploads.detect` in a spawned helper process (restarted if it dies)."""
+class ClientGone(Exception):
+    """The client of a picker request disconnected; its detection was stopped."""
 
-    def __init__(self, warm: bool = True) -> None:
-        self.warm = warm
-        self._pool: ProcessPoolExecutor | None = None
+
+class FacePicker:
+    """`await picker.faces(upload, gone)` runs `detect` in one of up to `size` spawned helper processes, so one
+    long video does not hold up other visitors. A helper whose client has gone (`await gone()` is true) is killed
+    mid-detection and replaced; one that crashes is replaced too."""
+
+    def __init__(self, warm: bool = True, size: int = 2) -> None:
+        self.warm, self.size = warm, size
+        self._idle: list[ProcessPoolExecutor] = []
+        self._count = 0
         self._lock = threading.Lock()
 
-    def _executor(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
-            return self._pool
+    def _new(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        if self.warm:
+            pool.submit(warm_up).add_done_callback(
+                lambda f: f.exception() and log.debug("warm-up failed: %s", f.exception()))
+        return pool
 
     def start(self) -> None:
+        """With `warm`, start one helper now and load its detector (a fast first answer)."""
         if self.warm:
-            self._executor().submit(warm_up).add_done_callback(
-                lambda f: f.exception() and log.debug("warm-up failed: %s", f.exception()))
+            with self._lock:
+                if self._count == 0:
+                    self._idle.append(self._new())
+                    self._count = 1
 
-    async def faces(self, upload: Upload) -> list[dict]:
-        pool = self._executor()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, detect, upload)
-        except BrokenProcessPool as err:
-            self._reset(pool)
-            raise LipdubError("face detection crashed on this file", upload.name) from err
-
-    def _reset(self, pool: ProcessPoolExecutor) -> None:
+    def _take(self) -> ProcessPoolExecutor | None:
         with self._lock:
-            if self._pool is pool:
-                self._pool = None
+            if self._idle:
+                return self._idle.pop()
+            if self._count < self.size:
+                self._count += 1
+                return self._new()
+        return None
+
+    def _give_back(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            self._idle.append(pool)
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            self._count -= 1
         _terminate(pool)
+
+    async def faces(self, upload: Upload, gone: Callable[[], Awaitable[bool]] | None = None) -> list[dict]:
+        pool = self._take()
+        while pool is None:  # every helper is busy: wait for one, unless the client leaves meanwhile
+            if gone is not None and await gone():
+                raise ClientGone()
+            await asyncio.sleep(0.1)
+            pool = self._take()
+        future = asyncio.wrap_future(pool.submit(detect, upload))
+        try:
+            while not (await asyncio.wait({future}, timeout=0.25))[0]:
+                if gone is not None and await gone():
+                    raise ClientGone()
+            faces = future.result()
+        except (ClientGone, BrokenProcessPool, asyncio.CancelledError) as err:
+            self._discard(pool)
+            if isinstance(err, BrokenProcessPool):
+                raise LipdubError("face detection crashed on this file", upload.name) from err
+            raise
+        except BaseException:
+            self._give_back(pool)
+            raise
+        self._give_back(pool)
+        return faces
 
     def stop(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
+            idle, self._idle, self._count = self._idle, [], 0
+        for pool in idle:
             _terminate(pool)
 
 

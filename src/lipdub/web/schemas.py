@@ -23,10 +23,12 @@ class UploadOut(BaseModel):
 
 class FaceOut(BaseModel):
     id: int = Field(description="face (track) id to send as `face_id`")
-    number: int = Field(description="1-based, left to right, as drawn on the picker")
-    box: list[float] = Field(description="x1, y1, x2, y2 in first-frame pixels")
-    score: float
-    thumbnail: str = Field(description="JPEG data URL")
+    number: int = Field(description="1-based, by first appearance then left to right, as drawn on the picker")
+    box: list[float] | None = Field(description="x1, y1, x2, y2 in first-frame pixels; None if not in it")
+    score: float | None = None
+    start: float = Field(description="first seen, seconds")
+    end: float = Field(description="last seen, seconds")
+    thumbnail: str | None = Field(description="JPEG data URL of the face at its best (largest) frame")
 
 
 class FacesOut(BaseModel):
@@ -38,21 +40,31 @@ class FacesOut(BaseModel):
     seconds: float = Field(description="time the detection took on the server")
 
 
+MAX_FACE_ID = 100_000
+MAX_START = 24 * 3600.0  # a schema bound; the server's max_duration bounds where the speech may end
+
+
 class SpeakerIn(BaseModel):
     audio: str = Field(description="upload id of this speaker's audio")
-    face_id: int | None = None
-    start: float = Field(0.0, ge=0)
+    face_id: int | None = Field(None, ge=0, le=MAX_FACE_ID)
+    start: float = Field(0.0, ge=0, le=MAX_START, description="seconds into the video where this speech starts; "
+                                                              "it must end within the server's max_duration")
 
 
 class JobIn(BaseModel):
     media: str = Field(description="upload id of the picture or video")
     audio: str | None = Field(None, description="upload id of the speech (one speaker)")
-    face_id: int | None = Field(None, description="the face that speaks; None: the main face")
+    face_id: int | None = Field(None, ge=0, le=MAX_FACE_ID, description="the face that speaks; None: the main face")
     speakers: list[SpeakerIn] = Field(default_factory=list, description="several speakers (replaces audio/face_id)")
     engine: Literal["auto", "viseme", "wav2lip"] = "auto"
     paste: Literal["blend", "box"] = "blend"
     keep_original_audio: bool = False
     duck_db: float = Field(0.0, ge=0, le=60, description="how far the original audio is lowered under speech")
+    silence: Literal["auto", "rest", "animate"] = Field(
+        "auto", description="the neural mouth while the speaker is silent: rest (back to the original), animate")
+    motion: Literal["natural", "none", "lively", "idle"] | None = Field(
+        None, description="head motion for a photo (when this server's lipdub has it; see /api/config)")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="makes the motion repeatable")
 
 
 class JobOut(BaseModel):
@@ -60,7 +72,8 @@ class JobOut(BaseModel):
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     stage: str
     percent: float
-    eta: float | None = Field(None, description="seconds left, estimated")
+    eta: float | None = Field(None, description="seconds left, estimated (queued: until it ends)")
+    queue_position: int | None = Field(None, description="queued: 1 = the next to start")
     error: str | None = None
     created: float
     started: float | None = None
@@ -76,4 +89,6 @@ class ConfigOut(BaseModel):
     max_upload_bytes: int
     max_duration: float
     workers: int
-    auth: bool
+    motion: bool = Field(description="jobs accept `motion` and `seed`")
+    auth: bool = Field(description="every call needs the token")
+    public: bool = Field(description="public mode: each browser sees only its own uploads and jobs")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lipdub.errors import LipdubError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
@@ -22,8 +24,22 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created);
 """
+OWNER_COLUMNS = ("uploads", "jobs")  # `owner`: the public-mode visitor it belongs to (NULL: the server's own)
 
 TERMINAL = ("done", "failed", "cancelled")
+MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
+
+
+def check_sqlite() -> None:
+    """Refuse to start on an SQLite older than the store's queries need, or one without JSON functions."""
+    version = sqlite3.sqlite_version_info
+    if version < MIN_SQLITE:
+        raise LipdubError(f"the web app needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
+                          f"this Python uses {'.'.join(map(str, version))}: use a Python built with a newer SQLite")
+    try:
+        sqlite3.connect(":memory:").execute("SELECT json_extract('{\"a\": 1}', '$.a')").close()
+    except sqlite3.OperationalError as err:
+        raise LipdubError("the web app needs SQLite's JSON functions, which this Python's SQLite lacks") from err
 
 
 @dataclass
@@ -35,6 +51,7 @@ class Upload:
     size: int
     info: dict
     created: float
+    owner: str | None = None
 
 
 @dataclass
@@ -50,27 +67,33 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    owner: str | None = None
 
 
 def _upload(row: sqlite3.Row) -> Upload:
     return Upload(row["id"], row["name"], row["kind"], Path(row["path"]), row["size"], json.loads(row["info"]),
-                  row["created"])
+                  row["created"], row["owner"])
 
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(row["id"], row["state"], json.loads(row["params"]), row["stage"], row["percent"], row["eta"],
                row["error"], json.loads(row["result"]) if row["result"] else None, row["created"], row["started"],
-               row["finished"])
+               row["finished"], row["owner"])
 
 
 class Store:
     """Uploads and jobs in `<data_dir>/lipdub.sqlite3`. Safe to share between threads (a connection each)."""
 
     def __init__(self, path: Path) -> None:
+        check_sqlite()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)
+        db = self._conn()
+        db.executescript(SCHEMA)
+        for table in OWNER_COLUMNS:  # databases made before public mode existed
+            if "owner" not in {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN owner TEXT")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -99,13 +122,25 @@ class Store:
     # uploads
     def add_upload(self, upload: Upload) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?)",
-                       (upload.id, upload.name, upload.kind, str(upload.path), upload.size,
-                        json.dumps(upload.info), upload.created))
+            db.execute("INSERT INTO uploads (id, name, kind, path, size, info, created, owner) "
+                       "VALUES (?,?,?,?,?,?,?,?)", (upload.id, upload.name, upload.kind, str(upload.path),
+                                                    upload.size, json.dumps(upload.info), upload.created, upload.owner))
 
     def get_upload(self, upload_id: str) -> Upload | None:
         row = self._conn().execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
         return _upload(row) if row else None
+
+    def list_uploads(self) -> list[Upload]:
+        rows = self._conn().execute("SELECT * FROM uploads ORDER BY created").fetchall()
+        return [_upload(r) for r in rows]
+
+    def upload_in_use(self, upload_id: str) -> bool:
+        """True if a queued or running job needs this upload (as its media or a speaker's audio)."""
+        row = self._conn().execute(
+            "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND (json_extract(params, '$.media') = ? "
+            "OR EXISTS (SELECT 1 FROM json_each(params, '$.speakers') WHERE json_extract(value, '$.audio') = ?))"
+            " LIMIT 1", (upload_id, upload_id)).fetchone()
+        return row is not None
 
     def delete_upload(self, upload_id: str) -> None:
         with self._tx() as db:
@@ -114,16 +149,38 @@ class Store:
     # jobs
     def add_job(self, job: Job) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO jobs (id, state, params, created) VALUES (?,?,?,?)",
-                       (job.id, job.state, json.dumps(job.params), job.created))
+            db.execute("INSERT INTO jobs (id, state, params, created, owner) VALUES (?,?,?,?,?)",
+                       (job.id, job.state, json.dumps(job.params), job.created, job.owner))
 
     def get_job(self, job_id: str) -> Job | None:
         row = self._conn().execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def list_jobs(self, limit: int = 100) -> list[Job]:
-        rows = self._conn().execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+    def list_jobs(self, limit: int = 100, owner: str | None = None) -> list[Job]:
+        """The latest jobs, newest first; only `owner`'s if given."""
+        rows = self._conn().execute("SELECT * FROM jobs WHERE ?1 IS NULL OR owner = ?1 ORDER BY created DESC "
+                                    "LIMIT ?2", (owner, limit)).fetchall()
         return [_job(r) for r in rows]
+
+    def queue_position(self, job: Job) -> int:
+        """1 + the number of queued jobs ahead of `job` (oldest first, as `claim_next` takes them)."""
+        return 1 + self._conn().execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND created < ?",
+                                        (job.created,)).fetchone()[0]
+
+    def typical_seconds(self, last: int = 20) -> float | None:
+        """Mean run time of the latest finished jobs (None before the first)."""
+        row = self._conn().execute("SELECT AVG(finished - started) FROM (SELECT finished, started FROM jobs "
+                                   "WHERE state='done' AND started IS NOT NULL ORDER BY finished DESC LIMIT ?)",
+                                   (last,)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def usage(self, owner: str) -> tuple[int, int]:
+        """(jobs waiting or running, bytes of uploads) of one visitor, for quotas."""
+        db = self._conn()
+        jobs = db.execute("SELECT COUNT(*) FROM jobs WHERE owner=? AND state IN ('queued', 'running')",
+                          (owner,)).fetchone()[0]
+        size = db.execute("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner=?", (owner,)).fetchone()[0]
+        return int(jobs), int(size)
 
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to running and return it (None if nothing is queued)."""

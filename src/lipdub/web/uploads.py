@@ -1,9 +1,7 @@
-"""Uploads: stream a request body to a generated name in the data dir, check it by decoding, picker frame + faces."""
+"""Uploads: stream a request body to a generated name in the data dir, check it by decoding, keep its first frame."""
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import time
 import uuid
@@ -14,7 +12,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from lipdub.errors import LipdubError, MediaError, NoFaceError
+from lipdub.errors import LipdubError, MediaError
 from lipdub.web.store import Upload
 
 CHUNK = 1 << 20
@@ -22,7 +20,6 @@ CHUNK = 1 << 20
 SUFFIX = {"jpeg_pipe": ".jpg", "png_pipe": ".png", "webp_pipe": ".webp", "bmp_pipe": ".bmp", "tiff_pipe": ".tif",
           "gif": ".gif", "mov": ".mp4", "matroska": ".mkv", "avi": ".avi", "mpeg": ".mpg", "mpegts": ".ts",
           "flac": ".flac", "wav": ".wav", "mp3": ".mp3", "ogg": ".ogg", "aac": ".aac", "flv": ".flv"}
-THUMB = 96
 
 
 class UploadTooLarge(LipdubError):
@@ -41,7 +38,7 @@ async def save_stream(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) 
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise UploadTooLarge(f"upload is larger than this server's limit of {_mb(max_bytes)}")
+                    raise UploadTooLarge(f"upload is larger than this server's limit of {mb_text(max_bytes)}")
                 out.write(chunk)
     except BaseException:
         dest.unlink(missing_ok=True)
@@ -49,7 +46,7 @@ async def save_stream(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) 
     return size
 
 
-def _mb(n: int) -> str:
+def mb_text(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n} bytes"
 
 
@@ -118,43 +115,3 @@ def first_frame(path: Path, kind: str, name: str) -> np.ndarray:
     except MediaError as err:
         raise MediaError(err.problem, name) from err
     raise MediaError("has no decodable video frame", name)
-
-
-def detect(upload: Upload) -> list[dict]:
-    """Faces in the first frame (numbered left to right), with boxes and JPEG thumbnails as data URLs.
-
-    Goes through `faces.analyze(use_cache=True)`, the same cached analysis the job uses, so the ids match the
-    pipeline's track ids and nothing is detected twice.
-    """
-    from lipdub.faces import analyze
-
-    try:
-        tracks = analyze(upload.path, use_cache=True)
-        faces = tracks.faces_in(0)
-    except NoFaceError:
-        return []
-    except MediaError as err:
-        raise MediaError(err.problem, upload.name) from err
-    frame = np.asarray(Image.open(frame_path(upload.path)).convert("RGB"))
-    faces = sorted(faces, key=lambda f: (float(f.box[0]), float(f.box[1])))
-    out = []
-    for number, face in enumerate(faces, start=1):
-        x1, y1, x2, y2 = (float(v) for v in face.box)
-        out.append({"id": int(face.track_id) if face.track_id is not None else number - 1, "number": number,
-                    "box": [round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
-                    "score": round(float(face.score), 3), "thumbnail": thumbnail(frame, (x1, y1, x2, y2))})
-    return out
-
-
-def thumbnail(frame: np.ndarray, box: tuple[float, float, float, float]) -> str:
-    """A square JPEG crop around `box` with some margin, as a data URL."""
-    h, w = frame.shape[:2]
-    x1, y1, x2, y2 = box
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 0.65
-    left, top = int(max(0, cx - half)), int(max(0, cy - half))
-    right, bottom = int(min(w, cx + half)), int(min(h, cy + half))
-    crop = Image.fromarray(frame[top:max(bottom, top + 1), left:max(right, left + 1)])
-    crop.thumbnail((THUMB, THUMB))
-    buf = io.BytesIO()
-    crop.save(buf, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -22,11 +22,15 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[..., Any]  # runner(request: AnimateRequest, progress) -> AnimateResult, like pipeline.animate
 
-# share of the bar each pipeline stage owns, in order; unknown stages keep the current percent
-# (generating streams into the encoder, so it owns nearly all the rest)
-STAGES = {"starting": (0.0, 1.0), "analyzing": (1.0, 4.0), "detecting": (5.0, 20.0),
+# share of the bar each stage owns, in order; unknown stages keep the current percent. "starting": the job's
+# process starts and imports the engine; "preparing": the engine loads and reads the speech (the pipeline says
+# nothing until it detects); generating streams into the encoder, so it owns nearly all the rest
+STAGES = {"starting": (0.0, 1.0), "preparing": (1.0, 4.0), "detecting": (5.0, 20.0),
           "generating": (25.0, 73.0), "encoding": (98.0, 2.0), "done": (100.0, 0.0)}
 PROGRESS_EVERY = 0.25  # seconds between progress messages / database writes
+ETA_FROM = 0.1  # the ETA is shown once the generating stage is this far in ...
+ETA_AFTER = 1.0  # ... and has run this many seconds
+ETA_SMOOTH = 0.3  # weight of a new estimate against the previous one counted down
 
 
 def stage_percent(stage: str, done: int, total: int, current: float) -> float:
@@ -51,6 +55,26 @@ def eta_seconds(started: float, percent: float, now: float, stage_started: float
     return (now - started) * (100.0 - percent) / percent
 
 
+class StableEta:
+    """The ETA a user sees: None until the long stage (generating) has a steady pace, then its estimate
+    smoothed against the previous one counted down, so it neither jumps nor appears from start-up noise."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.at = 0.0
+
+    def update(self, now: float, stage: str, stage_started: float, stage_frac: float, percent: float) -> float | None:
+        if self.value is not None:  # count down between estimates (and through the short encoding stage)
+            self.value, self.at = max(0.0, self.value - (now - self.at)), now
+        if stage != "generating" or stage_frac < ETA_FROM or now - stage_started < ETA_AFTER:
+            return None if self.value is None else round(self.value, 1)
+        raw = eta_seconds(stage_started, percent, now, stage_started, stage_frac)
+        if raw is not None:
+            self.value = raw if self.value is None else (1 - ETA_SMOOTH) * self.value + ETA_SMOOTH * raw
+            self.at = now
+        return None if self.value is None else round(self.value, 1)
+
+
 def _orphan_guard(parent_pid: int) -> None:
     """End this job process if the server that started it dies (it would otherwise finish unseen)."""
     while os.getppid() == parent_pid:
@@ -66,6 +90,7 @@ def _child(runner: Runner, request: Any, conn: Connection, log_path: str, parent
 
     get_settings.cache_clear()
     threading.Thread(target=_orphan_guard, args=(parent_pid,), daemon=True).start()
+    conn.send(("progress", "preparing", 0, 1))  # the process is up; the engine and the speech load next
     last = [0.0, ""]
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -173,10 +198,6 @@ class JobQueue:
 
         return max(1, get_settings().threads // self.workers)
 
-    def is_running(self, job_id: str) -> bool:
-        with self._lock:
-            return job_id in self._cancel
-
     # worker side
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -211,7 +232,7 @@ class JobQueue:
         proc.start()
         child.close()
         started, percent, last_write = time.time(), 0.0, 0.0
-        stage_name, stage_started = "", started
+        stage_name, stage_started, eta = "", started, StableEta()
         outcome: tuple | None = None
         while outcome is None:
             if cancel.is_set():
@@ -228,9 +249,9 @@ class JobQueue:
                     if stage != stage_name:
                         stage_name, stage_started = stage, now
                     percent = stage_percent(stage, done, total, percent)
+                    left = eta.update(now, stage, stage_started, done / total if total else 0.0, percent)
                     if now - last_write >= PROGRESS_EVERY or done >= total:
-                        eta = eta_seconds(started, percent, now, stage_started, done / total if total else 0.0)
-                        self.store.update_progress(job.id, stage, round(percent, 1), eta)
+                        self.store.update_progress(job.id, stage, round(percent, 1), left)
                         last_write = now
                 else:
                     outcome = msg
