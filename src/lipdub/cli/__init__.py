@@ -11,7 +11,7 @@ from lipdub import __version__
 from lipdub.errors import LipdubError
 
 # sub-command modules, in the order `lipdub --help` lists them
-COMMANDS = ["animate", "faces", "cues", "shapes", "cache", "weights", "serve", "data", "train", "eval"]
+COMMANDS = ["animate", "batch", "faces", "cues", "shapes", "cache", "weights", "serve", "data", "train", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:
