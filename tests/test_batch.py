@@ -65,7 +65,7 @@ GOOD_AND_BAD = [
 ]
 
 
-@pytest.mark.slow  # three batch runs, four renders (~40 s on 2 busy cores)
+@pytest.mark.slow  # three batch runs, four renders (160 s on a heavily loaded 2-core machine)
 def test_local_processes_run_all_jobs_report_the_bad_one_and_resume(tmp_path, capsys):
     jobs, out = _folder(tmp_path, GOOD_AND_BAD), tmp_path / "out"
     code, rep = _batch(capsys, jobs, out, "-j", "2")
