@@ -4,7 +4,12 @@ not stop the others, a second run skips what is up to date, a bad line is one er
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +116,30 @@ def test_jobs_run_on_a_local_ray_instance_and_a_second_run_skips_them(tmp_path, 
         assert [j["status"] for j in rep["jobs"]] == ["skipped", "failed", "skipped"]
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_finished_jobs_and_no_partial_output_and_the_next_run_resumes(tmp_path, capsys):
+    long_speech = Path(__file__).parent.parent / "examples" / "speech_nl.wav"  # 4 s: still rendering at Ctrl+C
+    jobs = _folder(tmp_path, [GOOD_AND_BAD[0], {"media": "man.jpg", "audio": "long.wav", "engine": "viseme",
+                                                "output": "long.mp4"}])
+    shutil.copy(long_speech, jobs.parent / "long.wav")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "lipdub", "batch", str(jobs), "-o", str(out), "-j", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    states = out / ".lipdub-batch"
+    deadline = time.monotonic() + 600
+    while not (states.is_dir() and any(not p.name.startswith(".") for p in states.iterdir())):  # job 1 finished
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert (out / "woman.mp4").exists() and not (out / "long.mp4").exists() and not _leftovers(out)
+
+    code, rep = _batch(capsys, jobs, out, "-j", "1")
+    assert code == 0 and [j["status"] for j in rep["jobs"]] == ["skipped", "done"]
+    _check_talking(out / "long.mp4", _speech_seconds(long_speech))
 
 
 @pytest.mark.parametrize("line, problem", [
