@@ -27,6 +27,7 @@ from lipdub.pipeline import AnimateRequest, FaceChoice, SpeakerSpec, choose_engi
 
 STATE_DIR = ".lipdub-batch"  # inside the output folder: one <hash of output path>.json per finished job
 NOT_HASHED = {"output", "use_cache"}  # request fields that do not change the output's content
+OPTIONAL = ("motion", "seed", "text", "lang")  # JobLine fields passed on only if AnimateRequest has them
 
 
 class _Strict(BaseModel):
@@ -62,6 +63,11 @@ class JobLine(_Strict):
     keep_video_length: bool = False
     speech_gain_db: float = 0.0
     original_gain_db: float = 0.0
+    # passed on when the pipeline has them (AnimateRequest fields that arrive with newer pipelines)
+    motion: Literal["natural", "none", "lively", "idle"] | None = None
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    text: str | None = None
+    lang: str | None = None
 
     @model_validator(mode="after")
     def _one_source_of_speech(self) -> JobLine:
@@ -91,6 +97,11 @@ def read_jobs(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     if not lines:
         raise LipdubError("has no jobs (one JSON object a line)", jobs_file)
     parsed = [(n, _parse_line(jobs_file, n, line)) for n, line in lines]
+    known = {f.name for f in dataclasses.fields(AnimateRequest)}
+    for n, spec in parsed:
+        for name in OPTIONAL:
+            if getattr(spec, name) is not None and name not in known:
+                raise LipdubError(f"{name}: this lipdub's pipeline has no such setting yet", f"{jobs_file}:{n}")
     names = _output_names(jobs_file, parsed)
     jobs = []
     for n, spec in parsed:
@@ -158,7 +169,7 @@ def _request(spec: JobLine, base: Path, output: Path, checkpoint: Path | None, d
         checkpoint=path(spec.checkpoint) or checkpoint, paste=spec.paste, silence=spec.silence, fps=spec.fps,
         keep_video_length=spec.keep_video_length, mix="original" if spec.keep_original_audio else spec.mix,
         duck_db=spec.duck_db, speech_gain_db=spec.speech_gain_db, original_gain_db=spec.original_gain_db,
-        device=device)
+        device=device, **{k: getattr(spec, k) for k in OPTIONAL if getattr(spec, k) is not None})
 
 
 def _paths(value: Any) -> list[Path]:
