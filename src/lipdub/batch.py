@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tqdm import tqdm
 
 from lipdub import __version__
 from lipdub.errors import LipdubError
@@ -263,7 +264,8 @@ def run_batch(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     t0 = time.monotonic()
     out_dir = Path(out_dir)
     outcomes, tasks = [], []
-    for job in read_jobs(jobs_file, out_dir, checkpoint=checkpoint, device=device):
+    jobs = read_jobs(jobs_file, out_dir, checkpoint=checkpoint, device=device)
+    for job in tqdm(jobs, desc="batch: check", unit="job", leave=False, disable=None):  # hashes every input
         task = {"line": job.line, "request": job.request, "state": str(state_path(job.request.output, out_dir))}
         try:
             task["key"] = job_key(job.request)
