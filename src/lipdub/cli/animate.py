@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("engine")
     e.add_argument("--engine", choices=["auto", "wav2lip", "viseme"], default="auto",
                    help="auto: wav2lip when a checkpoint is given or configured (LIPDUB_CHECKPOINT), else viseme")
-    e.add_argument("--checkpoint", type=Path, help="Wav2Lip checkpoint (wav2lip.pth, wav2lip_gan.pth, .safetensors)")
+    e.add_argument("--checkpoint", type=Path, help="Wav2Lip checkpoint: a file (.pth, .safetensors) or a name from "
+                   "`lipdub weights list` (wav2lip_gan, wav2lip_gan.pth)")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="torch device of the wav2lip engine (default: auto, i.e. LIPDUB_DEVICE or the best found)")
     e.add_argument("--batch-size", type=count, help="wav2lip: frames per generator batch (default: "
@@ -110,9 +111,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_GAP = 60.0  # seconds of silence a speaker's start= may add after the rest of the output
+
+
 def check_starts(media: Path, speakers: list, texts: list[str]) -> None:
-    """A `start=` must fall within the output the rest makes (the video, the other speakers' speech, or at most
-    its own length of lead-in): a later one would only add silence, possibly hours of it."""
+    """A `start=` may leave a pause after the rest of the output (the video, the other speakers' speech), but not
+    more than MAX_GAP s: later is a typo, and would only add silence, possibly hours of it."""
     from lipdub import media as av
 
     def seconds(path: Path) -> float:
@@ -122,13 +126,13 @@ def check_starts(media: Path, speakers: list, texts: list[str]) -> None:
             return 0.0  # unreadable: the pipeline reports it with its own message
 
     video = seconds(media) if media.is_file() else 0.0
-    lengths = [seconds(sp.audio) for sp in speakers]
+    ends = [sp.start + seconds(sp.audio) for sp in speakers]
     for i, (sp, text) in enumerate(zip(speakers, texts, strict=True)):
-        others = [s.start + n for j, (s, n) in enumerate(zip(speakers, lengths, strict=True)) if j != i]
-        limit = max([video, lengths[i], *others])
-        if sp.start > limit:
-            raise UsageError(f"argument --speaker {text!r}: start={sp.start:g}s is beyond the rest of the output "
-                             f"({limit:.2f} s); it would only add silence")
+        rest = max([video, *(e for j, e in enumerate(ends) if j != i)])
+        if sp.start > rest + MAX_GAP:
+            raise UsageError(f"argument --speaker {text!r}: start={sp.start:g}s is {sp.start - rest:.0f} s after the "
+                             f"rest of the output ends ({rest:.2f} s); at most {MAX_GAP:g} s of silence may come "
+                             "between")
 
 
 def _is_video(path: Path) -> bool:
