@@ -13,7 +13,7 @@ from lipdub.errors import NoFaceError
 from lipdub.faces import analyze, crop_box, detect_faces, identity, select
 from lipdub.faces.detect import iou
 from lipdub.faces.landmarks import CHIN, JAW, LIPS
-from lipdub.media import read_image
+from lipdub.media import VideoWriter, read_image
 
 DATA = Path(__file__).parent / "data" / "faces"
 GROUPS = {"grp2_obama_biden_side_by_side.jpg": 2, "grp3_voc2008_001322.jpg": 3,
@@ -54,6 +54,19 @@ def test_no_false_face_on_blurred_backgrounds_and_the_person_is_the_default_choi
     assert len(faces) == 1, [f.box.round().tolist() for f in faces]
     assert iou(faces[0].box, np.array(FALSE_FACES[name], np.float32)) > 0.7, "the face found is the person's"
     assert select(tracks) == faces[0].track_id
+
+
+def test_no_false_face_track_in_a_video_of_blurred_buildings(tmp_path):
+    """The tracker's key-frame detections pass the same evidence check: one track, the woman's."""
+    image = read_image(DATA / "false_buildings_woman.jpg")
+    clip = tmp_path / "buildings.mp4"
+    with VideoWriter(clip, 25) as writer:
+        for i in range(30):  # a slow pan: every frame differs
+            writer.write(np.ascontiguousarray(image[2 * i:2 * i + 880, 2 * i:2 * i + 880]))
+    tracks = analyze(clip, use_cache=False)
+    assert [r["frames"] for r in tracks.summary()] == [30]
+    woman = np.array(FALSE_FACES["false_buildings_woman.jpg"], np.float32)
+    assert iou(tracks.faces_in(29)[0].box + [58, 58, 58, 58], woman) > 0.7
 
 
 def test_score_is_face_evidence_that_falls_with_blur(detected):

@@ -13,16 +13,20 @@ Wav2Lip's S3FD would take ~5 s a frame here; dlib's CNN detector 8 s; both are o
 
 FaceMesh alone does not prove a face: on out-of-focus backgrounds (windows of blurred buildings, bokeh
 shapes) BlazeFace fires at 0.5-0.7 and FaceMesh fits a plausible 478-point face to it (issue 11). So every
-fit must pass two independent looks, and their product is `Face.score`, the face evidence (0..1):
+fit must pass three independent looks, and their product is `Face.score`, the face evidence (0..1):
 - a second look: BlazeFace short-range on a crop centred on the fitted face at the model's own scale
   (real faces 0.79-0.96 on the test photos and videos, false fits 0.56-0.77);
 - landmark agreement: dlib's 5-point model (eye corners, nose base: a different model, trained on
   different data) placed in the fitted box must land on FaceMesh's own points (real faces 0.01-0.11
-  inter-ocular distances apart, false fits 0.20-0.74), mapped to 0..1 by a logistic at 0.15.
+  inter-ocular distances apart, false fits mostly 0.20-0.74), mapped to 0..1 by a logistic at 0.15;
+- stability: FaceMesh run again on a crop centred on its own fit must land on the same points (real faces
+  drift 0.004-0.031 inter-ocular distances on the test photos and video frames, false fits 0.085 or more
+  or no fit at all), mapped to 0..1 by a logistic at 0.07. A false fit in a video frame passed the first
+  two looks (0.82 x 0.72) and drifted 0.69.
 A fit with evidence under `FaceSettings.min_evidence` is no face. Out-of-focus faces: the evidence falls
-with blur (sharp 0.90-0.94 on the test portraits, 0.54-0.89 under a Gaussian blur of 3% of the face width,
-0.56-0.65 at 8-10%); a face blurred beyond ~12% of its width (no eye or mouth left) is not reported: it is
-no face anyone can animate, whether it is a real person far behind the subject or a blob.
+with blur (sharp 0.89-0.93 on the test portraits, 0.52-0.88 under a Gaussian blur of 3% of the face width,
+0.59-0.62 at 8%, when found); a face blurred beyond ~10% of its width (no eye or mouth left) is not reported:
+it is no face anyone can animate, whether it is a real person far behind the subject or a blob.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ def same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return bool((b[0] <= ca[0] <= b[2] and b[1] <= ca[1] <= b[3]) or (a[0] <= cb[0] <= a[2] and a[1] <= cb[1] <= a[3]))
 
 
+def _pixel_box(detection, w: int, h: int) -> np.ndarray:  # noqa: ANN001 - a mediapipe Detection
+    """(x1, y1, x2, y2) pixels of a mediapipe detection in a w x h image."""
+    r = detection.location_data.relative_bounding_box
+    return np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h], np.float32)
+
+
 @lru_cache(maxsize=1)
 def _hog():  # -> dlib.fhog_object_detector
     import dlib
@@ -75,6 +85,8 @@ def _five_points():  # -> dlib.shape_predictor
 FIVE_POINTS = [263, 362, 33, 133, 2]
 SECOND_LOOK_SIZE = 128  # BlazeFace short-range input side
 AGREEMENT_MID, AGREEMENT_WIDTH = 0.15, 0.025  # logistic: 0.05 apart -> 0.98, 0.15 -> 0.5, 0.2 -> 0.12
+REFIT_CROP = 1.6  # stability: the second FaceMesh crop, in sizes of the fitted face (the first: mesh_crop)
+STABILITY_MID, STABILITY_WIDTH = 0.07, 0.012  # logistic on the drift: 0.03 -> 0.97, 0.085 -> 0.22
 
 
 def landmark_agreement(image: np.ndarray, points: np.ndarray) -> float:
@@ -88,9 +100,18 @@ def landmark_agreement(image: np.ndarray, points: np.ndarray) -> float:
     shift = np.array([x0, y0], np.float32)
     shape = _five_points()(np.ascontiguousarray(image[y0:y1, x0:x1]), _rect(Face(box=box - np.tile(shift, 2))))
     dlib_pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float32) + shift
-    eyes = float(np.linalg.norm(points[33] - points[263])) + 1e-6
-    apart = float(np.linalg.norm(dlib_pts - points[FIVE_POINTS], axis=1).mean()) / eyes
-    return float(1.0 / (1.0 + np.exp((apart - AGREEMENT_MID) / AGREEMENT_WIDTH)))
+    apart = float(np.linalg.norm(dlib_pts - points[FIVE_POINTS], axis=1).mean()) / _eye_distance(points)
+    return _logistic(apart, AGREEMENT_MID, AGREEMENT_WIDTH)
+
+
+def _eye_distance(points: np.ndarray) -> float:
+    """Outer eye corner to outer eye corner: the face's own length unit."""
+    return float(np.linalg.norm(points[33] - points[263])) + 1e-6
+
+
+def _logistic(x: float, mid: float, width: float) -> float:
+    """1 well under `mid`, 0.5 at `mid`, 0 well over it."""
+    return float(1.0 / (1.0 + np.exp(np.clip((x - mid) / width, -50, 50))))
 
 
 class Detector:
@@ -119,9 +140,7 @@ class Detector:
         for mp_detector in self._mp[: 2 if short_range else 1]:
             result = mp_detector.process(image)
             for det in result.detections or []:
-                r = det.location_data.relative_bounding_box
-                box = np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h],
-                               np.float32)
+                box = _pixel_box(det, w, h)
                 if not any(same_face(box, b) for b, _ in out):
                     out.append((box, float(det.score[0])))
         return out
@@ -147,23 +166,38 @@ class Detector:
         return found
 
     def second_look(self, image: np.ndarray, points: np.ndarray) -> float:
-        """BlazeFace short-range score on a crop twice the fitted face, at the model's input size (0 if none)."""
+        """BlazeFace short-range score of the fitted face, on a crop twice its size at the model's input size.
+
+        Only a detection on the fitted face counts (0 if none): the crop may hold a real face beside it."""
         center, side = square_around(box_of(points), 2.0)
-        crop = cv2.warpAffine(image, crop_matrix(center, side, SECOND_LOOK_SIZE), (SECOND_LOOK_SIZE,) * 2,
-                              flags=cv2.INTER_AREA if side > SECOND_LOOK_SIZE else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        result = self._mp[1].process(crop)
-        return max((float(det.score[0]) for det in result.detections or []), default=0.0)
+        m = crop_matrix(center, side, SECOND_LOOK_SIZE)
+        crop = cv2.warpAffine(image, m, (SECOND_LOOK_SIZE,) * 2, borderMode=cv2.BORDER_REPLICATE,
+                              flags=cv2.INTER_AREA if side > SECOND_LOOK_SIZE else cv2.INTER_LINEAR)
+        fitted = box_of(points * m[0, 0] + m[:, 2])
+        scores = [float(det.score[0]) for det in self._mp[1].process(crop).detections or []
+                  if iou(_pixel_box(det, SECOND_LOOK_SIZE, SECOND_LOOK_SIZE), fitted) > 0.3]
+        return max(scores, default=0.0)
+
+    def stability(self, image: np.ndarray, points: np.ndarray) -> float:
+        """0..1: FaceMesh fitted again on a crop centred on its own fit lands where it did (a face is where the
+        mesh converges whatever the crop; a face hallucinated in a background moves with the crop)."""
+        again = self._mesh(image, *square_around(box_of(points), REFIT_CROP))
+        if again is None:
+            return 0.0
+        drift = float(np.linalg.norm(again - points, axis=1).mean()) / _eye_distance(points)
+        return _logistic(drift, STABILITY_MID, STABILITY_WIDTH)
 
     def evidence(self, image: np.ndarray, points: np.ndarray) -> float:
-        """0..1 evidence that a FaceMesh fit is a human face: landmark agreement x second look.
+        """0..1 evidence that a FaceMesh fit is a human face: agreement x stability x second look.
 
-        The cheaper agreement comes first; when it alone is under `min_evidence` (most false fits), so is the
-        product, and it is returned as is (an upper bound) without the second look."""
-        agreement = landmark_agreement(image, points)
-        if agreement < self.settings.min_evidence:
-            return agreement
-        return agreement * self.second_look(image, points)
+        The cheaper looks come first; once the product is under `min_evidence` (most false fits stop at the
+        first) it is returned as is, an upper bound, without the remaining looks."""
+        evidence = 1.0
+        for look in (landmark_agreement, self.stability, self.second_look):
+            evidence *= look(image, points)
+            if evidence < self.settings.min_evidence:
+                break
+        return evidence
 
     def examine(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float] | None:
         """FaceMesh landmarks of the face in `box` and their face evidence, or None when no face is there."""
