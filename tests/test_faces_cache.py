@@ -189,3 +189,107 @@ def test_an_entry_of_the_previous_format_is_rebuilt_with_persons(lipdub_home, mo
     assert rebuilt.person_ids == [0] and rebuilt.shot_starts.tolist() == [0]
     hit = cache.load(key)
     assert hit is not None and hit.persons == rebuilt.persons and hit.tracks_of(0) == [0]
+
+
+# ---- size cap (LRU)
+def _cap(monkeypatch, entries: float, size: int) -> None:
+    """Cap the cache at `entries` entries of `size` bytes (LIPDUB_CACHE_MAX_MB, settings re-read)."""
+    from lipdub.settings import get_settings
+
+    monkeypatch.setenv("LIPDUB_CACHE_MAX_MB", str(entries * size / 2**20))
+    get_settings.cache_clear()
+
+
+def _stored(folder: str) -> set[str]:
+    return {p.stem for p in Path(folder).glob("*.npz")}
+
+
+def test_over_the_cap_the_least_recently_used_entry_goes_first(lipdub_home, monkeypatch):
+    tracks = analyze(PHOTO, use_cache=False)
+    a, b, c, d = (ch * 64 for ch in "abcd")
+    size = cache.store(a, tracks).stat().st_size
+    _cap(monkeypatch, 2.5, size)
+    cache.store(b, tracks)
+    assert cache.load(a) is not None  # a read makes `a` the most recently used
+    cache.store(c, tracks)
+    folder = cache.info()["path"]
+    assert _stored(folder) == {a, c}, "b, used least recently, was removed; a (read) stayed"
+    cache.store(d, tracks)
+    assert _stored(folder) == {c, d}
+    assert cache.load(b) is None and _same(cache.load(d), tracks)
+    info = cache.info()
+    assert info["entries"] == 2 and info["bytes"] == 2 * size <= info["max_bytes"]
+
+
+def test_an_entry_bigger_than_the_whole_cap_stays_until_the_next_write(lipdub_home, monkeypatch):
+    tracks = analyze(PHOTO, use_cache=False)
+    size = cache.store("a" * 64, tracks).stat().st_size
+    _cap(monkeypatch, 0.5, size)
+    cache.store("b" * 64, tracks)
+    assert _stored(cache.info()["path"]) == {"b" * 64}  # the run that wrote it may read it back
+
+
+def test_eviction_never_removes_a_write_in_progress_only_abandoned_ones(lipdub_home, monkeypatch):
+    import os
+    import time
+
+    tracks = analyze(PHOTO, use_cache=False)
+    size = cache.store("a" * 64, tracks).stat().st_size
+    folder = Path(cache.info()["path"])
+    writing, abandoned = folder / ".bbbbbbbbbbbbbbbb.x1.tmp", folder / ".cccccccccccccccc.x2.tmp"
+    writing.write_bytes(b"half an entry")
+    abandoned.write_bytes(b"a crashed run's half entry")
+    old = time.time() - 2 * cache.ABANDONED
+    os.utime(abandoned, (old, old))
+    _cap(monkeypatch, 1, size)
+    cache.store("d" * 64, tracks)
+    assert writing.exists() and not abandoned.exists()
+    assert cache.clear() == 1 and writing.exists()  # clear leaves a write in progress to finish
+
+
+def test_concurrent_writers_and_readers_under_a_cap_never_fail_or_tear(lipdub_home, monkeypatch):
+    tracks = analyze(PHOTO, use_cache=False)
+    size = cache.store("0" * 64, tracks).stat().st_size
+    _cap(monkeypatch, 3.5, size)
+    keys = [f"{i:064d}" for i in range(12)]
+    errors: list[str] = []
+
+    def write(part: list[str]) -> None:
+        for key in part:
+            if cache.store(key, tracks) is None:
+                errors.append(f"store {key} failed")
+
+    def read() -> None:
+        for _ in range(40):
+            for key in keys:
+                got = cache.load(key)
+                if got is not None and not _same(got, tracks):
+                    errors.append("torn read")
+
+    threads = [threading.Thread(target=write, args=(keys[i::3],)) for i in range(3)] + [threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    info = cache.info()
+    assert 1 <= info["entries"] <= 3 and info["bytes"] <= info["max_bytes"]
+    assert all(_same(cache.load(k), tracks) for k in _stored(info["path"]))
+    assert not list(Path(info["path"]).glob("*.tmp"))
+
+
+def test_cache_info_shows_size_cap_and_entries_and_a_bad_cap_is_one_line(lipdub_home, monkeypatch, capsys):
+    from lipdub.settings import get_settings
+
+    monkeypatch.setenv("LIPDUB_CACHE_MAX_MB", "3")
+    get_settings.cache_clear()
+    analyze(PHOTO)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    size = cache.info()["bytes"]
+    assert f"1 entry, {size / 1024:.1f} KiB of 3.0 MiB" in out and "LIPDUB_CACHE_MAX_MB" in out
+    monkeypatch.setenv("LIPDUB_CACHE_MAX_MB", "-5")
+    get_settings.cache_clear()
+    assert main(["cache", "info"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "LIPDUB_CACHE_MAX_MB" in err and "\n" not in err

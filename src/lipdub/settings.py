@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # 1.10 GiB at 4, 1.18 at 8, 1.32 at 16), 64 on a GPU
     batch_size: int | None = Field(default=None, ge=1)
     checkpoint: Path | None = None  # default Wav2Lip checkpoint; None -> the viseme engine
+    # face-detection cache cap (MiB): least recently used entries go beyond it. A minute of 720p video with one
+    # face is ~6 MiB (478 landmarks a frame), so the default keeps a few hundred minutes
+    cache_max_mb: float = Field(default=2048, ge=0)
     crf: int = 18  # H.264 quality of outputs (lower = better, bigger)
     preset: str = "veryfast"  # x264 speed preset: at crf 18 "veryfast" is visually lossless and ~2x "fast"
     threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -679,3 +679,37 @@ def test_picker_answers_a_photo_while_a_long_video_is_analysed_and_stops_for_a_c
     while helper & {p.pid for p in multiprocessing.active_children()}:
         assert time.monotonic() < deadline, "the abandoned detection kept running"
         time.sleep(0.1)
+
+
+def test_the_picker_lists_persons_and_a_job_makes_the_chosen_one_speak_in_each_of_their_shots(make_client, tmp_path):
+    """woman | man | woman, cut together: two persons, the woman with a span per shot; choosing her animates
+    her two shots and leaves the man's shot as it was."""
+    from PIL import Image
+
+    from lipdub.media import iter_frames
+
+    clip = Path(__file__).parents[1] / "data" / "faces" / "cut_aba.mp4"  # 3 shots of 1 s (25 frames) each
+    client = make_client()  # the real pipeline
+    video, audio = upload(client, clip), upload(client, SPEECH)
+    faces = client.get(f"/api/uploads/{video['id']}/faces").json()["faces"]
+    assert len(faces) == 2 and len({f["id"] for f in faces}) == 2
+    woman, man = sorted(faces, key=lambda f: -len(f["spans"]))
+    assert [t for span in woman["spans"] for t in span] == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=0.05)
+    assert [t for span in man["spans"] for t in span] == pytest.approx([1.0, 2.0], abs=0.05)
+    assert (woman["number"], woman["start"], woman["end"]) == (1, 0.0, pytest.approx(3.0, abs=0.05))
+    assert woman["box"] is not None and man["box"] is None  # only she is on the first frame
+    for f in faces:
+        thumb = Image.open(io.BytesIO(base64.b64decode(f["thumbnail"].split(",", 1)[1])))
+        assert min(thumb.size) > 40
+    job = client.post("/api/jobs", json={"media": video["id"], "audio": audio["id"], "face_id": woman["id"]})
+    assert job.status_code == 201, job.text
+    done = wait_job(client, job.json()["id"], ended, timeout=240)
+    assert done["state"] == "done", done["error"]
+    assert done["result"]["speakers"][0]["face"] == woman["id"]
+    out = tmp_path / "dl.mp4"
+    out.write_bytes(client.get(done["result_url"]).content)
+    change = [float(np.abs(a.astype(np.int16) - b.astype(np.int16))[96:, 48:144].mean())  # lower middle: mouths
+              for a, b in zip(iter_frames(clip), iter_frames(out), strict=True)]
+    her_first, his, her_second = (change[i:i + 25] for i in (0, 25, 50))
+    assert max(his) < 3.0  # his shot: only the re-encoding's noise (measured ~2 per pixel)
+    assert min(np.mean(her_first), np.mean(her_second)) > 2 * np.mean(his)  # hers: her mouth moves (measured 7-8)

@@ -7,8 +7,9 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cache", help="show or clear the face-detection cache",
-                       description="Detections are cached by media content and detector settings.")
-    p.add_argument("action", choices=["info", "clear"], help="info: where and how big; clear: delete all")
+                       description="Detections are cached by media content and detector settings, up to "
+                       "LIPDUB_CACHE_MAX_MB (least recently used entries are removed beyond it).")
+    p.add_argument("action", choices=["info", "clear"], help="info: where, how big, the cap; clear: delete all")
     p.set_defaults(func=_run)
 
 
@@ -29,5 +30,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     info = cache.info()
     print(f"face detections: {info['entries']} entr{'ies' if info['entries'] != 1 else 'y'}, "
-          f"{_size(info['bytes'])} in {info['path']}")
+          f"{_size(info['bytes'])} of {_size(info['max_bytes'])} (LIPDUB_CACHE_MAX_MB; least recently used "
+          f"removed beyond it) in {info['path']}")
     return 0

@@ -213,8 +213,8 @@ def read_file(upload_id: str, request: Request) -> FileResponse:
 
 
 @router.get("/uploads/{upload_id}/faces", response_model=FacesOut,
-            summary="Every face (track) of the picture or video: ids, first-frame boxes, best-frame thumbnails, "
-                    "time spans (cached per content)")
+            summary="Every person of the picture or video: ids, first-frame boxes, best-view thumbnails, "
+                    "the time spans of their tracks (cached per content)")
 async def read_faces(upload_id: str, request: Request) -> FacesOut | Response:
     ctx = ctx_of(request)
     up = await run_in_threadpool(get_upload_or_404, request, upload_id)

@@ -1,8 +1,9 @@
-"""The face picker: every face (track) of a picture or video, with a thumbnail from its best frame and the time
-span it is on screen, computed in one long-lived helper process (warm models; the server never computes).
+"""The face picker: every person of a picture or video, with a thumbnail from their best view and the time spans
+of their tracks (one per shot they appear in), computed in one long-lived helper process (warm models; the server
+never computes).
 
-It lists `faces.analyze`'s tracks, the same cached analysis the job uses, so the ids it returns are the ids the
-pipeline's `face_id` means. Everything that knows the shape of `FaceTracks` is in `list_faces`."""
+It lists `faces.analyze`'s persons, the same cached analysis the job uses, so the ids it returns are the person ids
+the pipeline's `face_id` means. Everything that knows the shape of `FaceTracks` is in `list_faces`."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ THUMB = 96
 
 
 def detect(upload: Upload) -> list[dict]:
-    """The faces of `upload` for the picker (see `list_faces`), from the cached analysis of the whole file."""
+    """The persons of `upload` for the picker (see `list_faces`), from the cached analysis of the whole file."""
     from lipdub.faces import analyze
 
     try:
@@ -40,21 +41,35 @@ def detect(upload: Upload) -> list[dict]:
 
 
 def list_faces(tracks, fps: float | None) -> list[dict]:
-    """One entry per track, numbered by first appearance then left to right: id, its box in the first frame
-    (None if it walks in later), when it is on screen (seconds) and a JPEG thumbnail of its best frame."""
+    """One entry per person, numbered by first appearance then left to right: id (the job's `face_id`), its box in
+    the first frame (None if it is not in it), when it is on screen (seconds: overall, and one span per track, so
+    a person seen in two shots has two spans) and a JPEG thumbnail of its best view."""
     rate = float(tracks.fps or fps or 0) or None
-    first = {int(f.track_id): f for f in tracks.faces_in(0) if f.track_id is not None}
-    rows = sorted(tracks.summary(), key=lambda r: (r["first_frame"], r["box"][0]))
+    first = {int(f.person_id): f for f in tracks.faces_in(0)}
+    rows = sorted(tracks.person_summary(), key=lambda r: (r["first_frame"], r["box"][0]))
     out = []
     for number, row in enumerate(rows, start=1):
-        tid = row["id"]
-        box = [round(float(v), 1) for v in first[tid].box] if tid in first else None
-        thumb = tracks.thumbs.get(tid)
-        out.append({"id": tid, "number": number, "box": box,
-                    "score": round(float(first[tid].score), 3) if tid in first else None,
+        pid, face = row["id"], first.get(row["id"])
+        thumb = _best_thumb(tracks, [t["id"] for t in row["tracks"]])
+        out.append({"id": pid, "number": number,
+                    "box": [round(float(v), 1) for v in face.box] if face is not None else None,
+                    "score": round(float(face.score), 3) if face is not None else None,
                     "start": _seconds(row["first_frame"], rate), "end": _seconds(row["last_frame"] + 1, rate),
+                    "spans": [[_seconds(t["first_frame"], rate), _seconds(t["last_frame"] + 1, rate)]
+                              for t in row["tracks"]],
                     "thumbnail": _data_url(thumb) if thumb is not None else None})
     return out
+
+
+def _best_thumb(tracks, track_ids: list[int]) -> np.ndarray | None:
+    """The thumbnail of the track whose best frame shows the face largest."""
+    def area(tid: int) -> float:
+        rows = (tracks.track_index == tid) & (tracks.frame_index == tracks.best_frame.get(tid, -1))
+        boxes = tracks.boxes[rows]
+        return float(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).max()) if len(boxes) else 0.0
+
+    shown = [t for t in track_ids if t in tracks.thumbs]
+    return tracks.thumbs[max(shown, key=area)] if shown else None
 
 
 def _seconds(frame: int, rate: float | None) -> float:

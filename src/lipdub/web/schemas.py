@@ -22,13 +22,14 @@ class UploadOut(BaseModel):
 
 
 class FaceOut(BaseModel):
-    id: int = Field(description="face (track) id to send as `face_id`")
+    id: int = Field(description="person id to send as `face_id`: one person, who may appear in several shots")
     number: int = Field(description="1-based, by first appearance then left to right, as drawn on the picker")
     box: list[float] | None = Field(description="x1, y1, x2, y2 in first-frame pixels; None if not in it")
     score: float | None = None
     start: float = Field(description="first seen, seconds")
     end: float = Field(description="last seen, seconds")
-    thumbnail: str | None = Field(description="JPEG data URL of the face at its best (largest) frame")
+    spans: list[list[float]] = Field(description="[start, end] seconds of each of its tracks (one per shot it is in)")
+    thumbnail: str | None = Field(description="JPEG data URL of the face at its best (largest) view")
 
 
 class FacesOut(BaseModel):
@@ -54,7 +55,8 @@ class SpeakerIn(BaseModel):
 class JobIn(BaseModel):
     media: str = Field(description="upload id of the picture or video")
     audio: str | None = Field(None, description="upload id of the speech (one speaker)")
-    face_id: int | None = Field(None, ge=0, le=MAX_FACE_ID, description="the face that speaks; None: the main face")
+    face_id: int | None = Field(None, ge=0, le=MAX_FACE_ID,
+                                description="the person who speaks (an id of the faces list); None: the main face")
     speakers: list[SpeakerIn] = Field(default_factory=list, description="several speakers (replaces audio/face_id)")
     engine: Literal["auto", "viseme", "wav2lip"] = "auto"
     paste: Literal["blend", "box"] = "blend"

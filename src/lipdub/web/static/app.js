@@ -172,7 +172,9 @@ function renderFaceList() {
     li.append(img, document.createTextNode(`#${f.number}`));
     if (state.media && state.media.kind === "video") {
       const span = document.createElement("div");
-      span.className = "face-span"; span.textContent = `${f.start.toFixed(1)}–${f.end.toFixed(1)} s`;
+      span.className = "face-span"; // one person: a span per shot they are in
+      span.textContent = `${f.spans.map(([a, b]) => `${a.toFixed(1)}–${b.toFixed(1)}`).join(", ")} s`;
+      if (f.spans.length > 1) span.title = `the same person, seen in ${f.spans.length} shots`;
       li.append(span);
     }
     if (multi) li.append(faceAudioControls(f, slot));
