@@ -187,14 +187,14 @@ class Tracker:
             hog = s.hog_upsample if self.index == self.shot_starts[-1] else 0
         known = [box_of(p) for p in seen.values()]  # faces of missing tracks are re-attached by _adopt
         new: list[tuple[np.ndarray, float]] = []
-        for box, score in sorted(self.detector.candidates(frame, hog_upsample=hog), key=lambda c: -c[1]):
+        for box, _ in sorted(self.detector.candidates(frame, hog_upsample=hog), key=lambda c: -c[1]):
             if any(same_face(box, k) for k in known):
                 continue
-            pts = self.detector.confirm(frame, box)
-            if pts is None or any(iou(box_of(pts), k) > 0.3 for k in known):
+            found = self.detector.examine(frame, box)  # landmarks and their face evidence (the track's score)
+            if found is None or any(iou(box_of(found[0]), k) > 0.3 for k in known):
                 continue
-            known.append(box_of(pts))
-            new.append((pts, score))
+            known.append(box_of(found[0]))
+            new.append(found)
         for pts, score in sorted(new, key=lambda n: float(n[0][:, 0].mean())):
             self._adopt(frame, pts, score, seen)
         if hog is not None:  # the full pass: back off while it finds nothing the cheap pass missed
