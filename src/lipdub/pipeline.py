@@ -86,6 +86,8 @@ class AnimateRequest:
     device: str = "auto"
     batch_size: int | None = None
     use_cache: bool = True
+    text: str | None = None  # transcript of the speech (viseme engine: phones aligned instead of recognised)
+    lang: str | None = None  # its language (espeak-ng code: en, nl, de, fr, ...)
 
 
 @dataclass
@@ -173,7 +175,7 @@ def load_engine(name: str, checkpoint: Path | None, request: AnimateRequest):
         return Wav2LipEngine(checkpoint, device=request.device, batch_size=request.batch_size)
     from lipdub.engines.viseme import VisemeEngine
 
-    return VisemeEngine()
+    return VisemeEngine(text=request.text, lang=request.lang)
 
 
 # --------------------------------------------------------------------------------------------- main

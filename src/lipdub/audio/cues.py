@@ -202,12 +202,14 @@ def _silence_mask(wav16k: np.ndarray, cues_grid: int) -> np.ndarray:
     return speech
 
 
-def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "auto") -> list[Cue]:
+def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "auto", text: str | None = None,
+                 lang: str | None = None) -> list[Cue]:
     """Timed mouth cues covering the whole audio.
 
     method: 'phones' (PocketSphinx), 'energy' (loudness/spectrum fallback only) or 'auto' (phones, with the
-    fallback for speech stretches the recogniser leaves mostly silent). Silence found by the voice-activity
-    detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
+    fallback for speech stretches the recogniser leaves mostly silent). `text`: the transcript, spoken in `lang`
+    (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. Silence found by the
+    voice-activity detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
     """
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     duration = len(wav) / SR
@@ -216,7 +218,11 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     grid = int(np.ceil(duration * 100))
     speech = _silence_mask(wav, grid)
     phones: list[tuple[str, float, float]] = []
-    if method != "energy":
+    if text and text.strip():
+        from lipdub.audio.align import align
+
+        phones = align(wav, text, lang or "en").phones
+    elif method != "energy":
         for a, b in _runs(speech):  # decode only around speech: silence costs nothing
             lo, hi = max(0, a - 30), min(grid, b + 30)
             try:

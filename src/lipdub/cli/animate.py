@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lipdub.cli.cues import add_text_arguments, read_text
 from lipdub.errors import LipdubError
 
 
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--duck", type=float, default=0.0, metavar="DB", help="lower the original by DB while speech plays")
     s.add_argument("--speech-gain", type=float, default=0.0, metavar="DB")
     s.add_argument("--original-gain", type=float, default=0.0, metavar="DB")
+    add_text_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine, checkpoint=args.checkpoint, box=tuple(args.box) if args.box else None,
         paste=args.paste, silence=args.silence, fps=args.fps, keep_video_length=args.keep_video_length, mix=args.mix,
         duck_db=args.duck, speech_gain_db=args.speech_gain, original_gain_db=args.original_gain,
-        device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache)
+        device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache, text=read_text(args),
+        lang=args.lang)
     with ProgressBar(disable=args.quiet) as bar:
         result = animate(request, progress=bar.update)
     for note in result.notes:

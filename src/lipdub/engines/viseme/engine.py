@@ -28,8 +28,9 @@ class VisemeEngine(Engine):
     name = "viseme"
     batch_size = 16
 
-    def __init__(self, method: str = "auto", max_faces: int = 8):
+    def __init__(self, method: str = "auto", max_faces: int = 8, text: str | None = None, lang: str | None = None):
         self.method = method
+        self.text, self.lang = text, lang  # a transcript: its aligned phones replace the recogniser's
         self.cues: list[cue_mod.Cue] = []
         self.weights = np.zeros((0, len(cue_mod.SHAPES)), np.float32)
         self.poses = np.zeros((0, 0), np.float32)
@@ -42,7 +43,7 @@ class VisemeEngine(Engine):
         """Cues, co-articulated shape weights, loudness and voice activity for every frame of the audio."""
         audio = np.asarray(audio, np.float32).reshape(-1)
         n = int(np.ceil(len(audio) * fps / SR))
-        self.cues = cue_mod.extract_cues(audio, fps, method=self.method)
+        self.cues = cue_mod.extract_cues(audio, fps, method=self.method, text=self.text, lang=self.lang)
         self.weights = cue_mod.cue_track(self.cues, fps, n)
         self._activity = vad.speech_probability(audio, fps)
         acoustics = articulation.analyse(audio)
