@@ -13,6 +13,7 @@ import numpy as np
 
 from lipdub.engines.viseme.shapes import P
 from lipdub.engines.viseme.warp import LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, FaceFrame
+from lipdub.media.image import blend
 
 TEETH_HEIGHT = 0.075  # visible upper incisor height, in units of s
 LOW_TEETH_HEIGHT = 0.04
@@ -174,7 +175,6 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
     sigma = max(0.6, 0.12 * float(np.median(gap)))
     soft = cv2.GaussianBlur(inside, (0, 0), sigma)
     img *= np.clip(0.45 + 0.55 * soft * 1.6, 0.45, 1.0)[..., None]
-    crop = roi[y0:y1, x0:x1].astype(np.float32)
-    roi[y0:y1, x0:x1] = np.clip(crop + (img - crop) * inside[..., None], 0, 255).astype(np.uint8)
+    roi[y0:y1, x0:x1] = blend(roi[y0:y1, x0:x1], img, inside)
     alpha[y0:y1, x0:x1] = inside
     return alpha
