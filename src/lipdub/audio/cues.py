@@ -50,7 +50,7 @@ MAX_PHONE_S = 0.6  # a recognised phone longer than this is a decoding failure
 MIN_HOLD_S = 0.07
 CLOSE_LEAD_S = 0.04
 VOWEL_LEAD_S = 0.2
-ROUNDED = ("E", "F")
+ROUNDED, SHUT = ("E", "F"), ("A", "X")
 VOWELS = {"AA", "AH", "AE", "EH", "AO", "ER", "UH", "UW", "IY", "IH", *DIPHTHONGS}
 
 
@@ -286,18 +286,19 @@ def _flexible(cue: Cue) -> bool:
 
 def _hold(cues: list[Cue], min_dur: float = MIN_HOLD_S, keep: float = 0.04) -> list[Cue]:
     """Grow every cue shorter than `min_dur` on both sides until it is held that long, taking the time from
-    neighbours that keep at least `keep` seconds (Rhubarb's minimum hold, for the animation only)."""
+    neighbours that keep at least `keep` seconds (Rhubarb's minimum hold, for the animation only); closed
+    lips (A, X) give no time: the lips must still meet there."""
     cues = [Cue(c.start, c.end, c.shape, c.phone) for c in cues]
     for i, c in enumerate(cues):
         need = min_dur - (c.end - c.start)
         if need <= 0:
             continue
-        if i > 0:
+        if i > 0 and cues[i - 1].shape not in SHUT:
             take = min(need / 2, max(cues[i - 1].end - cues[i - 1].start - keep, 0.0))
             cues[i - 1].end -= take
             c.start -= take
             need -= take
-        if i + 1 < len(cues):
+        if i + 1 < len(cues) and cues[i + 1].shape not in SHUT:
             take = min(need, max(cues[i + 1].end - cues[i + 1].start - keep, 0.0))
             cues[i + 1].start += take
             c.end += take
