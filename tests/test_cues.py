@@ -153,3 +153,88 @@ def test_recogniser_models_come_from_the_wheel_without_network(monkeypatch, espe
     C._decoder.cache_clear()
     phones = C.recognize_phones(espeak[0][: 16000 * 3])
     assert len([p for p, _, _ in phones if p != "SIL"]) > 15
+
+
+# ---------------------------------------------------------------- transcripts, closures, rounding (issue 13)
+
+def _espeak_sentence(lang: str) -> tuple[np.ndarray, dict]:
+    return load_audio(DATA / f"espeak_{lang}.flac", sr=16000), json.loads((DATA / f"espeak_{lang}.json").read_text())
+
+
+def _spans(doc: dict, duration: float, names: tuple[str, ...]) -> list[tuple[float, float]]:
+    """(start, end) of espeak-ng's phones with these names (stress marks ignored)."""
+    starts = [p["start"] for p in doc["phones"]] + [duration]
+    return [(a, b) for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)
+            if p["phone"].strip("',") in names and b - a > 0.03]
+
+
+BILABIAL = ("p", "b", "m")
+ROUND_VOWELS = ("u", "u:", "o:", "O", "oU", "VU", "0", "O:", "y")
+OTHER_VOWELS = ("a", "a:", "A", "A:", "aI", "a#", "i", "i:", "I", "E", "EI", "e:")
+
+
+def test_transcript_alignment_places_dutch_words_within_60_ms():
+    """A female Dutch voice at 140 wpm, aligned with the text (which espeak-ng speaks in its male voice)."""
+    from lipdub.audio.align import align
+
+    audio, doc = _espeak_sentence("nl")
+    words = align(audio, doc["text"], "nl").words
+    assert [w for w, _ in words] == [w["word"] for w in doc["words"]]
+    errors = np.abs(np.array([t for _, t in words]) - np.array([w["start"] for w in doc["words"]]))
+    assert errors.max() <= 0.06, errors
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_with_a_transcript_the_lips_close_within_40_ms_of_each_bilabial_and_round_on_o_u(lang):
+    audio, doc = _espeak_sentence(lang)
+    cues = C.extract_cues(audio, FPS, text=doc["text"], lang=lang)
+    track = C.cue_track(cues, 100, len(audio) // 160)  # 10 ms frames: timing finer than video frames
+    closed = track[:, C.SHAPE_INDEX["A"]] > 0.5  # from 50 % on a closure seals the lips (shapes.articulate)
+    bilabials = _spans(doc, len(audio) / 16000, BILABIAL)
+    missed = [a for a, _ in bilabials if not closed[max(0, int((a - 0.04) * 100)): int((a + 0.04) * 100) + 1].any()]
+    assert len(bilabials) >= 7 and not missed, missed
+    rounded = track[:, [C.SHAPE_INDEX["E"], C.SHAPE_INDEX["F"]]].sum(axis=1)
+    on = [rounded[int(a * 100): int(b * 100)].mean() for a, b in _spans(doc, len(audio) / 16000, ROUND_VOWELS)]
+    off = [rounded[int(a * 100): int(b * 100)].mean() for a, b in _spans(doc, len(audio) / 16000, OTHER_VOWELS)]
+    assert np.mean(on) > 0.5 and np.mean(off) < 0.2, (on, off)
+
+
+def test_without_a_transcript_english_bilabials_still_close():
+    audio, doc = _espeak_sentence("en")
+    track = C.cue_track(C.extract_cues(audio, FPS), 100, len(audio) // 160)
+    closed = track[:, C.SHAPE_INDEX["A"]] + track[:, C.SHAPE_INDEX["X"]] > 0.5  # rest is closed lips too
+    hits = [closed[max(0, int((a - 0.04) * 100)): int((a + 0.04) * 100) + 1].any()
+            for a, _ in _spans(doc, len(audio) / 16000, BILABIAL)]
+    assert np.mean(hits) >= 0.8, hits
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_acoustics_open_the_jaw_on_open_vowels_and_round_the_lips_on_o_u(lang):
+    """Language independent: F1 opens the jaw (a: vs i, u), low F2 rounds the lips (o, u vs a, i, e)."""
+    from lipdub.audio import articulation as A
+
+    audio, doc = _espeak_sentence(lang)
+    ac = A.analyse(audio)
+    jaw, rounding = A.jaw_opening(ac), A.lip_rounding(ac)
+    duration = len(audio) / 16000
+
+    def mean(curve: np.ndarray, names: tuple[str, ...]) -> float:
+        return float(np.mean([curve[int(a * 100): int(b * 100)].mean() for a, b in _spans(doc, duration, names)]))
+
+    assert mean(jaw, ("a", "a:", "A", "A:", "aI", "a#")) > mean(jaw, ("i", "i:", "I", "u", "u:", "y")) + 0.2
+    assert mean(rounding, ROUND_VOWELS) > 0.4 and mean(rounding, OTHER_VOWELS) < 0.1
+
+
+def test_cues_command_takes_a_transcript_and_rejects_bad_ones(tmp_path, capsys):
+    _, doc = _espeak_sentence("nl")
+    script = tmp_path / "tekst.txt"
+    script.write_text(doc["text"], encoding="utf-8")
+    out = tmp_path / "c.json"
+    assert main(["cues", str(DATA / "espeak_nl.flac"), "--text-file", str(script), "--lang", "nl", "-o", str(out)]) == 0
+    phones = {c["phone"] for c in json.loads(out.read_text())["mouthCues"]}
+    assert {"M", "B", "P", "UW"} <= phones  # moeder, boter, op, boer: the transcript's phones, as CMU names
+    capsys.readouterr()
+    assert main(["cues", str(DATA / "espeak_nl.flac"), "--text", "hallo", "--lang", "xx", "-o", str(out)]) == 1
+    assert "'xx'" in capsys.readouterr().err
+    assert main(["cues", str(DATA / "espeak_nl.flac"), "--text-file", str(tmp_path / "none.txt")]) == 1
+    assert "none.txt" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import numpy as np
 
 from lipdub.engines.base import Patch
 from lipdub.faces.types import Face
+from lipdub.media.image import blend
 
 PasteMode = Literal["blend", "box"]
 
@@ -41,16 +42,6 @@ def composite(frame: np.ndarray, patch: Patch, mode: PasteMode = "blend", face: 
         region[...] = patch.image
     else:
         region[...] = blend(region, patch.image, alpha)
-    return out
-
-
-def blend(base: np.ndarray, top: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Alpha-blend uint8 images; pixels where alpha == 0 keep `base` exactly."""
-    a = alpha[..., None].astype(np.float32)
-    mixed = base.astype(np.float32) * (1.0 - a) + top.astype(np.float32) * a
-    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    untouched = alpha <= 0.0
-    out[untouched] = base[untouched]
     return out
 
 

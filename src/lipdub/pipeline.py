@@ -61,6 +61,8 @@ class AnimateRequest:
     use_cache: bool = True
     motion: str = "natural"  # a still's head, eyes and brows: "natural", "lively", "idle" (blinks only), "none"
     seed: int = 0  # the motion's random choices (same seed, same video)
+    text: str | None = None  # transcript of the speech (viseme engine: phones aligned instead of recognised)
+    lang: str | None = None  # its language (espeak-ng code: en, nl, de, fr, ...)
 
 
 @dataclass
@@ -148,7 +150,7 @@ def load_engine(name: str, checkpoint: Path | None, request: AnimateRequest):
         return Wav2LipEngine(checkpoint, device=request.device, batch_size=request.batch_size)
     from lipdub.engines.viseme import VisemeEngine
 
-    return VisemeEngine()
+    return VisemeEngine(text=request.text, lang=request.lang)
 
 
 # --------------------------------------------------------------------------------------------- main

@@ -44,6 +44,14 @@ DOMINANCE = np.array([0.6, 4.0, 1.0, 1.2, 1.3, 1.3, 1.6, 2.5, 1.0], np.float32)
 ANTICIPATION_S = 0.03  # the mouth moves a little before the sound
 BLEND_S = 0.028  # std. dev. of the ease in/out
 MAX_PHONE_S = 0.6  # a recognised phone longer than this is a decoding failure
+# Rhubarb Lip Sync's timing (measured from its source): shapes held >= 70 ms, lips closing 40-120 ms before a
+# plosive, vowels anticipated up to 200 ms. (Its pause rule, < 120 ms hold, <= 350 ms relax, is the viseme
+# engine's: short silences stay X here, as the voice-activity detector also hears a closure or an M as silence.)
+MIN_HOLD_S = 0.07
+CLOSE_LEAD_S = 0.04
+VOWEL_LEAD_S = 0.2
+ROUNDED, SHUT = ("E", "F"), ("A", "X")
+VOWELS = {"AA", "AH", "AE", "EH", "AO", "ER", "UH", "UW", "IY", "IH", *DIPHTHONGS}
 
 
 @dataclass
@@ -194,12 +202,14 @@ def _silence_mask(wav16k: np.ndarray, cues_grid: int) -> np.ndarray:
     return speech
 
 
-def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "auto") -> list[Cue]:
+def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "auto", text: str | None = None,
+                 lang: str | None = None) -> list[Cue]:
     """Timed mouth cues covering the whole audio.
 
     method: 'phones' (PocketSphinx), 'energy' (loudness/spectrum fallback only) or 'auto' (phones, with the
-    fallback for speech stretches the recogniser leaves mostly silent). Silence found by the voice-activity
-    detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
+    fallback for speech stretches the recogniser leaves mostly silent). `text`: the transcript, spoken in `lang`
+    (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. Silence found by the
+    voice-activity detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
     """
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     duration = len(wav) / SR
@@ -208,7 +218,11 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     grid = int(np.ceil(duration * 100))
     speech = _silence_mask(wav, grid)
     phones: list[tuple[str, float, float]] = []
-    if method != "energy":
+    if text and text.strip():
+        from lipdub.audio.align import align
+
+        phones = align(wav, text, lang or "en").phones
+    elif method != "energy":
         for a, b in _runs(speech):  # decode only around speech: silence costs nothing
             lo, hi = max(0, a - 30), min(grid, b + 30)
             try:
@@ -240,9 +254,55 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     for a, b in zip(np.r_[0, change], np.r_[change, grid], strict=True):
         cues.append(Cue(a / 100, min(b / 100, duration), SHAPES[labels[a]], phone_at[a] or None))
     min_dur = 1.0 / fps if fps else 0.04
-    cues = _merge(_drop_short(_merge(cues), min_dur))
+    cues = timing_rules(_merge(_drop_short(_merge(cues), min_dur)))
     cues[-1].end = duration
     return [Cue(round(c.start, 3), round(c.end, 3), c.shape, c.phone) for c in cues]
+
+
+def timing_rules(cues: list[Cue]) -> list[Cue]:
+    """Rhubarb's co-articulation timing on a cue list: rounded vowels reach back up to 200 ms into the flexible
+    consonants before them; lips close CLOSE_LEAD_S before a plosive (taking it from the previous cue, which
+    keeps at least 40 ms)."""
+    cues = [Cue(c.start, c.end, c.shape, c.phone) for c in cues]
+    for i, c in enumerate(cues):
+        if c.shape not in ROUNDED:
+            continue
+        j = i - 1
+        while j >= 0 and _flexible(cues[j]) and c.start - cues[j].start <= VOWEL_LEAD_S:
+            cues[j].shape = c.shape
+            j -= 1
+    for prev, c in zip(cues, cues[1:], strict=False):
+        if c.shape == "A" and prev.shape != "A":
+            shift = min(CLOSE_LEAD_S, max(prev.end - prev.start - 0.04, 0.0))
+            prev.end -= shift
+            c.start -= shift
+    return _merge(cues)
+
+
+def _flexible(cue: Cue) -> bool:
+    """A consonant whose lips are free to take the next vowel's shape (K, S, T, N... but not P, F, L)."""
+    return cue.shape == "B" and cue.phone is not None and cue.phone not in VOWELS
+
+
+def _hold(cues: list[Cue], min_dur: float = MIN_HOLD_S, keep: float = 0.04) -> list[Cue]:
+    """Grow every cue shorter than `min_dur` on both sides until it is held that long, taking the time from
+    neighbours that keep at least `keep` seconds (Rhubarb's minimum hold, for the animation only); closed
+    lips (A, X) give no time: the lips must still meet there."""
+    cues = [Cue(c.start, c.end, c.shape, c.phone) for c in cues]
+    for i, c in enumerate(cues):
+        need = min_dur - (c.end - c.start)
+        if need <= 0:
+            continue
+        if i > 0 and cues[i - 1].shape not in SHUT:
+            take = min(need / 2, max(cues[i - 1].end - cues[i - 1].start - keep, 0.0))
+            cues[i - 1].end -= take
+            c.start -= take
+            need -= take
+        if i + 1 < len(cues) and cues[i + 1].shape not in SHUT:
+            take = min(need, max(cues[i + 1].end - cues[i + 1].start - keep, 0.0))
+            cues[i + 1].start += take
+            c.end += take
+    return cues
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -256,14 +316,14 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
     """Per-frame shape weights `(n_frames, len(SHAPES))` (rows sum to 1) after co-articulation: each shape
-    is anticipated by 30 ms, eased in and out with a Gaussian, weighed by its dominance (closures win) and
-    averaged over the frame's duration, so no shape flashes for a single frame."""
+    is held at least 70 ms, anticipated by 30 ms, eased in and out with a Gaussian, weighed by its dominance
+    (closures win) and averaged over the frame's duration, so no shape flashes for a single frame."""
     step = 0.005
     total = max(n_frames / fps, cues[-1].end if cues else 0.0)
     n = int(np.ceil(total / step)) + 1
     ind = np.zeros((n, len(SHAPES)), np.float32)
     ind[:, 0] = 1e-3
-    for c in cues:
+    for c in _hold(cues):
         a = max(0, int(round((c.start - ANTICIPATION_S) / step)))
         b = max(a + 1, int(round((c.end - ANTICIPATION_S) / step)))
         ind[a:b] = 0

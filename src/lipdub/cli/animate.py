@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lipdub.cli import UsageError
 from lipdub.cli.checks import count, db, index, number, rate
+from lipdub.cli.cues import add_text_arguments, read_text
 from lipdub.errors import LipdubError
 
 
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="DB", help="with --mix original: lower the original by DB while speech plays")
     s.add_argument("--speech-gain", type=db, default=0.0, metavar="DB")
     s.add_argument("--original-gain", type=db, default=0.0, metavar="DB")
+    add_text_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -96,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         paste=args.paste, silence=args.silence, fps=args.fps, keep_video_length=args.keep_video_length, mix=args.mix,
         duck_db=args.duck, speech_gain_db=args.speech_gain, original_gain_db=args.original_gain,
         device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache,
-        motion=args.motion or "natural", seed=args.seed)
+        motion=args.motion or "natural", seed=args.seed,
+        text=read_text(args), lang=args.lang)
     if args.motion is not None and _is_video(args.media):
         print("note: --motion applies to photos only; a video keeps its own motion", file=sys.stderr)
     with ProgressBar(disable=args.quiet) as bar:

@@ -11,15 +11,46 @@ FORMATS = {".json": "json", ".tsv": "tsv", ".txt": "tsv"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cues", help="export mouth-shape cues of a speech file (JSON or Rhubarb TSV)",
-                       description="Recognise phones (PocketSphinx, phonetic mode, any language) and silence "
-                                   "(silero-vad) and write timed mouth shapes X, A-H as Rhubarb Lip Sync does.")
+                       description="Recognise phones (PocketSphinx, phonetic mode, any language) or align a "
+                                   "transcript's phones (espeak-ng, --text/--lang), find silence (silero-vad) and "
+                                   "write timed mouth shapes X, A-H as Rhubarb Lip Sync does.")
     p.add_argument("audio", type=Path, help="speech: any audio file, or a video's soundtrack")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="cues.json or cues.tsv (default: the TSV on standard output)")
     p.add_argument("--fps", type=float, default=25.0, help="shortest cue is one frame at this rate (default 25)")
     p.add_argument("--method", choices=["auto", "phones", "energy"], default="auto",
                    help="phones: recogniser only; energy: loudness/spectrum only; auto: phones with fallback")
+    add_text_arguments(p)
     p.set_defaults(func=_run)
+
+
+def add_text_arguments(p: argparse.ArgumentParser) -> None:
+    """--text / --text-file / --lang: the transcript whose phones are aligned to the speech (animate, cues)."""
+    g = p.add_argument_group("transcript (optional: phones from the text instead of the recogniser)")
+    g.add_argument("--text", help="what is said, e.g. --text \"Goedemorgen allemaal\"")
+    g.add_argument("--text-file", type=Path, metavar="FILE", help="the transcript in a UTF-8 text file")
+    g.add_argument("--lang", help="language of the speech for the transcript: nl, en, de, fr, es, ... "
+                   "(espeak-ng codes; default en)")
+
+
+def read_text(args: argparse.Namespace) -> str | None:
+    """The transcript from --text or --text-file (None when neither is given)."""
+    from lipdub.errors import LipdubError
+
+    if args.text is not None and args.text_file is not None:
+        raise LipdubError("give --text or --text-file, not both")
+    if args.text_file is not None:
+        try:
+            text = args.text_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise LipdubError(f"cannot read the transcript ({err.__class__.__name__})", args.text_file) from None
+    else:
+        text = args.text
+    if text is not None and not text.strip():
+        raise LipdubError("the transcript is empty" if args.text_file else "--text is empty", args.text_file)
+    if args.lang is not None and text is None:
+        raise LipdubError("--lang is the language of a transcript: give --text or --text-file too")
+    return text
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -35,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.fps <= 0:
         raise LipdubError(f"--fps must be positive, got {args.fps}")
     audio = require_speech(load_audio(args.audio, sr=16000), args.audio)
-    cues = extract_cues(audio, args.fps, method=args.method)
+    cues = extract_cues(audio, args.fps, method=args.method, text=read_text(args), lang=args.lang)
     text = to_json(cues, sound_file=str(args.audio)) if fmt == "json" else to_rhubarb_tsv(cues)
     if args.output is None:
         sys.stdout.write(text)

@@ -1,4 +1,5 @@
-"""Still images: decode any PIL-readable picture to (H, W, 3) uint8 RGB, upright per its EXIF orientation."""
+"""Still images: decode any PIL-readable picture to (H, W, 3) uint8 RGB, upright per its EXIF orientation;
+alpha-blend one image over another (the one blend composite and the viseme engine share)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,14 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise MediaError(f"image cannot be decoded ({err})", p) from err
     check_size(rgb.shape[1], rgb.shape[0], p, "image")
     return rgb
+
+
+def blend(base: np.ndarray, top: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """`top` over `base` (same size, uint8 or float 0..255) with per-pixel `alpha` (h, w) in [0, 1], as uint8
+    rounded to nearest; pixels where alpha <= 0 keep `base` exactly."""
+    a = np.asarray(alpha, np.float32)[..., None]
+    mixed = base.astype(np.float32) * (1.0 - a) + top.astype(np.float32) * a
+    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    untouched = a[..., 0] <= 0.0
+    out[untouched] = base[untouched]
+    return out

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lipdub.audio import articulation, vad
 from lipdub.audio import cues as cue_mod
-from lipdub.audio import vad
 from lipdub.engines.base import Engine, FrameJob, Patch
 from lipdub.engines.viseme.mouth import SourceMouth
 from lipdub.engines.viseme.render import FaceRenderer
-from lipdub.engines.viseme.shapes import pose
+from lipdub.engines.viseme.shapes import articulate
 
 SR = 16000
 
@@ -28,8 +28,9 @@ class VisemeEngine(Engine):
     name = "viseme"
     batch_size = 16
 
-    def __init__(self, method: str = "auto", max_faces: int = 8):
+    def __init__(self, method: str = "auto", max_faces: int = 8, text: str | None = None, lang: str | None = None):
         self.method = method
+        self.text, self.lang = text, lang  # a transcript: its aligned phones replace the recogniser's
         self.cues: list[cue_mod.Cue] = []
         self.weights = np.zeros((0, len(cue_mod.SHAPES)), np.float32)
         self.poses = np.zeros((0, 0), np.float32)
@@ -42,11 +43,13 @@ class VisemeEngine(Engine):
         """Cues, co-articulated shape weights, loudness and voice activity for every frame of the audio."""
         audio = np.asarray(audio, np.float32).reshape(-1)
         n = int(np.ceil(len(audio) * fps / SR))
-        self.cues = cue_mod.extract_cues(audio, fps, method=self.method)
+        self.cues = cue_mod.extract_cues(audio, fps, method=self.method, text=self.text, lang=self.lang)
         self.weights = cue_mod.cue_track(self.cues, fps, n)
         self._activity = vad.speech_probability(audio, fps)
-        loud = cue_mod.loudness_envelope(audio, fps, n)
-        self.poses = pose(self.weights, loud)
+        acoustics = articulation.analyse(audio)
+        opening = articulation.per_frame(articulation.jaw_opening(acoustics), fps, n) * _talking(self._activity, fps)
+        rounding = articulation.per_frame(articulation.lip_rounding(acoustics), fps, n)
+        self.poses = articulate(self.weights, opening, rounding)
         return n
 
     def speech_activity(self) -> np.ndarray | None:
@@ -88,6 +91,19 @@ class VisemeEngine(Engine):
             if len(self._renderers) > self._max_faces:
                 self._renderers.popitem(last=False)
         return renderer
+
+
+def _talking(activity: np.ndarray, fps: float, longest_pause: float = 1.0) -> np.ndarray:
+    """1 while speaking and in pauses up to `longest_pause` s between speech, easing to 0 in longer silences
+    and before the first / after the last word (real speakers keep their lips apart in breath pauses)."""
+    from scipy.ndimage import uniform_filter1d
+
+    silent = np.asarray(activity) < 0.5
+    keep = np.ones(len(silent), np.float32)
+    for a, b in cue_mod._runs(silent):
+        if a == 0 or b == len(silent) or (b - a) / fps > longest_pause:
+            keep[a:b] = 0.0
+    return uniform_filter1d(keep, 3, mode="nearest")
 
 
 def _crc(frame: np.ndarray, roi: tuple[int, int, int, int]) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 
 from lipdub.engines.viseme.shapes import P
 from lipdub.engines.viseme.warp import LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, FaceFrame
+from lipdub.media.image import blend
 
 TEETH_HEIGHT = 0.075  # visible upper incisor height, in units of s
 LOW_TEETH_HEIGHT = 0.04
@@ -95,65 +96,76 @@ def _reuse_interior(img: np.ndarray, src: SourceMouth, ff: FaceFrame, a: np.ndar
     return img + (sampled - img) * show[..., None]
 
 
-def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dict[str, np.ndarray],
-                pose: np.ndarray, colours: MouthColours, source: SourceMouth | None = None) -> np.ndarray:
-    """Draw the mouth interior into `roi` (in place) inside the new inner-lip contour; return its alpha.
+@dataclass
+class _Opening:
+    """The new mouth opening on a pixel crop: face coordinates of every crop pixel and the lip lines there."""
 
-    `source`: the photo's own open mouth, reused for the teeth where it showed them."""
-    h, w = roi.shape[:2]
-    alpha = np.zeros((h, w), np.float32)
+    x0: int
+    y0: int
+    inside: np.ndarray  # anti-aliased polygon coverage (h, w)
+    a: np.ndarray  # across, in half mouth widths
+    b: np.ndarray  # down, in pixels
+    top: np.ndarray  # upper inner lip line (b units) at each pixel's a
+    bottom: np.ndarray
+
+    @property
+    def gap(self) -> np.ndarray:
+        return np.maximum(self.bottom - self.top, 1e-3)
+
+
+def _opening(shape: tuple[int, ...], origin: np.ndarray, ff: FaceFrame,
+             targets: dict[str, np.ndarray]) -> _Opening | None:
+    """The opening between the new inner lip contours (None when the lips meet or it is under 2 px^2)."""
+    h, w = shape[:2]
     ui, li = targets["ui"], targets["li"]
     overlap = np.minimum((li - ui) @ ff.v, 0.0)  # pressed lips may cross: they only meet
     li = li - overlap[:, None] * ff.v
     if float(((li - ui) @ ff.v).max()) < 0.75:  # lips meet everywhere: nothing inside shows
-        return alpha
+        return None
     upper = np.vstack([targets["corners"][0], ui, targets["corners"][1]]) - origin
     lower = np.vstack([targets["corners"][0], li, targets["corners"][1]]) - origin
     poly = np.vstack([upper, lower[::-1]])
     area = 0.5 * abs(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1)))
     if area < 2.0:
-        return alpha
+        return None
     x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 2
     x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 3
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
-        return alpha
-    cw, chh = x1 - x0, y1 - y0
-    mask = np.zeros((chh, cw), np.uint8)
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(mask, [np.round((poly - [x0, y0]) * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
-    inside = mask.astype(np.float32) / 255.0
-    # pixel coordinates in the face frame
     px, py = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     d = np.stack([px + origin[0] - ff.center[0], py + origin[1] - ff.center[1]], axis=-1)
     a = (d @ ff.u).astype(np.float32) / ff.half_width
-    b = (d @ ff.v).astype(np.float32)
-    ua, ub = ff.ab(upper + origin)
-    la, lb = ff.ab(lower + origin)
-    top = np.interp(a, ua, ub).astype(np.float32)
-    bottom = np.interp(a, la, lb).astype(np.float32)
-    gap = np.maximum(bottom - top, 1e-3)
+    (ua, ub), (la, lb) = ff.ab(upper + origin), ff.ab(lower + origin)
+    return _Opening(int(x0), int(y0), mask.astype(np.float32) / 255.0, a, (d @ ff.v).astype(np.float32),
+                    np.interp(a, ua, ub).astype(np.float32), np.interp(a, la, lb).astype(np.float32))
+
+
+def _cavity(o: _Opening, pose: np.ndarray, lip: np.ndarray, th_up: float) -> np.ndarray:
+    """Dark cavity (darker mid-depth), with the tongue lying low or its tip raised behind the teeth (L)."""
+    a, b, top, bottom, gap = o.a, o.b, o.top, o.bottom, o.gap
     depth = np.clip((b - top) / gap, 0, 1)
-    # cavity: dark, darker in the middle of the opening
-    lip = colours.lip
-    cavity = lip * 0.2 + 5
-    img = np.empty((chh, cw, 3), np.float32)
-    img[:] = cavity
+    img = np.empty((*a.shape, 3), np.float32)
+    img[:] = lip * 0.2 + 5
     img *= (0.75 + 0.25 * np.abs(2 * depth - 1))[..., None]
-    # tongue lying low, or its tip raised (L)
-    s = ff.s
-    a_in = np.clip(np.abs(a), 0, 1)
     if pose[P["tongue_low"]] > 0.02:
         t = pose[P["tongue_low"]]
         tongue = np.clip(1 - ((a / 0.7) ** 2 + ((bottom + 0.1 * gap - b) / np.maximum(0.55 * gap, 1)) ** 2), 0, 1)
         img += (lip * np.float32([0.95, 0.7, 0.72]) - img) * (t * np.sqrt(tongue) * 0.9)[..., None]
-    th_up = TEETH_HEIGHT * s * pose[P["teeth_up"]]
-    th_lo = LOW_TEETH_HEIGHT * s * pose[P["teeth_low"]]
     if pose[P["tongue_up"]] > 0.02:
         t = pose[P["tongue_up"]]
         cy = top + np.minimum(th_up, 0.6 * gap) + 0.2 * gap
         tongue = np.clip(1 - ((a / 0.45) ** 2 + ((b - cy) / np.maximum(0.3 * gap, 1)) ** 2), 0, 1) ** 0.5
         img += (lip * 0.8 - img) * (t * tongue)[..., None]
-    # incisors: visible in the middle, receding into shade toward the corners
+    return img
+
+
+def _teeth(img: np.ndarray, o: _Opening, ff: FaceFrame, th_up: float, th_lo: float, shade: np.ndarray) -> None:
+    """Upper (and lower) incisors, in place: bright in the middle, receding into shade toward the corners."""
+    a, b, top, bottom, gap = o.a, o.b, o.top, o.bottom, o.gap
+    a_in = np.clip(np.abs(a), 0, 1)
     fade = np.clip(1.0 - a_in ** 3, 0, 1) * (1.0 - 0.55 * a_in ** 2)
     # tooth boundaries: about 4 teeth per side, narrowing toward the corners as the arch turns away
     phase = np.sin(np.clip(a, -1, 1) * np.pi / 2) * 4.0
@@ -162,19 +174,33 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
     if th_up > 0.3:
         edge = np.clip(top + np.minimum(th_up, 0.75 * gap) * np.clip(1.1 - a_in ** 2, 0, 1) - b + 0.5, 0, 1)
         tooth = (edge * np.clip(fade * 1.4, 0, 1))[..., None]
-        shade = (0.72 + 0.28 * np.clip((b - top) / max(th_up, 1.0), 0, 1) ** 0.6) * gaps * fade  # lip shadow
-        img += (colours.teeth * shade[..., None] - img) * tooth
+        lit = (0.72 + 0.28 * np.clip((b - top) / max(th_up, 1.0), 0, 1) ** 0.6) * gaps * fade  # lip shadow
+        img += (shade * lit[..., None] - img) * tooth
     if th_lo > 0.3:
         edge = np.clip(b - (bottom - np.minimum(th_lo, 0.4 * gap) * np.clip(1 - a_in ** 2, 0, 1)) + 0.5, 0, 1)
         tooth = (edge * fade)[..., None] * 0.85
-        img += (colours.teeth * 0.72 * (gaps * fade)[..., None] - img) * tooth
+        img += (shade * 0.72 * (gaps * fade)[..., None] - img) * tooth
+
+
+def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dict[str, np.ndarray],
+                pose: np.ndarray, colours: MouthColours, source: SourceMouth | None = None) -> np.ndarray:
+    """Draw the mouth interior into `roi` (in place) inside the new inner-lip contour; return its alpha.
+
+    `source`: the photo's own open mouth, reused for the teeth where it showed them."""
+    alpha = np.zeros(roi.shape[:2], np.float32)
+    o = _opening(roi.shape, origin, ff, targets)
+    if o is None:
+        return alpha
+    th_up = TEETH_HEIGHT * ff.s * pose[P["teeth_up"]]
+    th_lo = LOW_TEETH_HEIGHT * ff.s * pose[P["teeth_low"]]
+    img = _cavity(o, pose, colours.lip, th_up)
+    _teeth(img, o, ff, th_up, th_lo, colours.teeth)
     if source is not None:  # the photo's own mouth interior (real teeth) where it had one
-        img = _reuse_interior(img, source, ff, a, b - top, pose)
+        img = _reuse_interior(img, source, ff, o.a, o.b - o.top, pose)
     # lips cast a soft shadow on the inside of the opening
-    sigma = max(0.6, 0.12 * float(np.median(gap)))
-    soft = cv2.GaussianBlur(inside, (0, 0), sigma)
+    soft = cv2.GaussianBlur(o.inside, (0, 0), max(0.6, 0.12 * float(np.median(o.gap))))
     img *= np.clip(0.45 + 0.55 * soft * 1.6, 0.45, 1.0)[..., None]
-    crop = roi[y0:y1, x0:x1].astype(np.float32)
-    roi[y0:y1, x0:x1] = np.clip(crop + (img - crop) * inside[..., None], 0, 255).astype(np.uint8)
-    alpha[y0:y1, x0:x1] = inside
+    h, w = o.inside.shape
+    roi[o.y0:o.y0 + h, o.x0:o.x0 + w] = blend(roi[o.y0:o.y0 + h, o.x0:o.x0 + w], img, o.inside)
+    alpha[o.y0:o.y0 + h, o.x0:o.x0 + w] = o.inside
     return alpha

@@ -10,6 +10,7 @@ import numpy as np
 from lipdub.engines.base import Patch
 from lipdub.engines.viseme.mouth import MouthColours, SourceMouth, paint_mouth
 from lipdub.engines.viseme.warp import MouthWarp, pose_key
+from lipdub.media.image import blend
 
 
 class FaceRenderer:
@@ -53,8 +54,7 @@ class FaceRenderer:
         (m_up, m_lo), below, targets = w.maps(pose)
         up = cv2.remap(src, m_up, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         lo = cv2.remap(src, m_lo, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        sel = below[..., None]
-        out = (up + (lo.astype(np.float32) - up) * sel + 0.5).astype(np.uint8)
+        out = blend(up, lo, below)  # each pixel takes the field of its side of the new lip line
         px, py = w.pixel_xy
         moved = np.hypot(m_up[..., 0] - px, m_up[..., 1] - py) * (1 - below) + np.hypot(
             m_lo[..., 0] - px, m_lo[..., 1] - py) * below
@@ -69,8 +69,6 @@ def apply_patch(frame: np.ndarray, patch: Patch) -> np.ndarray:
     """Blend a patch into a copy of `frame` with its own alpha (for previews, sheets and tests)."""
     out = frame.copy()
     top, bottom, left, right = patch.box
-    region = out[top:bottom, left:right].astype(np.float32)
-    a = patch.mask[..., None] if patch.mask is not None else 1.0
-    out[top:bottom, left:right] = np.clip(region + (patch.image.astype(np.float32) - region) * a + 0.5, 0, 255
-                                          ).astype(np.uint8)
+    mask = patch.mask if patch.mask is not None else np.ones(patch.image.shape[:2], np.float32)
+    out[top:bottom, left:right] = blend(out[top:bottom, left:right], patch.image, mask)
     return out

@@ -1,7 +1,9 @@
 """The mouth poses behind each viseme shape, as numbers the warp and the mouth painter understand.
 
 Distances are in units of the face's nose-bridge-to-chin length `s` (about 12 cm on an adult), so every pose
-scales with the face. A frame's pose is the cue weights times this table, with the opening scaled by loudness.
+scales with the face, so a small mouth in a photo opens as far, relative to its face, as a large one.
+A frame's pose is the cue weights times this table; with acoustic articulation (`articulate`) the jaw and lip
+opening follow the sound instead (JALI): its size from loudness and F1, its roundness from F2 and the shapes.
 """
 
 from __future__ import annotations
@@ -51,6 +53,32 @@ def pose(weights: np.ndarray, loudness: float | np.ndarray = 0.6) -> np.ndarray:
     # a closure seals the lips even while neighbouring vowels still pull the jaw: lips meet from 50 % on
     seal = np.clip(1.0 - 2.0 * w[..., SHAPES.index("A")], 0.0, 1.0)[..., None]
     p[..., LIPS] *= seal
+    return p
+
+
+OPEN_MAX = 0.10  # lip opening (units of s) at full acoustic opening, calibrated on real speakers
+JAW_SHARE = 0.8  # chin drop per unit of lip opening
+ROUND_WIDTH = -0.2  # width change of fully rounded lips
+
+
+def articulate(weights: np.ndarray, opening: np.ndarray, rounding: np.ndarray) -> np.ndarray:
+    """Poses whose opening follows the acoustics (JALI): per frame `opening` and `rounding` in [0, 1] set how
+    wide and how round the mouth is; the shape weights say which lips and teeth show. A closure (P, B, M)
+    seals the lips from 50 % weight on, F/V tuck the lower lip."""
+    w = np.asarray(weights, np.float32)
+    opening, rounding = np.asarray(opening, np.float32), np.asarray(rounding, np.float32)
+    p = w @ TABLE
+    closing = w[..., SHAPES.index("A")]
+    shut = np.clip(2.0 * closing + 0.8 * w[..., SHAPES.index("G")], 0.0, 1.0)
+    size = OPEN_MAX * opening * (1.0 - shut)
+    table_open = p[..., P["gap_flat"]] + p[..., P["gap_round"]]
+    r = np.clip(p[..., P["gap_round"]] / np.maximum(table_open, 1e-6) + rounding, 0.0, 1.0)
+    p[..., P["gap_flat"]] = size * (1 - r)
+    p[..., P["gap_round"]] = size * r
+    p[..., P["jaw"]] = JAW_SHARE * size
+    p[..., P["width"]] += ROUND_WIDTH * rounding * (1.0 - shut)
+    p[..., P["press"]] = closing
+    p[..., P["lift"]] *= 1.0 - np.clip(2.0 * closing, 0.0, 1.0)
     return p
 
 

@@ -124,78 +124,71 @@ class MouthWarp:
 
     def _basis(self, variant: str) -> np.ndarray:
         """(n_geom + 2, n_ctrl, 2) displacements in image pixels: one per geometric parameter, then the
-        closing of the source's opening, then the tuck."""
-        ff, lm, sl = self.ff, self.lm, self.slices
-        s, hw = ff.s, ff.half_width
-        n = len(self.ctrl)
+        closing of the source's opening, then the tuck. `variant`: the field above ('up') or below ('lo')
+        the lip line; each moves both lips with its own side's motion, so its field stays smooth."""
+        out = np.zeros((len(GEOM) + 2, len(self.ctrl), 2))  # (.., across, down) then rotated to image axes
+        for k, name in enumerate(("jaw", "gap_flat", "gap_round", "lift", "width", "roll", "press")):
+            self._param_basis(out[k], name, variant)
+        self._closing_basis(out[-2], variant)
+        self._tuck_basis(out[-1], variant)
+        return out @ np.stack([self.ff.u, self.ff.v])  # rows: across, down
+
+    def _param_basis(self, d: np.ndarray, name: str, variant: str) -> None:
+        """Fill `d` (n_ctrl, 2: across, down) with the displacement of one unit of parameter `name`."""
+        s, sl, up = self.ff.s, self.slices, variant == "up"
         a_cols = self.a_cols[1:-1]
         thick_up, thick_lo = self.thick[0][1:-1], self.thick[1][1:-1]
-        gap = self.source_gap[1:-1]
-        a_jaw, _ = ff.ab(lm[JAW])
-        a_chin, _ = ff.ab(lm[CHIN])
-        taper_jaw = np.clip(1.0 - (np.abs(a_jaw) - 0.8) / 2.2, 0.05, 1.0)
-        taper_chin = np.clip(1.0 - (np.abs(a_chin) - 0.8) / 2.2, 0.05, 1.0)
-        out = np.zeros((len(GEOM) + 2, n, 2))  # (.., across, down) then rotated to image axes
-        pf, pr, pl = _prof(a_cols, 0.6), _prof(a_cols, 0.9), _prof(a_cols, 0.8)
-        up_db = {  # per parameter, the down-displacement of the upper lip columns
-            "jaw": 0 * pf, "gap_flat": -UPPER_SHARE * s * pf, "gap_round": -UPPER_SHARE * s * pr,
-            "lift": -s * pl, "width": 0 * pf, "roll": 0 * pf, "press": 0 * pf,
-        }
-        lo_db = {
-            "jaw": 0 * pf, "gap_flat": (1 - UPPER_SHARE) * s * pf, "gap_round": (1 - UPPER_SHARE) * s * pr,
-            "lift": 0 * pf, "width": 0 * pf, "roll": 0 * pf, "press": 0 * pf,
-        }
-        names = ["jaw", "gap_flat", "gap_round", "lift", "width", "roll", "press"]
-        for k, name in enumerate(names):
-            d = out[k]
-            upper, lower = up_db[name], lo_db[name]
-            # lips: each variant moves both lips with its own side's motion, so its field stays smooth
-            own_up = upper if variant == "up" else lower
-            own_lo = lower if variant == "lo" else upper
-            extra_uo = 0.25 * thick_up if name == "press" else 0
-            if name == "press":  # pressed lips also squeeze into each other a little
-                own_up = own_up + (0.12 * thick_up if variant == "up" else -0.12 * thick_lo)
-                own_lo = own_lo + (0.12 * thick_up if variant == "up" else -0.12 * thick_lo)
-            extra_lo = -0.25 * thick_lo if name == "press" else (-0.35 * thick_lo * pl if name == "roll" else 0)
-            # the outer contours follow the inner ones only partly: an opening mouth stretches its lips thin
-            if variant == "up":
-                d[sl["uo"], 1] = OUTER_FOLLOW[0] * own_up + extra_uo
-                d[sl["ui"], 1] = own_up
-                d[sl["li"], 1] = own_up
-                d[sl["lo"], 1] = own_up
-            else:
-                d[sl["uo"], 1] = own_lo
-                d[sl["ui"], 1] = own_lo
-                d[sl["li"], 1] = own_lo
-                d[sl["lo"], 1] = OUTER_FOLLOW[1] * own_lo + extra_lo
-            if name == "width":
-                for part in ("uo", "ui", "li", "lo"):
-                    d[sl[part], 0] = a_cols * hw
-                d[sl["corner"], 0] = np.array([-1, 1, -1, 1]) * hw
-            if name == "jaw":
-                d[sl["corner"], 1] = 0.2 * s
-                if variant == "lo":
-                    d[sl["jaw"], 1] = s * taper_jaw
-                    d[sl["chin"], 1] = s * taper_chin
-        # close the source's own opening: upper lip down 45 %, lower lip (and jaw) up 55 %
-        d = out[-2]
+        profile = {"gap_flat": _prof(a_cols, 0.6), "gap_round": _prof(a_cols, 0.9)}.get(name, np.zeros_like(a_cols))
+        upper = -UPPER_SHARE * s * profile - (s * _prof(a_cols, 0.8) if name == "lift" else 0.0)
+        lower = (1 - UPPER_SHARE) * s * profile
+        own = upper if up else lower  # both lips of this variant's field move with its own side
+        if name == "press":  # pressed lips also squeeze into each other a little
+            own = own + (0.12 * thick_up if up else -0.12 * thick_lo)
+        extra_uo = 0.25 * thick_up if name == "press" else 0
+        extra_lo = -0.25 * thick_lo if name == "press" else (-0.35 * thick_lo * _prof(a_cols, 0.8) if name == "roll"
+                                                               else 0)
+        # the outer contours follow the inner ones only partly: an opening mouth stretches its lips thin
+        d[sl["uo"], 1] = OUTER_FOLLOW[0] * own + extra_uo if up else own
+        d[sl["ui"], 1] = own
+        d[sl["li"], 1] = own
+        d[sl["lo"], 1] = own if up else OUTER_FOLLOW[1] * own + extra_lo
+        if name == "width":
+            for part in ("uo", "ui", "li", "lo"):
+                d[sl[part], 0] = a_cols * self.ff.half_width
+            d[sl["corner"], 0] = np.array([-1, 1, -1, 1]) * self.ff.half_width
+        if name == "jaw":
+            d[sl["corner"], 1] = 0.2 * s
+            if not up:
+                d[sl["jaw"], 1] = s * self._taper("jaw")
+                d[sl["chin"], 1] = s * self._taper("chin")
+
+    def _taper(self, part: str) -> np.ndarray:
+        """How fully the jaw / chin points follow the chin: 1 near the middle, fading toward the ears."""
+        a, _ = self.ff.ab(self.lm[JAW if part == "jaw" else CHIN])
+        return np.clip(1.0 - (np.abs(a) - 0.8) / 2.2, 0.05, 1.0)
+
+    def _closing_basis(self, d: np.ndarray, variant: str) -> None:
+        """Close the source's own opening: upper lip down 45 %, lower lip (and jaw) up 55 %."""
+        sl, gap = self.slices, self.source_gap[1:-1]
         own = 0.45 * gap if variant == "up" else -0.55 * gap
         for part in ("uo", "ui", "li", "lo"):
             d[sl[part], 1] = own
         d[sl["uo" if variant == "up" else "lo"], 1] *= OUTER_FOLLOW[0 if variant == "up" else 1]
         if variant == "lo":
             mean_gap = float(gap.max()) if gap.size else 0.0
-            d[sl["jaw"], 1] = -0.55 * mean_gap * taper_jaw
-            d[sl["chin"], 1] = -0.55 * mean_gap * taper_chin
-        # tuck: when the lips meet, each folds a pixel more into the seam, so the landmark-edge pixels of an open
-        # photo (often half teeth) disappear; it fades out as the mouth opens (see `_coef`)
-        d = out[-1]
-        tuck = np.maximum(1.0, 0.15 * (thick_up if variant == "up" else thick_lo)) * (gap > 0.5)
+            d[sl["jaw"], 1] = -0.55 * mean_gap * self._taper("jaw")
+            d[sl["chin"], 1] = -0.55 * mean_gap * self._taper("chin")
+
+    def _tuck_basis(self, d: np.ndarray, variant: str) -> None:
+        """When the lips meet, each folds a pixel more into the seam, so the landmark-edge pixels of an open
+        photo (often half teeth) disappear; it fades out as the mouth opens (see `_coef`)."""
+        sl, gap = self.slices, self.source_gap[1:-1]
+        thick = self.thick[0][1:-1] if variant == "up" else self.thick[1][1:-1]
+        tuck = np.maximum(1.0, 0.15 * thick) * (gap > 0.5)
+        sign = 1.0 if variant == "up" else -1.0
         for part in ("ui", "li"):
-            d[sl[part], 1] = tuck if variant == "up" else -tuck
-        d[sl["uo" if variant == "up" else "lo"], 1] = 0.5 * (tuck if variant == "up" else -tuck)
-        rot = np.stack([ff.u, ff.v])  # rows: across, down
-        return out @ rot
+            d[sl[part], 1] = sign * tuck
+        d[sl["uo" if variant == "up" else "lo"], 1] = 0.5 * sign * tuck
 
     def _build_fields(self, grid_step: int | None) -> None:
         hgt, wid = self.size

@@ -1,0 +1,224 @@
+"""Articulation fidelity of the default (viseme) engine: self-reenactment against the real speaker's mouth.
+
+For each talking video in the test data, the video's first frame is the photo and the video's own audio drives
+`lipdub animate` (the pipeline API, engine viseme); FaceMesh then reads both mouths frame by frame:
+- corr: Pearson correlation of the aperture curves (inner-lip gap 13/14 over face height 10/152, 3-frame moving
+  average); lag: the frame shift in -6..6 where it peaks (positive: lipdub late); open: mean aperture
+  generated / real; lmd: mean distance of the 40 FACEMESH_LIPS points after aligning the eyes (translation,
+  rotation, inter-ocular scale), beside `frozen`, the LMD of the first frame's mouth held still;
+  loud: the loudness baseline, per-frame RMS correlated with the real aperture.
+- backward mode: the video's frames played backwards under its forward audio are the input. What the output
+  shares with the real forward mouth (corr) came from the audio; `back` is its correlation with the reversed
+  input mouth and must stay low.
+Real curves are cached in a temporary folder for the run only. Run from the repository root:
+    PYTHONPATH=$PWD/src python benchmarks/bench_fidelity.py [--videos N] [--seconds S] [--mode both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lipdub.media import VideoWriter, iter_frames, load_audio, probe, write_audio
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
+SR = 16000
+LIPS = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
+        270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415]  # FACEMESH_LIPS
+LAGS = range(-6, 7)
+ROUND = ("u", "u:", "o:", "O", "oU", "VU")
+
+
+@dataclass
+class Mouth:
+    """FaceMesh readings of one video: aperture per frame and eye-aligned lip points (NaN where no face)."""
+
+    aperture: np.ndarray  # (n,)
+    lips: np.ndarray  # (n, 40, 2)
+
+
+def measure(frames) -> Mouth:  # noqa: ANN001 - any iterable of RGB frames
+    """FaceMesh (tracking mode) on every frame."""
+    from mediapipe.python.solutions import face_mesh
+
+    ap, lips = [], []
+    with face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False) as mesh:
+        for rgb in frames:
+            res = mesh.process(rgb)
+            if not res.multi_face_landmarks:
+                ap.append(np.nan)
+                lips.append(np.full((len(LIPS), 2), np.nan))
+                continue
+            h, w = rgb.shape[:2]
+            lm = np.array([(p.x * w, p.y * h) for p in res.multi_face_landmarks[0].landmark])
+            ap.append(np.linalg.norm(lm[13] - lm[14]) / np.linalg.norm(lm[10] - lm[152]))
+            lips.append(_eye_aligned(lm)[LIPS])
+    return Mouth(np.array(ap), np.array(lips))
+
+
+def _eye_aligned(lm: np.ndarray) -> np.ndarray:
+    """Landmarks with the eye midpoint at 0, the eye line horizontal and the inter-ocular distance 1."""
+    left, right = lm[[33, 133]].mean(0), lm[[362, 263]].mean(0)
+    d = right - left
+    iod = float(np.hypot(*d))
+    c, s = d / iod
+    rot = np.array([[c, s], [-s, c]])
+    return (lm - (left + right) / 2) @ rot.T / iod
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    x = np.where(np.isfinite(x), x, np.nanmean(x))
+    return np.convolve(np.pad(x, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(len(a), len(b))
+    a, b = _smooth(a[:n]), _smooth(b[:n])
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _lag(gen: np.ndarray, real: np.ndarray) -> int:
+    """Shift (frames) maximising corr(gen[t + lag], real[t]); positive: the generated mouth is late."""
+    n = min(len(gen), len(real))
+    best = max(LAGS, key=lambda k: _corr(gen[max(k, 0): n + min(k, 0)], real[max(-k, 0): n - max(k, 0)]))
+    return int(best)
+
+
+def _lmd(gen: np.ndarray, real: np.ndarray) -> float:
+    n = min(len(gen), len(real))
+    return float(np.nanmean(np.linalg.norm(gen[:n] - real[:n], axis=-1)))
+
+
+def _rms(audio: np.ndarray, fps: float, n: int) -> np.ndarray:
+    hop = SR / fps
+    return np.array([np.sqrt(np.mean(audio[int(i * hop): int((i + 1) * hop)] ** 2) + 1e-12) for i in range(n)])
+
+
+def figures(gen: Mouth, real: Mouth, against: Mouth | None = None) -> dict[str, float]:
+    out = {"corr": _corr(gen.aperture, real.aperture), "lag": _lag(gen.aperture, real.aperture),
+           "open": float(np.nanmean(gen.aperture) / np.nanmean(real.aperture)),
+           "lmd": _lmd(gen.lips, real.lips), "frozen": _lmd(np.repeat(real.lips[:1], len(real.lips), 0), real.lips)}
+    if against is not None:
+        out["back"] = _corr(gen.aperture, against.aperture)
+    return out
+
+
+def _animate(media: Path, audio: Path, out: Path, fps: float) -> Mouth:
+    from lipdub.pipeline import AnimateRequest, animate
+
+    animate(AnimateRequest(media=media, audio=audio, output=out, engine="viseme", fps=fps, use_cache=False))
+    return measure(iter_frames(out))
+
+
+def run_video(path: Path, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    info = probe(path)
+    fps = float(info.fps)
+    n = int(args.seconds * fps) if args.seconds else info.num_frames
+    scale = min(1.0, args.max_side / max(info.width, info.height))
+    size = (int(round(info.width * scale / 2)) * 2, int(round(info.height * scale / 2)) * 2)
+    frames = []
+    for k, rgb in enumerate(iter_frames(path)):
+        if k >= n:
+            break
+        frames.append(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb)
+    n = len(frames)
+    audio = load_audio(path, sr=SR)[: int(n / fps * SR)]
+    wav, photo = tmp / f"{path.stem}.wav", tmp / f"{path.stem}.png"
+    write_audio(wav, audio, SR)
+    cv2.imwrite(str(photo), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    cached = tmp / f"{path.stem}.real.npz"  # the real mouth, read once per run
+    if cached.exists():
+        z = np.load(cached)
+        real = Mouth(z["aperture"], z["lips"])
+    else:
+        real = measure(frames)
+        np.savez(cached, aperture=real.aperture, lips=real.lips)
+    rows = {"loud": {"corr": _corr(_rms(audio, fps, n), real.aperture)}}
+    if args.mode in ("forward", "both"):
+        gen = _animate(photo, wav, tmp / f"{path.stem}.fwd.mp4", fps)
+        rows["forward"] = figures(gen, real)
+    if args.mode in ("backward", "both"):
+        reversed_in = tmp / f"{path.stem}.rev.mp4"
+        with VideoWriter(reversed_in, fps) as w:
+            for rgb in reversed(frames):
+                w.write(rgb)
+        gen = _animate(reversed_in, wav, tmp / f"{path.stem}.bwd.mp4", fps)
+        back = Mouth(real.aperture[::-1].copy(), real.lips[::-1].copy())
+        rows["backward"] = figures(gen, real, against=back)
+    return rows
+
+
+def phone_figures() -> None:
+    """No Dutch talking video here: on espeak-ng's English and Dutch sentences (tests/data/viseme, phone
+    timings known), the share of bilabials with closed lips (closure or rest) within 40 ms, and the mean
+    rounded-shape weight on rounded vowels (o, u) against other vowels; without and with the transcript."""
+    import json
+
+    from lipdub.audio import cues
+
+    here = Path(__file__).resolve().parents[1] / "tests" / "data" / "viseme"
+    print(f"\n{'espeak-ng sentence':<28}{'closures':>10}{'round o/u':>11}{'others':>8}")
+    for lang in ("en", "nl"):
+        audio = load_audio(here / f"espeak_{lang}.flac", sr=SR)
+        doc = json.loads((here / f"espeak_{lang}.json").read_text())
+        starts = [p["start"] for p in doc["phones"]] + [len(audio) / SR]
+        spans = [(p["phone"].strip("',"), a, b) for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
+        for text in (None, doc["text"]):
+            try:
+                found = cues.extract_cues(audio, 25, text=text, lang=lang) if text else cues.extract_cues(audio, 25)
+            except TypeError:  # a lipdub without transcripts
+                continue
+            w = cues.cue_track(found, 100, len(audio) // 160)
+            closed = w[:, cues.SHAPE_INDEX["A"]] + w[:, cues.SHAPE_INDEX["X"]] > 0.5
+            hits = [closed[max(0, int((a - 0.04) * 100)): int((a + 0.04) * 100) + 1].any()
+                    for p, a, _ in spans if p in ("p", "b", "m")]
+            rnd = w[:, cues.SHAPE_INDEX["E"]] + w[:, cues.SHAPE_INDEX["F"]]
+            on = [rnd[int(a * 100): int(b * 100)].mean() for p, a, b in spans if p in ROUND]
+            off = [rnd[int(a * 100): int(b * 100)].mean() for p, a, b in spans if p in ("a", "a:", "A", "i", "i:", "E")]
+            print(f"{lang + (' + transcript' if text else ' (audio only)'):<28}{np.mean(hits):10.2f}"
+                  f"{np.mean(on):11.2f}{np.mean(off):8.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="folder with the vid_* talking videos")
+    ap.add_argument("--videos", type=int, default=0, help="only the first N videos (0: all)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="only the first S seconds of each (0: all)")
+    ap.add_argument("--mode", choices=["forward", "backward", "both"], default="both")
+    ap.add_argument("--max-side", type=int, default=480, help="downscale frames to this longest side first")
+    args = ap.parse_args()
+    phone_figures()
+    videos = sorted(p for p in args.data.glob("vid_*") if p.suffix in (".mp4", ".mpg", ".mov", ".mkv"))
+    videos = videos[: args.videos] if args.videos else videos
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lipdub-fidelity-") as tmp:
+        for i, path in enumerate(videos, 1):
+            print(f"[{i}/{len(videos)}] {path.name} ...", flush=True)
+            results[path.stem] = run_video(path, Path(tmp), args)
+    print(f"\n{len(videos)} videos, {args.seconds or 'all'} s each, {time.perf_counter() - t0:.0f} s "
+          "(goal: corr >= 0.40, |lag| <= 1, open 0.85-1.15, lmd clearly below frozen)")
+    for mode in ("forward", "backward"):
+        keys = ["corr", "lag", "open", "lmd", "frozen"] + (["back"] if mode == "backward" else [])
+        table = {v: r[mode] for v, r in results.items() if mode in r}
+        if not table:
+            continue
+        print(f"\n{mode:<44}" + "".join(f"{k:>8}" for k in keys) + f"{'loud':>8}")
+        for v, row in table.items():
+            print(f"{v[:44]:<44}" + "".join(f"{row[k]:8.3f}" if k != "lag" else f"{row[k]:8d}" for k in keys)
+                  + f"{results[v]['loud']['corr']:8.3f}")
+        mean = {k: float(np.mean([row[k] for row in table.values()])) for k in keys}
+        loud = float(np.mean([results[v]["loud"]["corr"] for v in table]))
+        print(f"{'mean':<44}" + "".join(f"{mean[k]:8.3f}" for k in keys) + f"{loud:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
