@@ -25,7 +25,8 @@ CONTAINERS = {".mp4", ".mov", ".mkv", ".m4v"}
 AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 SURROUND = {3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}  # ffmpeg's default layouts
 BT709 = 1  # ISO/IEC 23091-4 code for BT.709 matrix, primaries and transfer
-ENCODE_QUEUE_BYTES = 32 * 2**20  # frames waiting for the encoder thread (2..8 frames: 8 at 720p)
+# frames waiting for the encoder thread: a generator batch (8) at 720p, so writing a batch never waits
+ENCODE_QUEUE_BYTES = 24 * 2**20
 
 
 def sequence_audio_path(pattern: str | os.PathLike[str]) -> Path:
