@@ -118,3 +118,17 @@ def test_bfloat16_fast_path_stays_close(checkpoint, speech):
     assert diff.max() <= 3 and diff[58:183, 170:281].mean() <= 0.5
     with pytest.raises(LipdubError, match="unknown dtype"):
         Wav2LipEngine(checkpoint, device="cpu", dtype="int4")
+
+
+def test_precision_is_a_setting_and_fp32_stays_the_default(checkpoint, monkeypatch):
+    from lipdub.settings import get_settings
+
+    assert get_settings().precision == "fp32"
+    monkeypatch.setenv("LIPDUB_PRECISION", "bf16")
+    get_settings.cache_clear()
+    try:
+        opted = Wav2LipEngine(checkpoint, device="cpu")
+    finally:
+        monkeypatch.delenv("LIPDUB_PRECISION")
+        get_settings.cache_clear()
+    assert {p.dtype for p in opted.model.parameters()} == {torch.bfloat16}

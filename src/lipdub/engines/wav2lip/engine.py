@@ -20,7 +20,8 @@ from lipdub.settings import get_settings, resolve_device
 IMG_SIZE = 96
 _MIN_SAMPLES = (MEL_STEP - 1) * 200  # shortest audio that yields one 16-column mel window
 _TO_UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)  # uint8/255 in float64, then float32
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def face_input(crop_bgr: np.ndarray) -> np.ndarray:
@@ -60,12 +61,15 @@ class Wav2LipEngine(Engine):
     name = "wav2lip"
 
     def __init__(self, checkpoint: str | os.PathLike[str], device: str = "auto", batch_size: int | None = None,
-                 dtype: str = "float32", threads: int | None = None, channels_last: bool = True) -> None:
+                 dtype: str | None = None, threads: int | None = None, channels_last: bool = True) -> None:
         """`checkpoint`: a file, or the name of fetched official weights ('wav2lip', 'wav2lip_gan').
 
-        threads: torch CPU threads (default Settings().threads); channels_last is ~10-20 % faster on CPU.
+        dtype: the network's arithmetic, 'fp32'/'float32' (exact), 'bf16'/'bfloat16' or 'fp16'/'float16';
+        default Settings().precision (LIPDUB_PRECISION). threads: torch CPU threads (default
+        Settings().threads); channels_last is ~10-20 % faster on CPU.
         """
         settings = get_settings()
+        dtype = dtype or settings.precision
         self.device = resolve_device(device)
         self.batch_size = int(batch_size or settings.generator_batch(self.device))
         if dtype not in _DTYPES:
