@@ -1,10 +1,11 @@
 """Wav2Lip generator speed and fidelity per arithmetic mode: forward frames/s (batch 1/8/32), render() frames/s on
 a 720p still, and the mean abs difference of the rendered mouths against fp32 (uint8 levels, 0 = identical).
 
-Modes: fp32 (the default, exact; channels_last), fp32 without channels_last, bf16 (LIPDUB_PRECISION=bf16).
+Modes: fp32 (the default, exact; channels_last), fp32 without channels_last, bf16 (LIPDUB_PRECISION=bf16),
+int8 (LIPDUB_PRECISION=int8: quantized on its first rendered batch, calibrated on that batch's input).
 Protocol weights stand in for the official ones (same architecture, same cost); the fidelity frames are the
 test suite's real face (tests/data/wav2lip/face.png) driven by its speech. Usage:
-    python benchmarks/bench_wav2lip.py [--threads N] [--frames 64] [--modes fp32,fp32-nchw,bf16]
+    python benchmarks/bench_wav2lip.py [--threads N] [--frames 64] [--modes fp32,fp32-nchw,bf16,int8]
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from lipdub.faces.types import Face
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "wav2lip"
 BOX = (58, 183, 170, 281)  # the face box of the parity test's frame
-MODES = {"fp32": ("float32", True), "fp32-nchw": ("float32", False), "bf16": ("bfloat16", True)}
+MODES = {"fp32": ("float32", True), "fp32-nchw": ("float32", False), "bf16": ("bfloat16", True),
+         "int8": ("int8", True)}
 
 
 def bench_forward(engine: Wav2LipEngine, batch: int, repeats: int) -> tuple[float, float, float]:
@@ -74,7 +76,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--modes", default="fp32,fp32-nchw,bf16", help=f"comma-separated of {', '.join(MODES)}")
+    parser.add_argument("--modes", default="fp32,fp32-nchw,bf16,int8", help=f"comma-separated of {', '.join(MODES)}")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a loaded machine: figures are rough; "
@@ -86,7 +88,7 @@ def main() -> None:
             dtype, channels_last = MODES[mode]
             engine = Wav2LipEngine(ckpt, device="cpu", batch_size=32, threads=args.threads, dtype=dtype,
                                    channels_last=channels_last)
-            got = mouths(engine).astype(np.int16)
+            got = mouths(engine).astype(np.int16)  # int8: quantized (calibrated) on this first batch
             reference = got if reference is None else reference
             diff = np.abs(got - reference)
             print(f"[{mode}] {torch.get_num_threads()} threads; mouths vs fp32: mean abs {diff.mean():.3f}, "
