@@ -28,8 +28,9 @@ class Settings(BaseSettings):
     def generator_batch(self, device: str) -> int:
         return int(self.batch_size or (8 if device == "cpu" else 64))
     checkpoint: Path | None = None  # default Wav2Lip checkpoint; None -> the viseme engine
-    # arithmetic of the Wav2Lip generator: fp32 (exact, the reference's); bf16 and int8 (CPU, calibrated on the
-    # run's first batch) trade fidelity for speed (benchmarks/bench_wav2lip.py prints both per mode)
+    # arithmetic of the Wav2Lip generator: fp32 (exact, the reference's); int8 (CPU, calibrated on the run's first
+    # batch) and bf16 (needs bf16 units: ~5x slower than fp32 on an AVX2-only CPU) trade fidelity for speed
+    # (benchmarks/bench_wav2lip.py prints both per mode)
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     crf: int = 18  # H.264 quality of outputs (lower = better, bigger)
     preset: str = "veryfast"  # x264 speed preset: at crf 18 "veryfast" is visually lossless and ~2x "fast"
