@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -362,3 +364,51 @@ def test_reading_never_modifies_the_input():
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (GRID, M4A, WAV22)}
     probe(GRID), list(iter_frames(GRID, fps=5)), load_audio(GRID), load_audio(M4A), load_audio(WAV22)
     assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before}
+
+
+# ---- decoding ahead in a thread ---------------------------------------------------------------------------
+
+
+def decoder_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "lipdub-decode"]
+
+
+def test_decoding_ahead_is_bounded_and_stops_when_the_caller_stops():
+    pulled = []
+
+    def indices():
+        for k in range(75):
+            pulled.append(k)
+            yield k
+
+    source = FrameSource(GRID)
+    frames = source.frames(indices())
+    first = next(frames)
+    time.sleep(0.5)  # the decoder thread runs ahead meanwhile, but only a few frames
+    # taken + queued + one waiting to be queued + one index of lookahead
+    assert len(pulled) <= 1 + media_video.prefetch_depth(*source.size) + 2 < 75
+    assert np.array_equal(first, next(iter_frames(GRID)))
+    frames.close()  # the caller stops early: the thread ends, nothing more is decoded
+    assert decoder_threads() == []
+    stopped_at = len(pulled)
+    time.sleep(0.2)
+    assert len(pulled) == stopped_at
+    it = iter_frames(GRID)
+    next(it)
+    del it  # dropped without close (garbage collected): the thread ends too
+    assert decoder_threads() == []
+
+
+def test_a_decoding_error_reaches_the_caller_after_the_frames_before_it(tmp_path):
+    got = []
+    with pytest.raises(IndexError, match="frame 99 out of range"):
+        for frame in FrameSource(GRID).frames([0, 1, 2, 99, 3]):
+            got.append(frame)
+    assert len(got) == 3 and decoder_threads() == []
+    broken = tmp_path / "broken.mp4"  # a valid header, then the picture data cut off
+    make_video(broken, list(range(0, 250, 10)), list(range(25)), Fraction(1, 25))
+    data = broken.read_bytes()
+    broken.write_bytes(data[: len(data) // 3])
+    with pytest.raises((MediaError, av.FFmpegError)):
+        list(iter_frames(broken))
+    assert decoder_threads() == []

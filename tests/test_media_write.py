@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -157,3 +158,38 @@ def test_silent_and_empty_audio_load_as_arrays_and_fail_require_speech(tmp_path)
         require_speech(zeros, tmp_path / "zeros.wav")
     with pytest.raises(LipdubError, match=r"empty\.wav: audio is empty"):
         require_speech(empty, tmp_path / "empty.wav")
+
+
+def encoder_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "lipdub-encode"]
+
+
+def test_an_encoder_error_reaches_the_caller_soon_and_leaves_nothing(tmp_path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous result")
+    written = 0
+    with pytest.raises(av.FFmpegError, match="preset"), VideoWriter(out, 25, preset="no-such-preset") as writer:
+        for _ in range(200):  # x264 refuses the preset in the encoder thread, on the first frame
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+            written += 1
+    assert written <= 10  # raised by a write a few frames later (bounded queue), not only at the end
+    assert out.read_bytes() == b"previous result"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert encoder_threads() == []
+
+
+def test_the_caller_may_reuse_its_frame_buffer_and_no_thread_outlives_the_writer(tmp_path):
+    out = tmp_path / "reuse.mkv"
+    buffer = np.zeros((32, 48, 3), np.uint8)
+    with VideoWriter(out, 25) as writer:
+        for i in range(30):
+            buffer[:] = 8 * i  # the writer encodes later, in its thread: it must have taken its own copy
+            writer.write(buffer)
+    assert encoder_threads() == []
+    assert [round(f.mean() / 8) for f in iter_frames(out)] == list(range(30))
+    with pytest.raises(KeyboardInterrupt), VideoWriter(tmp_path / "stopped.mp4", 25) as writer:
+        for i in range(20):
+            writer.write(np.full((32, 48, 3), i, np.uint8))
+        raise KeyboardInterrupt  # Ctrl-C while frames wait in the queue
+    assert encoder_threads() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reuse.mkv"]

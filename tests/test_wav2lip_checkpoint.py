@@ -83,6 +83,17 @@ def test_checkpoint_without_num_batches_tracked_loads(tmp_path):
     model = load_model(tmp_path / "s.safetensors", "syncnet")
     assert torch.equal(model.state_dict()["audio_encoder.0.conv_block.0.weight"],
                        ckpt["audio_encoder.0.conv_block.0.weight"])
+    counters = [v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")]
+    assert counters and all(not v.is_meta and v.item() == 0 for v in counters)  # real zeros, as a fresh network
+
+
+def test_half_precision_checkpoint_loads_as_a_float32_network(tmp_path, disc_weights):
+    half = {k: v.half() if v.is_floating_point() else v for k, v in disc_weights.items()}
+    save_file({k: v.contiguous() for k, v in half.items()}, tmp_path / "half.safetensors")
+    model = load_model(tmp_path / "half.safetensors", "disc_qual")
+    assert all(p.dtype == torch.float32 and not p.is_meta for p in model.parameters())
+    assert_weights(model, {k: v.float() if v.is_floating_point() else v for k, v in half.items()})
+    assert model(torch.rand(1, 3, 96, 96)).shape == (1, 1)  # runs on float32 input
 
 
 def test_save_checkpoint_with_optimizer_round_trips(tmp_path, disc_weights):

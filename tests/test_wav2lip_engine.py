@@ -118,3 +118,29 @@ def test_bfloat16_fast_path_stays_close(checkpoint, speech):
     assert diff.max() <= 3 and diff[58:183, 170:281].mean() <= 0.5
     with pytest.raises(LipdubError, match="unknown dtype"):
         Wav2LipEngine(checkpoint, device="cpu", dtype="int4")
+
+
+def test_int8_opt_in_stays_close_to_the_reference(checkpoint, speech):
+    face = read_rgb("face.png")
+    int8 = Wav2LipEngine(checkpoint, device="cpu", dtype="int8")
+    int8.prepare(speech, 25.0)
+    patch = int8.render([job(7, face)])[0].image  # the first batch calibrates and quantizes the network
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in int8.model.modules())
+    golden = read_rgb("e2e_frame_0007.png")[58:183, 170:281]
+    diff = np.abs(patch.astype(int) - golden)
+    print(f"int8 vs fp32 reference: mean abs {diff.mean():.3f}, max {diff.max()}")
+    assert 0 < diff.mean() <= 2.0 and diff.max() <= 40  # close, but not the exact fp32 pixels
+
+
+def test_precision_is_a_setting_and_fp32_stays_the_default(checkpoint, monkeypatch):
+    from lipdub.settings import get_settings
+
+    assert get_settings().precision == "fp32"
+    monkeypatch.setenv("LIPDUB_PRECISION", "bf16")
+    get_settings.cache_clear()
+    try:
+        opted = Wav2LipEngine(checkpoint, device="cpu")
+    finally:
+        monkeypatch.delenv("LIPDUB_PRECISION")
+        get_settings.cache_clear()
+    assert {p.dtype for p in opted.model.parameters()} == {torch.bfloat16}

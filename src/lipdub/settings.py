@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # face-detection cache cap (MiB): least recently used entries go beyond it. A minute of 720p video with one
     # face is ~6 MiB (478 landmarks a frame), so the default keeps a few hundred minutes
     cache_max_mb: float = Field(default=2048, ge=0)
+    # arithmetic of the Wav2Lip generator: fp32 (exact, the reference's); int8 (CPU, calibrated on the run's first
+    # batch) and bf16 (needs bf16 units: ~5x slower than fp32 on an AVX2-only CPU) trade fidelity for speed
+    # (benchmarks/bench_wav2lip.py prints both per mode)
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
     crf: int = 18  # H.264 quality of outputs (lower = better, bigger)
     preset: str = "veryfast"  # x264 speed preset: at crf 18 "veryfast" is visually lossless and ~2x "fast"
     threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

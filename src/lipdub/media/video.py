@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
@@ -14,11 +16,20 @@ import numpy as np
 from lipdub.errors import MediaError
 from lipdub.media.image import read_image
 from lipdub.media.info import Timeline, as_rate, open_input, probe, timeline
+from lipdub.media.threads import prefetch
 
 CACHE_BYTES = 256 * 2**20  # decoded frames kept for backward runs (at most MAX_CHUNK frames)
 MAX_CHUNK = 64
 UNSPECIFIED = 2  # AVColorSpace code of an untagged stream
 FORWARD_SKIP = 300  # decode forward rather than seek when the wanted frame is at most this far ahead
+# RGB frames decoded ahead of the caller: a generator batch (8) at 720p, so the next batch decodes while the
+# network runs; 3 at 1080p (each waiting frame costs memory, 2.6 MiB at 720p)
+PREFETCH_BYTES = 24 * 2**20
+
+
+def prefetch_depth(width: int, height: int) -> int:
+    """How many decoded frames of this size wait for the caller at most."""
+    return int(min(8, max(2, PREFETCH_BYTES // max(1, width * height * 3))))
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -130,15 +141,16 @@ def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: i
 
     Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t
     (1 ms slack for containers that round timestamps, e.g. 29.97 fps in mkv's 1 ms time base).
-    `fps` defaults to the stream's average rate. Decoding is threaded and streams (bounded memory).
-    The file is checked at call time (MediaError), frames are decoded as they are consumed.
+    `fps` defaults to the stream's average rate. The file is checked at call time (MediaError); frames are
+    decoded a few ahead of the caller in a background thread (bounded memory; closing the iterator stops it).
     """
     info = probe(path)
     if info.kind == "image":
         return iter([read_image(path)] if start == 0 else [])
     tl = _video_timeline(path)
     rate = as_rate(fps) if fps else tl.rate
-    return (rgb for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start)))
+    return prefetch(lambda: (rgb for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start))),
+                    prefetch_depth(info.width or 0, info.height or 0))
 
 
 class _Peek:
@@ -166,6 +178,7 @@ class FrameSource:
     Forward runs decode sequentially; a backward run is decoded in chunks (seek to a keyframe before the
     chunk, decode forward into a bounded cache, hand out in reverse), so memory stays bounded. Frame k is
     exactly the k-th frame `iter_frames(path, fps)` would give. Yielded arrays are the caller's to modify.
+    A video's frames are decoded a few ahead of the caller in a background thread (see `frames`).
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None) -> None:
@@ -176,6 +189,8 @@ class FrameSource:
         self._cursor: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._last: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
         self._cursor_next = 0
+        self._lock = threading.Lock()  # one decoder state, shared by the runs of `frames`
+        self._runs: weakref.WeakSet = weakref.WeakSet()
         if self.info.kind == "image":
             self._still = read_image(path)
             self.fps: float | None = float(fps) if fps else None
@@ -194,11 +209,15 @@ class FrameSource:
         return self.num_frames
 
     def close(self) -> None:
-        """Release the decoder and the cached frames (also done when the source is garbage collected)."""
-        if self._cursor is not None:
-            self._cursor.close()  # type: ignore[attr-defined]
-        self._cursor, self._last = None, (None, None)
-        self._cache.clear()
+        """Stop running `frames` iterators; release the decoder and the cached frames (also done when the source
+        is garbage collected)."""
+        for run in list(self._runs):
+            run.close()
+        with self._lock:
+            if self._cursor is not None:
+                self._cursor.close()  # type: ignore[attr-defined]
+            self._cursor, self._last = None, (None, None)
+            self._cache.clear()
 
     def __enter__(self) -> FrameSource:
         return self
@@ -207,7 +226,19 @@ class FrameSource:
         self.close()
 
     def frames(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
-        """RGB frames for `indices` (any order; forward and backward runs are efficient)."""
+        """RGB frames for `indices` (any order; forward and backward runs are efficient).
+
+        A video's frames are decoded ahead in a background thread, at most `prefetch_depth` frames; `indices`
+        is read there too. Decoding errors (and IndexError) are raised by the iterator; closing it, or
+        `close()`, stops the thread.
+        """
+        if self._still is not None:
+            return self._frames(indices)
+        run = prefetch(lambda: self._frames(indices), prefetch_depth(*self.size))
+        self._runs.add(run)
+        return run
+
+    def _frames(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
         wanted = _Peek(indices)
         previous: int | None = None
         for k in wanted:
@@ -217,7 +248,9 @@ class FrameSource:
                 yield self._still.copy()
                 continue
             backward = previous == k + 1 or wanted.peek == k - 1
-            yield self._get(k, backward).copy()
+            with self._lock:
+                frame = self._get(k, backward).copy()
+            yield frame
             previous = k
 
     def _get(self, k: int, backward: bool) -> np.ndarray:

@@ -19,11 +19,14 @@ from lipdub.errors import LipdubError
 from lipdub.media.atomic import atomic_output, is_sequence_pattern
 from lipdub.media.audio import MAX_WRITE_CHANNELS, as_planar, write_audio
 from lipdub.media.info import as_rate
+from lipdub.media.threads import Consumer
 
 CONTAINERS = {".mp4", ".mov", ".mkv", ".m4v"}
 AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 SURROUND = {3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}  # ffmpeg's default layouts
 BT709 = 1  # ISO/IEC 23091-4 code for BT.709 matrix, primaries and transfer
+# frames waiting for the encoder thread: a generator batch (8) at 720p, so writing a batch never waits
+ENCODE_QUEUE_BYTES = 24 * 2**20
 
 
 def sequence_audio_path(pattern: str | os.PathLike[str]) -> Path:
@@ -56,6 +59,8 @@ class VideoWriter:
     A path with a printf pattern (`frames/%05d.png`) writes lossless RGB PNGs numbered from 0 instead
     (the file index is the frame index); audio, if given, goes beside them as `frames/audio.wav`.
     Output is written under a temp name and renamed on success; on error nothing is left behind.
+    Frames are encoded in a background thread (a few frames queued at most), so `write` returns while the
+    encoder works; an encoding error is raised by a later `write` or when the `with` block ends.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int] | None = None,
@@ -86,6 +91,7 @@ class VideoWriter:
         self._video: av.VideoStream | None = None
         self._audio: av.AudioStream | None = None
         self._audio_pos = 0
+        self._encoder: Consumer[tuple[int, object]] | None = None
 
     def __enter__(self) -> VideoWriter:
         self._tmp = self._stack.enter_context(atomic_output(self.path))
@@ -98,6 +104,8 @@ class VideoWriter:
             self._stack.__exit__(exc_type, exc, tb)
             return
         try:
+            if self._encoder is not None:
+                self._encoder.finish()  # every queued frame encoded, or the encoder's error raised
             self._finish()
         except BaseException:
             self._abort()
@@ -118,12 +126,20 @@ class VideoWriter:
             self.size = (rgb.shape[1], rgb.shape[0])
         if (rgb.shape[1], rgb.shape[0]) != tuple(self.size):
             raise ValueError(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the video is {self.size[0]}x{self.size[1]}")
-        if self.sequence:
-            name = str(self._tmp) % self.frames_written
-            Image.fromarray(rgb).save(name, format="PNG", compress_level=1)
-        else:
-            self._write_video(rgb)
+        if self._encoder is None:
+            depth = int(min(8, max(2, ENCODE_QUEUE_BYTES // rgb.nbytes)))
+            self._encoder = Consumer(self._encode, depth)
+        # the queued copy is the writer's own: the caller may reuse `rgb` at once
+        self._encoder.submit((self.frames_written, rgb.copy() if self.sequence else self._video_frame(rgb)))
         self.frames_written += 1
+
+    def _encode(self, item: tuple[int, object]) -> None:
+        """The encoder thread: frame `index` as a PNG, or into the container."""
+        index, frame = item
+        if self.sequence:
+            Image.fromarray(frame).save(str(self._tmp) % index, format="PNG", compress_level=1)
+        else:
+            self._write_video(index, frame)
 
     # ---- container internals -------------------------------------------------------------------------
 
@@ -145,19 +161,23 @@ class VideoWriter:
             self._audio = self._out.add_stream("aac", rate=self.audio_rate, layout=layout)
             self._audio.bit_rate = 96_000 * self.audio.shape[0]
 
-    def _write_video(self, rgb: np.ndarray) -> None:
-        if self._out is None:
-            self._open()
-        assert self._out is not None and self._video is not None
+    @staticmethod
+    def _video_frame(rgb: np.ndarray) -> av.VideoFrame:
+        """An RGB frame as PyAV's own copy, padded to even sizes (yuv420p needs them)."""
         pad_h, pad_w = rgb.shape[0] % 2, rgb.shape[1] % 2
         if pad_h or pad_w:
             rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+    def _write_video(self, index: int, frame: av.VideoFrame) -> None:
+        if self._out is None:
+            self._open()
+        assert self._out is not None and self._video is not None
         frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-        frame.pts, frame.time_base = self.frames_written, self._video.codec_context.time_base
+        frame.pts, frame.time_base = index, self._video.codec_context.time_base
         for packet in self._video.encode(frame):
             self._out.mux(packet)
-        self._write_audio_until(Fraction(self.frames_written + 1) / self.rate)
+        self._write_audio_until(Fraction(index + 1) / self.rate)
 
     def _write_audio_until(self, seconds: Fraction | None) -> None:
         """Encode the given audio from where it stopped up to `seconds` (None: to its end)."""
@@ -191,6 +211,9 @@ class VideoWriter:
         self._out = None
 
     def _abort(self) -> None:
+        if self._encoder is not None:
+            self._encoder.cancel()
+            self._encoder = None
         if self._out is not None:
             with contextlib.suppress(av.FFmpegError, OSError):
                 self._out.close()

@@ -111,8 +111,12 @@ def _summary(label: str, items: list[str]) -> str:
     return f"{len(items)} {label} ({shown})"
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], kind: str, path: PathLike) -> nn.Module:
-    """Load `state` strictly into `model`, or raise a CheckpointError that says what does not fit."""
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], kind: str, path: PathLike,
+              assign: bool = False) -> nn.Module:
+    """Load `state` strictly into `model`, or raise a CheckpointError that says what does not fit.
+
+    assign: the model takes `state`'s tensors as they are (no copy; `model` may be built on the meta device).
+    """
     missing, unexpected, shapes = _fits(state, {k: v.shape for k, v in model.state_dict().items()})
     if missing or unexpected or shapes:
         other = guess_kind(state)
@@ -123,8 +127,11 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], kind: str, path:
                  (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if items]
         raise CheckpointError(f"does not fit the {KIND_NAMES.get(kind, kind)} network: " + "; ".join(parts), path)
     full = model.state_dict()
-    full.update(state)  # keeps the model's own num_batches_tracked when the file has none
-    model.load_state_dict(full, strict=True)
+    # keeps the model's own num_batches_tracked when the file has none; assigned tensors take the model's dtype
+    full.update({k: v.to(full[k].dtype) for k, v in state.items()})
+    if assign:  # a meta model has no own values: a missing counter starts at 0, as in a fresh network
+        full.update({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in full.items() if v.is_meta})
+    model.load_state_dict(full, strict=True, assign=assign)
     return model
 
 
@@ -134,7 +141,9 @@ def load_model(path: PathLike, kind: str = "wav2lip", device: str | torch.device
 
     device = str(device)
     base = resolve_device(device.split(":")[0])  # checks availability; keeps an explicit index ('cuda:1')
-    model = load_into(build_model(kind), load_state_dict(path), kind, path)
+    with torch.device("meta"):  # no memory and no random init for weights the file replaces at once
+        model = build_model(kind)
+    model = load_into(model, load_state_dict(path), kind, path, assign=True)
     return model.to(device if ":" in device else base).eval()
 
 

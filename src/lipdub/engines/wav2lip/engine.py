@@ -20,7 +20,8 @@ from lipdub.settings import get_settings, resolve_device
 IMG_SIZE = 96
 _MIN_SAMPLES = (MEL_STEP - 1) * 200  # shortest audio that yields one 16-column mel window
 _TO_UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)  # uint8/255 in float64, then float32
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def face_input(crop_bgr: np.ndarray) -> np.ndarray:
@@ -60,17 +61,21 @@ class Wav2LipEngine(Engine):
     name = "wav2lip"
 
     def __init__(self, checkpoint: str | os.PathLike[str], device: str = "auto", batch_size: int | None = None,
-                 dtype: str = "float32", threads: int | None = None, channels_last: bool = True) -> None:
+                 dtype: str | None = None, threads: int | None = None, channels_last: bool = True) -> None:
         """`checkpoint`: a file, or the name of fetched official weights ('wav2lip', 'wav2lip_gan').
 
-        threads: torch CPU threads (default Settings().threads); channels_last is ~10-20 % faster on CPU.
+        dtype: the network's arithmetic, 'fp32'/'float32' (exact), 'bf16'/'bfloat16', 'fp16'/'float16' or
+        'int8' (CPU); default Settings().precision (LIPDUB_PRECISION). threads: torch CPU threads (default
+        Settings().threads); channels_last is ~10-20 % faster on CPU.
         """
         settings = get_settings()
+        dtype = dtype or settings.precision
         self.device = resolve_device(device)
         self.batch_size = int(batch_size or settings.generator_batch(self.device))
-        if dtype not in _DTYPES:
-            raise LipdubError(f"unknown dtype {dtype!r} (use {', '.join(_DTYPES)})")
-        self.dtype = _DTYPES[dtype]
+        if dtype not in _DTYPES and dtype != "int8":
+            raise LipdubError(f"unknown dtype {dtype!r} (use {', '.join(_DTYPES)} or int8)")
+        self.dtype = _DTYPES.get(dtype, torch.float32)
+        self._int8 = dtype == "int8"  # quantized on the first batch, calibrated on it (see quantize.py)
         if self.device == "cpu":
             torch.set_num_threads(max(1, int(threads or settings.threads)))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -134,6 +139,17 @@ class Wav2LipEngine(Engine):
         index = torch.as_tensor(run_of, device=self.device)
         return [f.index_select(0, index) for f in feats]
 
+    def _quantize(self, faces: np.ndarray, windows: int = 8) -> None:
+        """Swap in an int8 network calibrated on these faces and `windows` mel windows spread over the speech."""
+        from lipdub.engines.wav2lip.quantize import quantize_int8
+
+        picks = np.linspace(0, len(self._starts) - 1, num=min(windows, len(self._starts))).round().astype(int)
+        audio = self._tensor(self.audio_windows(picks.tolist()))
+        both = self._tensor(network_faces(faces[np.arange(len(picks)) % len(faces)]))
+        self.model = quantize_int8(self.model, audio, both)
+        self._int8 = False
+        self._last_face, self._last_feats = None, None  # features of the float network are not reused
+
     def render(self, jobs: Sequence[FrameJob]) -> list[Patch]:
         """One patch (the whole box, RGB) per job, computed batch_size frames at a time."""
         patches: list[Patch] = []
@@ -146,6 +162,8 @@ class Wav2LipEngine(Engine):
         crops = [job.frame[t:b, l:r, ::-1] for job, (t, b, l, r) in zip(jobs, boxes, strict=True)]  # RGB -> BGR
         faces = np.stack([face_input(np.ascontiguousarray(c)) for c in crops])  # (N, 96, 96, 3) BGR uint8
         audio = self._tensor(self.audio_windows([job.index for job in jobs]))
+        if self._int8:
+            self._quantize(faces)
         with torch.inference_mode():
             feats = self._face_features(faces)
             out = self.model.decode(self.model.audio_encoder(audio), feats)  # (N, 3, 96, 96) BGR in [0, 1]
