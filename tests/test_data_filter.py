@@ -91,6 +91,7 @@ def test_filter_keeps_only_the_target_talking_and_reports_why(mixed, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / ".verdicts").rglob("*.json")}
     again = filter_clips(root, tmp_path, [PREP / "host.jpg"], FilterConfig(), workers=1)
     assert again["verdicts"] == report["verdicts"]
+    assert report["already_done"] == 0 and again["already_done"] == len(truth)  # what `lipdub data filter` prints
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / ".verdicts").rglob("*.json")} == stamps
 
 

@@ -253,7 +253,7 @@ def filter_clips(clips_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             verdicts[v["clip"]] = v
     report = build_report([verdicts[c.key] for c in clips])
     write_json(out / "report.json", report)
-    return report
+    return report | {"already_done": len(clips) - len(tasks)}  # what this run skipped (not in report.json)
 
 
 def build_report(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
