@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from lipdub.audio.speakers import FaceChoice, SpeakerSpec, first_frame, output_frames, speaker_activity
-from lipdub.composite import composite, fade_weights
+from lipdub.composite import composite
 from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
+from lipdub.media.fade import fade_weights
 from lipdub.settings import get_settings, resolve_device
 
 if TYPE_CHECKING:
