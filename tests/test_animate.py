@@ -232,7 +232,7 @@ def test_frames_without_the_face_pass_through_and_the_run_goes_on(tmp_path):
 
 
 def test_fade_weights_ramp_around_gaps():
-    from lipdub.composite import fade_weights
+    from lipdub.media.fade import fade_weights
 
     present = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1], bool)
     w = fade_weights(present, frames=4)

@@ -131,6 +131,27 @@ def test_strength_fades_around_a_gap_and_is_zero_inside(crossing_tracks):
     assert s[0] == 1.0, "the start of the video is not a gap"
 
 
+def test_strength_of_a_gapped_track_is_the_shared_fade_ramp_and_a_cut_stays_hard():
+    """FaceTracks.strength and the pipeline's edit ramp are one ramp (media.fade): same values on a gapped track."""
+    from lipdub.faces.tracks import FaceTracks
+    from lipdub.media.fade import fade_weights
+
+    n = 60
+    frames = np.array([i for i in range(n) if not (10 <= i < 13 or i == 30 or 44 <= i < 50)], np.int32)
+    k = len(frames)
+    tracks = FaceTracks(n, 64, 64, frame_index=frames, track_index=np.zeros(k, np.int32),
+                        boxes=np.tile(np.array([[1, 1, 20, 20]], np.float32), (k, 1)),
+                        scores=np.ones(k, np.float32), landmarks=np.zeros((k, 478, 2), np.float32),
+                        interpolated=np.zeros(k, bool), shot_starts=np.array([0, 40], np.int32))
+    s = tracks.strength(0, fade_frames=3)
+    present = np.isin(np.arange(n), frames)
+    assert np.array_equal(s[:40], fade_weights(present[:40], 4))
+    assert np.array_equal(s[40:], fade_weights(present[40:], 4))
+    assert list(s[6:16]) == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0, 0.25, 0.5, 0.75]
+    assert list(s[27:34]) == [0.75, 0.5, 0.25, 0.0, 0.25, 0.5, 0.75]  # frame 30 gap; the cut at 40 is no gap
+    assert s[39] == s[40] == 1.0 and s[0] == s[n - 1] == 1.0
+
+
 def test_real_clip_one_stable_track_with_full_landmarks():
     calls: list[tuple[int, int]] = []
     tracks = analyze(DATA / "vox_man_3s.mp4", use_cache=False, progress=lambda done, total: calls.append((done, total)))

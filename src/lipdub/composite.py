@@ -70,19 +70,3 @@ def lower_face_mask(box: tuple[int, int, int, int], face: Face | None) -> np.nda
     return mask
 
 
-def fade_weights(present: np.ndarray, frames: int = 4) -> np.ndarray:
-    """Per-frame strength for a face that comes and goes: 0 where absent, ramping 1/frames..1 next to each gap."""
-    present = np.asarray(present, bool)
-    n = len(present)
-    dist = np.full(n, np.inf)
-    last = -np.inf
-    for i in range(n):  # distance to the nearest absent frame, forward then backward
-        if not present[i]:
-            last = i
-        dist[i] = i - last
-    last = np.inf
-    for i in range(n - 1, -1, -1):
-        if not present[i]:
-            last = i
-        dist[i] = min(dist[i], last - i)
-    return np.clip(dist / frames, 0.0, 1.0).astype(np.float32)

@@ -13,15 +13,20 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from lipdub.audio.speakers import FaceChoice, SpeakerSpec, first_frame, output_frames, speaker_activity
-from lipdub.composite import composite, fade_weights
+from lipdub.composite import composite
 from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
+from lipdub.media.fade import fade_weights
 from lipdub.settings import get_settings, resolve_device
+
+if TYPE_CHECKING:
+    from lipdub.faces import FaceTracks
+    from lipdub.media import FrameSource, MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +158,38 @@ def load_engine(name: str, checkpoint: Path | None, request: AnimateRequest):
     return VisemeEngine(text=request.text, lang=request.lang)
 
 
-# --------------------------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------------------------- plan
 
 
-def animate(request: AnimateRequest, progress: Progress | None = None) -> AnimateResult:
-    """Make the chosen face(s) of `request.media` speak; write `request.output` atomically."""
-    from lipdub import faces, media
+@dataclass
+class Plan:
+    """What `animate` will do, decided before the first frame is rendered: the output timeline (how many frames,
+    which source frame each one shows), the engine, and each speaker's prepared audio, face track and strength."""
 
-    report = progress or (lambda stage, done, total: None)
-    notes: list[str] = []
+    request: AnimateRequest
+    info: MediaInfo  # the probed input
+    fps: float  # the output rate
+    n_out: int  # output frames
+    src_of: np.ndarray  # (n_out,) source frame shown at each output frame
+    engine: str  # "wav2lip" or "viseme"
+    base_engine: object  # the loaded engine (each speaker holds a copy)
+    speakers: list[_Speaker]
+    tracks: FaceTracks | None  # None with --box and --paste box on wav2lip (no landmarks needed)
+    source: FrameSource | None  # the video's frames (None for a still)
+    notes: list[str] = field(default_factory=list)
+    still_frame: np.ndarray | None = None  # the photo (None for a video)
+    mover: object | None = None  # a photo's motion layer (`motion.Motion`), None when it stays still
+
+    @property
+    def still(self) -> bool:
+        return self.info.kind == "image"
+
+
+def plan(request: AnimateRequest, report: Progress) -> Plan:
+    """Check the input, load the engine, prepare every speaker, find their faces, decide their strengths and
+    (for a photo) its motion."""
+    from lipdub import media
+
     info = media.probe(request.media)
     if info.kind == "audio":
         raise LipdubError("has no picture: give a photo or a video of the face", request.media)
@@ -174,12 +202,28 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
     if n_src < 1:
         raise LipdubError("video has no frames", request.media)
 
-    # --- audio and engine per speaker
-    specs = request.speakers or [SpeakerSpec(audio=_need_audio(request), face=request.face)]
     name, checkpoint, engine_note = choose_engine(request)
-    notes.append(engine_note)
-    notes += ignored_options(request, name, still, info.has_audio)
+    notes = [engine_note, *ignored_options(request, name, still, info.has_audio)]
     base_engine = load_engine(name, checkpoint, request)
+    speakers = _prepare_speakers(request, base_engine, fps)
+    speech_end = max(s.end_frame for s in speakers)
+    n_out = output_frames(speech_end, None if still else n_src, request.keep_video_length)
+    tracks = _find_faces(request, name, speakers, None if still else fps, n_src, report)
+    p = Plan(request, info, fps, n_out, source_indices(n_out, n_src), name, base_engine, speakers, tracks, source,
+             notes)
+    for sp in speakers:
+        sp.strength = _edit_strength(p, sp)
+    if still:
+        p.still_frame = media.read_image(request.media)
+        p.mover = _living_still(request, p.still_frame, tracks, speakers, fps, n_out, p.notes)
+    return p
+
+
+def _prepare_speakers(request: AnimateRequest, base_engine, fps: float) -> list[_Speaker]:
+    """Each speaker's 16 kHz speech, placed on the output timeline and prepared by its own copy of the engine."""
+    from lipdub import media
+
+    specs = request.speakers or [SpeakerSpec(audio=_need_audio(request), face=request.face)]
     speakers: list[_Speaker] = []
     for spec in specs:
         audio = media.load_audio(spec.audio, sr=SAMPLE_RATE, mono=True)
@@ -191,100 +235,131 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
         engine = copy.copy(base_engine)  # shares the network, holds its own prepared audio
         n = int(engine.prepare(driven, fps))
         speakers.append(_Speaker(spec, audio, engine, start_frame, n, lead=lead))
-    speech_end = max(s.end_frame for s in speakers)
-    n_out = output_frames(speech_end, None if still else n_src, request.keep_video_length)
-    src_of = source_indices(n_out, n_src)
+    return speakers
 
-    # --- faces: which track speaks, where it is in every frame
-    needs_landmarks = name == "viseme" or (request.paste == "blend" and request.box is None)
-    tracks = None
-    if request.box is None or needs_landmarks:
-        report("detecting", 0, n_src)
-        tracks = faces.analyze(request.media, fps=None if still else fps, use_cache=request.use_cache,
-                               progress=lambda d, t: report("detecting", d, t))
-        if not tracks.track_ids:
-            raise NoFaceError("no face found", request.media)
-        for sp in speakers:
-            choice = sp.spec.face
-            if request.box is not None and choice == FaceChoice():
-                top, bottom, left, right = request.box
-                choice = FaceChoice(at=((left + right) / 2, (top + bottom) / 2))
-            # a person id: tracks.face/strength follow that person through every shot it appears in
-            sp.track_id, why = faces.select(tracks, face_id=choice.face_id, at=choice.at, like=choice.like)
-            sp.info = {"face": sp.track_id, "chosen": why, "faces_seen": len(tracks.person_ids),
-                       "tracks": tracks.tracks_of(sp.track_id), "audio": str(sp.spec.audio), "start": sp.spec.start}
-        if len(speakers) > 1 and len({sp.track_id for sp in speakers}) < len(speakers):
-            raise LipdubError("two --speaker options chose the same face; name different faces")
 
-    def face_at(sp: _Speaker, src: int):
-        return _box_face(request.box) if tracks is None else tracks.face(sp.track_id, src)
+def _find_faces(request: AnimateRequest, engine: str, speakers: list[_Speaker], fps: float | None, n_src: int,
+                report: Progress) -> FaceTracks | None:
+    """Track the faces (unless --box makes landmarks unnecessary) and choose which track each speaker moves."""
+    from lipdub import faces
 
-    # --- strength of each speaker's edit on every output frame: presence fades x speech activity
+    needs_landmarks = engine == "viseme" or (request.paste == "blend" and request.box is None)
+    if request.box is not None and not needs_landmarks:
+        return None
+    report("detecting", 0, n_src)
+    tracks = faces.analyze(request.media, fps=fps, use_cache=request.use_cache,
+                           progress=lambda d, t: report("detecting", d, t))
+    if not tracks.track_ids:
+        raise NoFaceError("no face found", request.media)
     for sp in speakers:
-        # the track's own fade around gaps (0 where absent), followed through the output's source frames
-        shown = np.ones(n_out, np.float32) if tracks is None else \
-            tracks.strength(sp.track_id, fade_frames=FADE_FRAMES - 1)[src_of]
-        present = shown > 0
-        inside = np.zeros(n_out, bool)
-        inside[sp.start_frame:min(sp.end_frame, n_out)] = True
-        rest = request.silence == "rest" or (request.silence == "auto" and request.paste == "blend")
-        if name == "wav2lip" and not rest:
-            weight = inside.astype(np.float32)
-        elif name == "wav2lip":
-            # the neural mouth keeps moving in silence: blend back to the original mouth there
-            prob = sp.engine.speech_activity()  # of the led audio, when the engine computed it already
-            act = speaker_activity(sp.audio, sp.spec.start, fps, n_out,
-                                   probability=None if prob is None else lambda _wav, _fps, p=prob: p)
-            weight = activity_weights(act, fps)
-        else:
-            # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
-            weight = fade_weights(inside, FADE_FRAMES)
-        sp.strength = (shown * weight * inside).astype(np.float32)
-        missing = int((~present & inside).sum())
-        if missing:
-            notes.append(f"{sp.info.get('face', 'face')}: absent in {missing} of {int(inside.sum())} speaking "
-                         "frames; those frames pass through unchanged")
+        choice = sp.spec.face
+        if request.box is not None and choice == FaceChoice():
+            top, bottom, left, right = request.box
+            choice = FaceChoice(at=((left + right) / 2, (top + bottom) / 2))
+        # a person id: tracks.face/strength follow that person through every shot it appears in
+        sp.track_id, why = faces.select(tracks, face_id=choice.face_id, at=choice.at, like=choice.like)
+        sp.info = {"face": sp.track_id, "chosen": why, "faces_seen": len(tracks.person_ids),
+                   "tracks": tracks.tracks_of(sp.track_id), "audio": str(sp.spec.audio), "start": sp.spec.start}
+    if len(speakers) > 1 and len({sp.track_id for sp in speakers}) < len(speakers):
+        raise LipdubError("two --speaker options chose the same face; name different faces")
+    return tracks
 
-    # --- soundtrack
-    audio_out, audio_rate = _soundtrack(request, info, speakers, n_out, fps, still)
 
-    # --- stream: frames -> engine -> composite -> writer
-    batch = max(1, int(getattr(base_engine, "batch_size", 1) or 1))
-    still_frame = media.read_image(request.media) if still else None
-    mover = _living_still(request, still_frame, tracks, speakers, fps, n_out, notes) if still else None
-    report("generating", 0, n_out)
+def _edit_strength(plan: Plan, sp: _Speaker) -> np.ndarray:
+    """How much of `sp`'s generated mouth each output frame shows: the face's presence fades x speech activity.
+    Adds a note when the face is absent in some of its speaking frames."""
+    request, n_out, fps = plan.request, plan.n_out, plan.fps
+    # the track's own fade around gaps (0 where absent), followed through the output's source frames
+    shown = np.ones(n_out, np.float32) if plan.tracks is None else \
+        plan.tracks.strength(sp.track_id, fade_frames=FADE_FRAMES - 1)[plan.src_of]
+    present = shown > 0
+    inside = np.zeros(n_out, bool)
+    inside[sp.start_frame:min(sp.end_frame, n_out)] = True
+    rest = request.silence == "rest" or (request.silence == "auto" and request.paste == "blend")
+    if plan.engine == "wav2lip" and not rest:
+        weight = inside.astype(np.float32)
+    elif plan.engine == "wav2lip":
+        # the neural mouth keeps moving in silence: blend back to the original mouth there
+        prob = sp.engine.speech_activity()  # of the led audio, when the engine computed it already
+        act = speaker_activity(sp.audio, sp.spec.start, fps, n_out,
+                               probability=None if prob is None else lambda _wav, _fps, p=prob: p)
+        weight = activity_weights(act, fps)
+    else:
+        # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
+        weight = fade_weights(inside, FADE_FRAMES)
+    missing = int((~present & inside).sum())
+    if missing:
+        plan.notes.append(f"{sp.info.get('face', 'face')}: absent in {missing} of {int(inside.sum())} speaking "
+                          "frames; those frames pass through unchanged")
+    return (shown * weight * inside).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- stream
+
+
+def stream(plan: Plan, writer, report: Progress) -> None:
+    """Render the output in batches: source frames -> each speaker's engine -> composite -> `writer`.
+    Memory holds one batch, whatever the length of the input."""
+    batch = max(1, int(getattr(plan.base_engine, "batch_size", 1) or 1))
+    mover = plan.mover
+    report("generating", 0, plan.n_out)
+    frames_iter = (mover.frame(i)[0] for i in range(plan.n_out)) if mover else \
+        itertools.repeat(plan.still_frame) if plan.still else plan.source.frames(plan.src_of.tolist())
+    done = 0
+    for chunk in _chunks(frames_iter, batch, plan.n_out):
+        for frame in _render_batch(plan, chunk, done, mover):
+            writer.write(frame)
+        done += len(chunk)
+        report("generating", done, plan.n_out)
+
+
+def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int, mover) -> list[np.ndarray]:
+    """Output frames done .. done+len(chunk): every speaker's generated mouth composited where it shows."""
+    from lipdub import faces
+
+    request = plan.request
+    outs = list(chunk)
+    for sp in plan.speakers:
+        jobs, where = [], []
+        for j, frame in enumerate(chunk):
+            i = done + j
+            if sp.strength[i] <= 0.0:
+                continue
+            face = mover.face(i, sp.track_id) if mover else _face_at(plan, sp, int(plan.src_of[i]))
+            if face is None:
+                continue
+            box = request.box if request.box is not None else faces.crop_box(face, frame.shape)
+            jobs.append(FrameJob(index=i - sp.start_frame, frame=frame, face=face, box=box))
+            where.append(j)
+        if not jobs:
+            continue
+        for j, job, patch in zip(where, jobs, sp.engine.render(jobs), strict=True):
+            outs[j] = composite(outs[j], patch, request.paste, face=job.face, strength=float(sp.strength[done + j]))
+    return outs
+
+
+def _face_at(plan: Plan, sp: _Speaker, src: int):
+    """`sp`'s face in source frame `src` (the --box rectangle when faces were not tracked)."""
+    return _box_face(plan.request.box) if plan.tracks is None else plan.tracks.face(sp.track_id, src)
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def animate(request: AnimateRequest, progress: Progress | None = None) -> AnimateResult:
+    """Make the chosen face(s) of `request.media` speak; write `request.output` atomically."""
+    from lipdub import media
+
+    report = progress or (lambda stage, done, total: None)
+    p = plan(request, report)
+    audio_out, audio_rate = _soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
     settings = get_settings()
-    with media.VideoWriter(request.output, fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
+    with media.VideoWriter(request.output, p.fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
                            preset=settings.preset) as writer:
-        frames_iter = (mover.frame(i)[0] for i in range(n_out)) if mover else \
-            itertools.repeat(still_frame) if still else source.frames(src_of.tolist())
-        done = 0
-        for chunk in _chunks(frames_iter, batch, n_out):
-            outs = list(chunk)
-            for sp in speakers:
-                jobs, where = [], []
-                for j, frame in enumerate(chunk):
-                    i = done + j
-                    if sp.strength[i] <= 0.0:
-                        continue
-                    face = mover.face(i, sp.track_id) if mover else face_at(sp, int(src_of[i]))
-                    if face is None:
-                        continue
-                    box = request.box if request.box is not None else faces.crop_box(face, frame.shape)
-                    jobs.append(FrameJob(index=i - sp.start_frame, frame=frame, face=face, box=box))
-                    where.append(j)
-                if not jobs:
-                    continue
-                for j, job, patch in zip(where, jobs, sp.engine.render(jobs), strict=True):
-                    outs[j] = composite(outs[j], patch, request.paste, face=job.face,
-                                        strength=float(sp.strength[done + j]))
-            for frame in outs:
-                writer.write(frame)
-            done += len(chunk)
-            report("generating", done, n_out)
-    report("done", n_out, n_out)
-    return AnimateResult(output=Path(request.output), frames=n_out, fps=fps, duration=n_out / fps, engine=name,
-                         speakers=[sp.info for sp in speakers], notes=notes)
+        stream(p, writer, report)
+    report("done", p.n_out, p.n_out)
+    return AnimateResult(output=Path(request.output), frames=p.n_out, fps=p.fps, duration=p.n_out / p.fps,
+                         engine=p.engine, speakers=[sp.info for sp in p.speakers], notes=p.notes)
 
 
 def ignored_options(request: AnimateRequest, engine: str, still: bool, has_audio: bool) -> list[str]:

@@ -58,9 +58,9 @@ def target_track(tracks: Any, meta: dict[str, Any]) -> int:
 
 def crop_boxes(tracks: Any, track_id: int, n: int, frame_shape: tuple[int, int], fill_gap: int) -> np.ndarray:
     """(n, 4) float crop boxes (top, bottom, left, right) of the track, NaN where it is missing for longer
-    than `fill_gap` frames; shorter gaps are filled by the tracker's own interpolation (faces.track.fill_gaps)."""
+    than `fill_gap` frames; shorter gaps are filled by the tracker's own interpolation (faces.tracker.fill_gaps)."""
     from lipdub import faces
-    from lipdub.faces.track import fill_gaps
+    from lipdub.faces.tracker import fill_gaps
 
     per_frame: list[list[Any]] = [[] for _ in range(n)]
     for i, face in tracks.track(track_id).items():

@@ -16,6 +16,7 @@ import numpy as np
 
 from lipdub.faces.landmarks import NUM_LANDMARKS
 from lipdub.faces.types import Face
+from lipdub.media.fade import fade_weights
 
 FORMAT_VERSION = 2  # bump whenever detection, tracking or grouping gives different results for the same settings
 # 2: shot boundaries end tracks; tracks grouped into persons (shot_starts, persons, embeddings saved)
@@ -118,7 +119,7 @@ class FaceTracks:
         edges = [*[int(s) for s in self.shot_starts if 0 < s < self.num_frames], self.num_frames]
         out, start = np.zeros(self.num_frames, np.float32), 0
         for end in edges:
-            out[start:end] = _fade(present[start:end], fade_frames)
+            out[start:end] = fade_weights(present[start:end], fade_frames + 1)
             start = end
         return out
 
@@ -208,16 +209,3 @@ class FaceTracks:
             landmarks=np.array([f.landmarks for _, f in rows], np.float32).reshape(-1, NUM_LANDMARKS, 2),
             interpolated=np.array([bool(f.extra.get("interpolated")) for _, f in rows], bool),
             **kwargs)
-
-
-def _fade(present: np.ndarray, fade_frames: int) -> np.ndarray:
-    """Weights of one shot: 1 inside presence, ramping over `fade_frames` next to an absent frame."""
-    absent = np.flatnonzero(~present)
-    if not len(absent):
-        return present.astype(np.float32)
-    idx = np.arange(len(present))
-    pos = np.searchsorted(absent, idx)
-    left = np.where(pos > 0, idx - absent[np.maximum(pos - 1, 0)], np.inf)
-    right = np.where(pos < len(absent), absent[np.minimum(pos, len(absent) - 1)] - idx, np.inf)
-    dist = np.minimum(left, right)
-    return np.where(present, np.minimum(1.0, dist / (fade_frames + 1)), 0.0).astype(np.float32)
