@@ -303,17 +303,18 @@ def stream(plan: Plan, writer, report: Progress) -> None:
     batch = max(1, int(getattr(plan.base_engine, "batch_size", 1) or 1))
     mover = plan.mover
     report("generating", 0, plan.n_out)
-    frames_iter = (mover.frame(i)[0] for i in range(plan.n_out)) if mover else \
-        itertools.repeat(plan.still_frame) if plan.still else plan.source.frames(plan.src_of.tolist())
+    frames_iter = itertools.repeat(plan.still_frame) if plan.still else plan.source.frames(plan.src_of.tolist())
     done = 0
     for chunk in _chunks(frames_iter, batch, plan.n_out):
-        for frame in _render_batch(plan, chunk, done, mover):
-            writer.write(frame)
+        for k, frame in enumerate(_render_batch(plan, chunk, done)):
+            # a photo's head moves after the mouth is drawn on the still: the engines keep their per-face set-up
+            # and pose caches (a moved face would be a new face to them every frame), and the mouth moves with it
+            writer.write(mover.apply(done + k, frame) if mover else frame)
         done += len(chunk)
         report("generating", done, plan.n_out)
 
 
-def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int, mover) -> list[np.ndarray]:
+def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int) -> list[np.ndarray]:
     """Output frames done .. done+len(chunk): every speaker's generated mouth composited where it shows."""
     from lipdub import faces
 
@@ -325,7 +326,7 @@ def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int, mover) -> list
             i = done + j
             if sp.strength[i] <= 0.0:
                 continue
-            face = mover.face(i, sp.track_id) if mover else _face_at(plan, sp, int(plan.src_of[i]))
+            face = _face_at(plan, sp, int(plan.src_of[i]))
             if face is None:
                 continue
             box = request.box if request.box is not None else faces.crop_box(face, frame.shape)

@@ -72,7 +72,13 @@ class Motion:
 
     def frame(self, i: int) -> tuple[np.ndarray, dict[int | None, Face]]:
         """Output frame i: the photo with every face moved, and the faces as they now are."""
-        out = self.still.copy()
+        out = self.apply(i, self.still)
+        self._faces = (i, self.faces(i))
+        return out, self._faces[1]
+
+    def apply(self, i: int, image: np.ndarray) -> np.ndarray:
+        """`image` (the still, or the still with a new mouth drawn on it) with every face moved for frame i."""
+        out = image.copy()
         for m in self.movers:
             coef, close, lift = m.pose(i)
             eyes, head = m.warp.eye_map(close, lift), m.warp.head_map(coef)
@@ -81,8 +87,7 @@ class Motion:
                     top, bottom, left, right = roi
                     out[top:bottom, left:right] = cv2.remap(out, maps[0], maps[1], cv2.INTER_LINEAR,
                                                             borderMode=cv2.BORDER_REPLICATE)
-        self._faces = (i, self.faces(i))
-        return out, self._faces[1]
+        return out
 
 
 def _reaches(faces: list[Face], speaking: set) -> list[float]:
