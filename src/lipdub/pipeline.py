@@ -21,6 +21,7 @@ from lipdub.audio.speakers import FaceChoice, SpeakerSpec, first_frame, output_f
 from lipdub.composite import composite
 from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
+from lipdub.media.audio import SAMPLE_RATE
 from lipdub.media.fade import fade_weights
 from lipdub.settings import get_settings, resolve_device
 
@@ -35,7 +36,6 @@ Progress = Callable[[str, int, int], None]
 
 STILL_FPS = 25.0
 FADE_FRAMES = 4  # the generated mouth fades in/out over this many frames around a gap or a silence
-SAMPLE_RATE = 16000
 
 
 @dataclass

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lipdub.audio import espeak
+from lipdub.media.audio import SAMPLE_RATE
 
-SR = 16000
+SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 PAD_S = 0.25  # silence around the synthetic speech, so the recording's own leading/trailing silence has a match
 MAX_CELLS = 4_000_000  # DTW matrix size: longer audio is compared on a coarser time grid
 

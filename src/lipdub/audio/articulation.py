@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SR = 16000
+from lipdub.media.audio import SAMPLE_RATE
+
+SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 HOP_S = 0.01
 LPC_SR, LPC_ORDER, LPC_WIN = 10000, 10, 250  # 25 ms analysis windows at 10 kHz
 F1_RANGE = (250.0, 850.0)  # closed to open vowels (adult speakers)

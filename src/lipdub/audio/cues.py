@@ -17,7 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 
-SR = 16000
+from lipdub.media.audio import SAMPLE_RATE
+
+SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 SHAPES: tuple[str, ...] = ("X", "A", "B", "C", "D", "E", "F", "G", "H")
 SHAPE_NAMES: dict[str, str] = {
     "X": "rest", "A": "closed (P B M)", "B": "slightly open (K S T, EE)", "C": "open (EH AE)",

@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from lipdub.errors import LipdubError
+from lipdub.media.audio import SAMPLE_RATE
 
 _EVENT_WORD, _EVENT_PHONEME = 1, 7
 _lock = threading.Lock()
@@ -90,7 +91,7 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 175) -> Speech:
         lib.espeak_Synth(buf, len(buf) + 1, 0, 1, 0, 0x1000, None, None)  # POS_CHARACTER, espeakENDPAUSE
         lib.espeak_Synchronize()
     wav = np.concatenate(chunks).astype(np.float32) / 32768 if chunks else np.zeros(0, np.float32)
-    audio = soxr.resample(wav, sr, 16000, "HQ").astype(np.float32) if len(wav) else wav
+    audio = soxr.resample(wav, sr, SAMPLE_RATE, "HQ").astype(np.float32) if len(wav) else wav
     return Speech(audio, phones, words)
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.errors import LipdubError
+from lipdub.media.audio import SAMPLE_RATE
 
 KEYS = ("face", "face-at", "face-like", "audio", "start")
-SR = 16000
+SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 _SPLIT = re.compile(r",(?=\s*[A-Za-z][\w-]*\s*=)")  # a comma followed by `name=`
 _EXAMPLE = "e.g. --speaker face=1,audio=a.wav,start=3.5"
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lipdub.media.audio import SAMPLE_RATE
+
 FORMATS = {".json": "json", ".tsv": "tsv", ".txt": "tsv"}
 
 
@@ -65,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
             raise LipdubError("unknown cue format (use .json or .tsv)", args.output)
     if args.fps <= 0:
         raise LipdubError(f"--fps must be positive, got {args.fps}")
-    audio = require_speech(load_audio(args.audio, sr=16000), args.audio)
+    audio = require_speech(load_audio(args.audio, sr=SAMPLE_RATE), args.audio)
     cues = extract_cues(audio, args.fps, method=args.method, text=read_text(args), lang=args.lang)
     text = to_json(cues, sound_file=str(args.audio)) if fmt == "json" else to_rhubarb_tsv(cues)
     if args.output is None:

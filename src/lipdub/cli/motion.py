@@ -38,13 +38,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.fps <= 0:
         raise LipdubError(f"--fps must be positive, got {args.fps:g}")
     image = media.read_image(args.photo)
-    audio = media.load_audio(args.audio, sr=16000, mono=True)
+    audio = media.load_audio(args.audio, sr=media.SAMPLE_RATE, mono=True)
     media.require_speech(audio, args.audio)
     tracks = faces.analyze(args.photo)
     if not tracks.track_ids:
         raise NoFaceError("no face found", args.photo)
     track = faces.select(tracks, face_id=args.face)
-    n = int(np.ceil(len(audio) * args.fps / 16000))
+    n = int(np.ceil(len(audio) * args.fps / media.SAMPLE_RATE))
     voice = motion.voice_of(audio, 0, args.fps, n)
     mover = motion.Motion(image, tracks.faces_in(0), {int(track): voice}, args.fps, n, args.motion, args.seed)
     sheet = motion_sheet(mover, int(track), voice, args.fps, tile=max(64, args.tile))

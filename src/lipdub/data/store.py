@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lipdub.media.audio import SAMPLE_RATE  # re-exported: the data steps' audio rate is the pipeline's
+
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".ts", ".flv", ".wmv"}
 FPS = 25
-SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640: a clip of N frames has exactly N * 640 audio samples
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SR = 16000
+from lipdub.media.audio import SAMPLE_RATE
+
+SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 STYLES = ("none", "natural", "lively", "idle")
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from lipdub.data.windows import load_face, mel_start, to_float
 from lipdub.errors import LipdubError
+from lipdub.media.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def _read_wav16k(path: Path) -> np.ndarray:
     import wave
 
     with wave.open(str(path), "rb") as w:
-        if w.getframerate() != 16000 or w.getnchannels() != 1 or w.getsampwidth() != 2:
+        if w.getframerate() != SAMPLE_RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
             raise LipdubError("audio.wav must be 16 kHz mono 16-bit PCM", path)
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     return data.astype(np.float32) / 32768.0

@@ -14,8 +14,9 @@ from lipdub.engines.base import Engine, FrameJob, Patch
 from lipdub.engines.viseme.mouth import SourceMouth
 from lipdub.engines.viseme.render import FaceRenderer
 from lipdub.engines.viseme.shapes import articulate
+from lipdub.media.audio import SAMPLE_RATE
 
-SR = 16000
+SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 
 
 class VisemeEngine(Engine):
