@@ -28,7 +28,7 @@ from lipdub.pipeline import AnimateRequest, FaceChoice, SpeakerSpec, choose_engi
 
 STATE_DIR = ".lipdub-batch"  # inside the output folder: one <hash of output path>.json per finished job
 NOT_HASHED = {"output", "use_cache"}  # request fields that do not change the output's content
-OPTIONAL = ("motion", "seed", "text", "lang")  # JobLine fields passed on only if AnimateRequest has them
+OPTIONAL = ("motion", "seed", "text", "lang")  # JobLine fields passed on only when given (else the defaults)
 
 
 class _Strict(BaseModel):
@@ -64,7 +64,7 @@ class JobLine(_Strict):
     keep_video_length: bool = False
     speech_gain_db: float = 0.0
     original_gain_db: float = 0.0
-    # passed on when the pipeline has them (AnimateRequest fields that arrive with newer pipelines)
+    # a photo's motion and a transcript (AnimateRequest's defaults when not given)
     motion: Literal["natural", "none", "lively", "idle"] | None = None
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     text: str | None = None
@@ -98,11 +98,6 @@ def read_jobs(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     if not lines:
         raise LipdubError("has no jobs (one JSON object a line)", jobs_file)
     parsed = [(n, _parse_line(jobs_file, n, line)) for n, line in lines]
-    known = {f.name for f in dataclasses.fields(AnimateRequest)}
-    for n, spec in parsed:
-        for name in OPTIONAL:
-            if getattr(spec, name) is not None and name not in known:
-                raise LipdubError(f"{name}: this lipdub's pipeline has no such setting yet", f"{jobs_file}:{n}")
     names = _output_names(jobs_file, parsed)
     jobs = []
     for n, spec in parsed:

@@ -606,23 +606,17 @@ def test_public_quotas_per_visitor(make_server, monkeypatch):
 
 # ---- what the CLI can do, the API can ask for; the queue says where a job is
 def test_silence_and_motion_reach_the_pipeline(make_client, tmp_path):
-    from lipdub.web.api import request_fields
-
     client = make_client(runner=web_runners.quick)
     job = new_job(client, silence="rest")
     wait_job(client, job["id"], ended)
     sent = json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())
     assert sent["silence"] == "rest"
-    has_motion = {"motion", "seed"} <= request_fields()
-    assert client.get("/api/config").json()["motion"] is has_motion
+    assert client.get("/api/config").json()["motion"] is True
     res = client.post("/api/jobs", json={**job["params"] | {"speakers": []}, "motion": "lively", "seed": 7})
-    if has_motion:
-        assert res.status_code == 201
-        wait_job(client, res.json()["id"], ended)
-        sent = json.loads((tmp_path / "web" / "jobs" / res.json()["id"] / "request.json").read_text())
-        assert (sent["motion"], sent["seed"]) == ("lively", 7)
-    else:  # a pipeline without motion: said plainly, not silently ignored
-        assert res.status_code == 422 and "motion" in res.json()["detail"]
+    assert res.status_code == 201
+    wait_job(client, res.json()["id"], ended)
+    sent = json.loads((tmp_path / "web" / "jobs" / res.json()["id"] / "request.json").read_text())
+    assert (sent["motion"], sent["seed"]) == ("lively", 7)
 
 
 def test_queued_jobs_know_their_place_and_get_an_eta_once_one_job_ran(make_client, monkeypatch):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
 import math
 import mimetypes
 import re
@@ -152,7 +150,7 @@ def config(request: Request) -> ConfigOut:
     return ConfigOut(engines=engines, default_engine=engines[-1], max_upload_bytes=ctx.settings.max_upload_bytes,
                      max_duration=ctx.settings.max_duration, workers=ctx.settings.workers,
                      auth=bool(ctx.settings.token) and not ctx.settings.public, public=ctx.settings.public,
-                     motion=bool(request_fields() & {"motion", "seed"}))
+                     motion=True)
 
 
 # ---- uploads
@@ -268,9 +266,6 @@ def _check_job(request: Request, body: JobIn) -> dict[str, Any]:
         spk["audio_name"], spk["audio_duration"] = audio.name, audio.info.get("duration")
     if body.keep_original_audio and not (media.kind == "video" and media.info.get("has_audio")):
         raise HTTPException(422, f"{media.name}: has no original audio to keep")
-    for name in ("motion", "seed"):
-        if getattr(body, name) is not None and name not in request_fields():
-            raise HTTPException(422, f"{name}: this server's lipdub has no motion choice yet")
     engines = ctx.engines()
     engine = engines[-1] if body.engine == "auto" else body.engine
     if engine not in engines:
@@ -379,14 +374,6 @@ def describe_error(ctx: WebContext, job: Job, message: str) -> str:
     return message.replace(str(ctx.job_dir(job.id) / "result.mp4"), "the result")
 
 
-@functools.cache
-def request_fields() -> frozenset[str]:
-    """The fields `pipeline.AnimateRequest` has (optional ones, e.g. `motion`, arrive with newer pipelines)."""
-    from lipdub.pipeline import AnimateRequest
-
-    return frozenset(f.name for f in dataclasses.fields(AnimateRequest))
-
-
 def make_request(ctx: WebContext, job: Job) -> Any:
     """The `AnimateRequest` for a stored job (uploads resolved to their files)."""
     from lipdub.pipeline import AnimateRequest, FaceChoice, SpeakerSpec
@@ -408,5 +395,5 @@ def make_request(ctx: WebContext, job: Job) -> Any:
         speakers=[] if single else speakers, engine=p["engine"], checkpoint=ctx.settings.resolved_checkpoint(),
         paste=p["paste"], mix="original" if p["keep_original_audio"] else "replace", duck_db=float(p["duck_db"]),
         silence=p.get("silence", "auto"), device=ctx.settings.device,
-        **{k: p[k] for k in ("motion", "seed") if p.get(k) is not None and k in request_fields()})
+        **{k: p[k] for k in ("motion", "seed") if p.get(k) is not None})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lipdub import __version__
-from lipdub.web.api import WebContext, describe_error, make_request, request_fields, router
+from lipdub.web.api import WebContext, describe_error, make_request, router
 from lipdub.web.config import WebSettings
 from lipdub.web.picker import FacePicker
 from lipdub.web.retention import Janitor, sweep
@@ -76,7 +77,8 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
         ctx.queue.start()
         ctx.picker.start()
         janitor.start()
-        threading.Thread(target=request_fields, daemon=True).start()  # imports the pipeline off the first request
+        # import the pipeline now, in the background, rather than on the first request
+        threading.Thread(target=importlib.import_module, args=("lipdub.pipeline",), daemon=True).start()
         try:
             yield
         finally:
