@@ -13,28 +13,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
-from common import best_of  # benchmarks/common.py (scripts run from benchmarks/)
+from common import best_of, still_720p  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.engines.base import FrameJob
 from lipdub.engines.viseme import VisemeEngine
 from lipdub.faces import crop_box, detect_faces
-from lipdub.media import load_audio, read_image
+from lipdub.media import load_audio
 from lipdub.motion import Motion, voice_of
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def still_720p(path: Path) -> np.ndarray:
-    """The portrait scaled to 720 px high, centred on a 1280x720 canvas."""
-    img = read_image(path)
-    scale = 720 / img.shape[0]
-    img = cv2.resize(img, (int(round(img.shape[1] * scale)), 720), interpolation=cv2.INTER_CUBIC)
-    canvas = np.full((720, 1280, 3), 90, np.uint8)
-    x0 = (1280 - img.shape[1]) // 2
-    canvas[:, x0:x0 + img.shape[1]] = img[:, :1280]
-    return canvas
 
 
 def main() -> None:

@@ -31,3 +31,19 @@ def cold_home() -> Path:
 
     get_settings.cache_clear()
     return home
+
+
+def still_720p(path: Path):
+    """The portrait scaled to 720 px high, centred on a 1280x720 canvas."""
+    import cv2
+    import numpy as np
+
+    from lipdub.media import read_image
+
+    img = read_image(path)
+    scale = 720 / img.shape[0]
+    img = cv2.resize(img, (int(round(img.shape[1] * scale)), 720), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    x0 = (1280 - img.shape[1]) // 2
+    canvas[:, x0:x0 + img.shape[1]] = img[:, :1280]
+    return canvas
