@@ -49,6 +49,16 @@ BAD = [  # (arguments, the flag the one error line must name)
     (["eval", "a.pth", "data", "--expert", "e.pth", "--batch-size", "0"], "--batch-size"),
     (["eval", "a.pth", "data", "--expert", "e.pth", "--vshift", "-1"], "--vshift"),
     (["shapes", str(PORTRAIT), "--tile", "8"], "--tile"),
+    ([*A, "--seed", "-3"], "--seed"),
+    (["batch", "jobs.jsonl", "-o", "out", "-j", "0"], "--workers"),
+    (["cues", str(SPEECH), "--fps", "0"], "--fps"),
+    (["faces", str(VIDEO), "--fps", "-1"], "--fps"),
+    (["motion", str(PORTRAIT), str(SPEECH), "-o", "s.png", "--tile", "0"], "--tile"),
+    (["serve", "--quota-jobs", "0"], "--quota-jobs"),
+    (["serve", "--keep-days", "-1"], "--keep-days"),
+    (["data", "cut", "in", "-o", "out", "--max-len", "0"], "--max-len"),
+    (["data", "prepare", "in", "-o", "out", "--val-split", "1.5"], "--val-split"),
+    (["data", "filter", "in", "--person", "p.jpg", "-o", "out", "--min-visible", "2"], "--min-visible"),
 ]
 
 

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--motion", choices=["none", "natural", "lively", "idle"], default=None,
                    help="a photo's head, eyes and brows: natural (default: blinks, nods with the speech, brows "
                    "lift on accents), lively (more), idle (blinks only), none (only the mouth moves)")
-    m.add_argument("--seed", type=int, default=0, help="random choices of the motion (same seed, same video)")
+    m.add_argument("--seed", type=index, default=0, help="random choices of the motion (same seed, same video)")
     s = p.add_argument_group("timing and sound")
     s.add_argument("--fps", type=rate, help="frame rate of the output (a photo: default 25; a video: its own rate, "
                    "else its frames are resampled by timestamp)")

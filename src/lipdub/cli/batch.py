@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lipdub.cli.checks import count
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="run many animate jobs from a JSON-lines file, resumably",
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the others.")
     p.add_argument("jobs", type=Path, help="jobs file (.jsonl)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder (job outputs are relative to it)")
-    p.add_argument("-j", "--workers", type=int, help="jobs at once on local processes (default: LIPDUB_THREADS)")
+    p.add_argument("-j", "--workers", type=count, help="jobs at once on local processes (default: LIPDUB_THREADS)")
     p.add_argument("--ray", metavar="ADDRESS", help="run the jobs on Ray: 'local' (a private instance), "
                                                       "HOST:PORT of a cluster's head, or 'auto'; needs lipdub[ray] "
                                                       "and paths every node can read")

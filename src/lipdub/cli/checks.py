@@ -33,3 +33,5 @@ count = number(int, min=1)  # batch sizes, workers, clip counts
 index = number(int, min=0)  # face ids, shifts
 rate = number(float, above=0, max=1000, what=" (frames per second)")
 db = number(float, min=-60, max=60, what=" (dB)")
+positive = number(float, above=0)  # lengths, sizes, days
+fraction = number(float, min=0, max=1)  # shares

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lipdub.cli.checks import rate
 from lipdub.media.audio import SAMPLE_RATE
 
 FORMATS = {".json": "json", ".tsv": "tsv", ".txt": "tsv"}
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("audio", type=Path, help="speech: any audio file, or a video's soundtrack")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="cues.json or cues.tsv (default: the TSV on standard output)")
-    p.add_argument("--fps", type=float, default=25.0, help="shortest cue is one frame at this rate (default 25)")
+    p.add_argument("--fps", type=rate, default=25.0, help="shortest cue is one frame at this rate (default 25)")
     p.add_argument("--method", choices=["auto", "phones", "energy"], default="auto",
                    help="phones: recogniser only; energy: loudness/spectrum only; auto: phones with fallback")
     add_text_arguments(p)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lipdub.cli.checks import count, fraction, index, positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="fine-tuning data: cut, filter, prepare, stats",
@@ -16,10 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = steps.add_parser("cut", help="cut long videos into short clips at silences (25 fps, 16 kHz)")
     c.add_argument("inputs", nargs="+", help="video files or folders of videos")
     c.add_argument("-o", "--out", required=True, help="clips folder (<source>-<hash>/<00000>.mp4 + .wav + .json)")
-    c.add_argument("--max-len", type=float, default=10.0, help="longest clip in seconds (default 10)")
-    c.add_argument("--piece", type=float, default=5.0, help="longer speech is split into ~this many seconds (5)")
-    c.add_argument("--min-len", type=float, default=1.0, help="shorter speech is merged or dropped (1 s)")
-    c.add_argument("--min-silence", type=float, default=0.25, help="pauses shorter than this do not end a clip")
+    c.add_argument("--max-len", type=positive, default=10.0, help="longest clip in seconds (default 10)")
+    c.add_argument("--piece", type=positive, default=5.0, help="longer speech is split into ~this many seconds (5)")
+    c.add_argument("--min-len", type=positive, default=1.0, help="shorter speech is merged or dropped (1 s)")
+    c.add_argument("--min-silence", type=positive, default=0.25, help="pauses shorter than this do not end a clip")
     c.add_argument("--crop", help="left-half, right-half or x,y,w,h (pixels) of the picture to keep")
     _parallel(c)
     c.set_defaults(func=_cut)
@@ -28,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("clips", help="clips folder from `lipdub data cut`")
     f.add_argument("--person", nargs="+", required=True, metavar="PHOTO", help="reference photo(s) of the target")
     f.add_argument("-o", "--out", required=True, help="folder for kept clips (hard links) and report.json")
-    f.add_argument("--min-visible", type=float, default=0.8, help="share of frames the target must be in (0.8)")
-    f.add_argument("--max-distance", type=float, default=0.6, help="identity distance threshold (0.6)")
-    f.add_argument("--min-len", type=float, default=1.0, help="shorter clips are removed (1 s)")
+    f.add_argument("--min-visible", type=fraction, default=0.8, help="share of frames the target must be in (0.8)")
+    f.add_argument("--max-distance", type=positive, default=0.6, help="identity distance threshold (0.6)")
+    f.add_argument("--min-len", type=positive, default=1.0, help="shorter clips are removed (1 s)")
     f.add_argument("--min-sync", type=float, help="also remove clips where the target is alone but its lip "
                                                   "motion correlates less than this with the sound (e.g. 0.1; "
                                                   "a weak cue: off by default)")
@@ -41,14 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = steps.add_parser("prepare", help="face crops + audio + mel + filelists in the training layout")
     r.add_argument("clips", help="clips folder (from `cut` or `filter`)")
     r.add_argument("-o", "--out", required=True, help="dataset folder")
-    r.add_argument("--val-split", type=float, default=0.05,
+    r.add_argument("--val-split", type=fraction, default=0.05,
                    help="share of the time held out for validation: whole source videos, or with one source its "
                         "last clips after a gap (default 0.05; 0: none, then train with --no-val)")
     r.add_argument("--force-split", action="store_true",
                    help="use the closest split found even when it is far from --val-split")
     r.add_argument("--sync-expert", metavar="CKPT", help="SyncNet checkpoint: measure each clip's audio-video "
                                                        "offset, shift it away, drop clips beyond --max-offset")
-    r.add_argument("--max-offset", type=int, default=3, help="with --sync-expert: largest offset kept (frames)")
+    r.add_argument("--max-offset", type=index, default=3, help="with --sync-expert: largest offset kept (frames)")
     _no_cache(r)
     _parallel(r)
     r.set_defaults(func=_prepare)
@@ -66,7 +68,7 @@ def _no_cache(p: argparse.ArgumentParser) -> None:
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-j", "--workers", type=int, help="local worker processes (default: LIPDUB_THREADS)")
+    p.add_argument("-j", "--workers", type=count, help="local worker processes (default: LIPDUB_THREADS)")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'ray://host:10001', or "
                                                       "'local' for a local instance); needs lipdub[ray]")
 

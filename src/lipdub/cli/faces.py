@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from lipdub.cli.checks import rate
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("faces", help="list the faces of a photo or video and write a numbered preview",
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", type=Path, default=None,
                    help="preview image path (default: ./<name>.faces.jpg in the current folder)")
     p.add_argument("--no-preview", action="store_true", help="do not write a preview image")
-    p.add_argument("--fps", type=float, default=None, help="analyse a video at this frame rate")
+    p.add_argument("--fps", type=rate, default=None, help="analyse a video at this frame rate")
     p.set_defaults(func=_run)
 
 

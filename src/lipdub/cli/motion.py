@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lipdub.cli.checks import count, index, rate
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("motion", help="contact sheet of a photo's head, blink and brow motion for a speech",
@@ -14,11 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("photo", type=Path, help="photo with a face")
     p.add_argument("audio", type=Path, help="speech (any audio file)")
     p.add_argument("-o", "--output", type=Path, default=None, help="sheet image (default: <name>.motion.png)")
-    p.add_argument("--face", type=int, default=None, help="face id from `lipdub faces` (default: as animate)")
+    p.add_argument("--face", type=index, default=None, help="face id from `lipdub faces` (default: as animate)")
     p.add_argument("--motion", choices=["natural", "lively", "idle"], default="natural")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
-    p.add_argument("--tile", type=int, default=200, help="tile size in pixels (default 200)")
+    p.add_argument("--seed", type=index, default=0)
+    p.add_argument("--fps", type=rate, default=25.0, help="frame rate (default 25)")
+    p.add_argument("--tile", type=count, default=200, help="tile size in pixels (default 200)")
     p.set_defaults(func=_run)
 
 

@@ -8,7 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from lipdub.cli.checks import count, number
+from lipdub.cli.checks import count, number, positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,15 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow this browser origin to call the API (repeatable; default: CORS off)")
     p.add_argument("--public", action="store_true", help="public demo: each browser gets its own session and "
                    "sees only its own uploads and jobs, within quotas; --token then gives the admin view of all")
-    p.add_argument("--quota-jobs", type=int, default=None, help="public mode: jobs waiting or running per "
+    p.add_argument("--quota-jobs", type=count, default=None, help="public mode: jobs waiting or running per "
                    "visitor (default: 2)")
-    p.add_argument("--quota-mb", type=float, default=None, help="public mode: megabytes of uploads kept per "
+    p.add_argument("--quota-mb", type=positive, default=None, help="public mode: megabytes of uploads kept per "
                    "visitor (default: 500)")
-    p.add_argument("--pickers", type=int, default=None, help="face-picker helper processes, so one long video "
+    p.add_argument("--pickers", type=count, default=None, help="face-picker helper processes, so one long video "
                    "does not hold up other visitors (default: 2)")
-    p.add_argument("--keep-days", type=float, default=None, help="remove finished jobs and uploads older than "
+    p.add_argument("--keep-days", type=positive, default=None, help="remove finished jobs and uploads older than "
                    "this many days (default: 7)")
-    p.add_argument("--max-storage-gb", type=float, default=None, help="when the data folder grows past this, "
+    p.add_argument("--max-storage-gb", type=positive, default=None, help="when the data folder grows past this, "
                    "remove the oldest finished jobs and uploads first (default: no cap)")
     p.add_argument("--checkpoint", type=Path, default=None, help="Wav2Lip checkpoint for the neural engine")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"],
