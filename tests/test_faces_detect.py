@@ -168,9 +168,11 @@ def test_select_by_id_default_and_errors(pair):
     assert (track_id, reason) == (1, "chose face 1 of 2: asked for by id")
     with pytest.raises(NoFaceError, match="there is no face 7"):
         select(pair, face_id=7)
-    chosen = select(pair)
-    sizes = {r["id"]: r["size"][0] * r["size"][1] for r in pair.summary()}
-    assert chosen == max(sizes, key=sizes.get) and chosen.reason.startswith(f"chose face {int(chosen)} of 2")
+    chosen = select(pair)  # by evidence (score x presence x size), not by size alone (issue 11)
+    from lipdub.faces.select import evidence
+
+    weights = evidence(pair)
+    assert chosen == max(weights, key=weights.get) and chosen.reason.startswith(f"chose face {int(chosen)} of 2")
     empty = analyze(DATA / "neg_no_human_face_cartoon.jpg", use_cache=False)
     with pytest.raises(NoFaceError, match="neg_no_human_face_cartoon.jpg: no face found"):
         select(empty)
