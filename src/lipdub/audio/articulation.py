@@ -33,19 +33,29 @@ class Acoustics:
 
 def analyse(wav16k: np.ndarray) -> Acoustics:
     """Loudness and formants every 10 ms."""
-    import librosa
-
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     n = int(np.ceil(len(wav) / (SR * HOP_S))) + 1
     if len(wav) < 400:
         return Acoustics(np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32))
-    spec = np.abs(librosa.stft(wav, n_fft=512, hop_length=160, win_length=400)) ** 2
-    freqs = librosa.fft_frequencies(sr=SR, n_fft=512)
-    db = 10 * np.log10(spec[(freqs >= 250) & (freqs < 2500)].sum(axis=0) + 1e-10)
-    loud = np.clip((db - (np.percentile(db, 95) - 35.0)) / 35.0, 0.0, 1.0)
+    db = band_db(wav)
+    loud = loudness(db, float(np.percentile(db, 95)))
     f1, f2 = formants(wav, loud > 0.25)  # quiet frames have no formants worth the time
     m = min(len(loud), len(f1))
     return Acoustics(loud[:m].astype(np.float32), f1[:m], f2[:m])
+
+
+def band_db(wav16k: np.ndarray) -> np.ndarray:
+    """Voiced-band (250-2500 Hz) energy in dB every 10 ms (25 ms windows centred on each hop)."""
+    import librosa
+
+    spec = np.abs(librosa.stft(np.asarray(wav16k, np.float32), n_fft=512, hop_length=160, win_length=400)) ** 2
+    freqs = librosa.fft_frequencies(sr=SR, n_fft=512)
+    return 10 * np.log10(spec[(freqs >= 250) & (freqs < 2500)].sum(axis=0) + 1e-10)
+
+
+def loudness(db: np.ndarray, peak_db: float) -> np.ndarray:
+    """0 (35 dB under the speech peak) .. 1 (the peak); a live stream passes its running peak."""
+    return np.clip((np.asarray(db) - (peak_db - 35.0)) / 35.0, 0.0, 1.0)
 
 
 def formants(wav16k: np.ndarray, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -126,4 +136,4 @@ def per_frame(curve: np.ndarray, fps: float, n_frames: int, lead: float = LEAD_S
     return np.clip(np.diff(at) / width, 0.0, 1.0).astype(np.float32)
 
 
-__all__ = ["Acoustics", "analyse", "formants", "jaw_opening", "lip_rounding", "per_frame"]
+__all__ = ["Acoustics", "analyse", "band_db", "formants", "loudness", "jaw_opening", "lip_rounding", "per_frame"]
