@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("lipdub.engines",),
     ("lipdub.composite",),
     ("lipdub.pipeline",),
+    ("lipdub.live",),
     ("lipdub.data",),
     ("lipdub.train",),
     ("lipdub.batch",),
