@@ -11,8 +11,8 @@ from lipdub import __version__
 from lipdub.errors import LipdubError
 
 # sub-command modules, in the order `lipdub --help` lists them
-COMMANDS = ["animate", "batch", "faces", "cues", "shapes", "motion", "cache", "weights", "serve", "data", "train",
-            "eval"]
+COMMANDS = ["animate", "batch", "faces", "cues", "shapes", "motion", "cache", "weights", "serve", "live", "data",
+            "train", "eval"]
 
 
 class Parser(argparse.ArgumentParser):
