@@ -166,3 +166,21 @@ def test_options_are_checked():
         LiveSession(PHOTO, lookahead_ms=40)
     with pytest.raises(LipdubError, match="live needs a photo"):
         LiveSession(SPEECH)
+
+
+@pytest.mark.parametrize("args, says, code", [
+    (["live", str(PHOTO), "--port", "70000"], "argument --port", 2),
+    (["live", str(PHOTO), "--seed", "-1"], "argument --seed", 2),
+    (["live", str(PHOTO), "--motion", "wild"], "argument --motion", 2),
+    (["live", "missing.jpg"], "missing.jpg: not found", 1),
+    (["live", str(DATA.parent / "web" / "data" / "no_face.jpg")], "no face found", 1),
+])
+def test_lipdub_live_refuses_bad_input_in_one_line(capsys, args, says, code):
+    from lipdub.cli import main
+
+    try:
+        result = main(args)
+    except SystemExit as exit_:
+        result = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert result == code and says in err and "\n" not in err, err
