@@ -106,7 +106,9 @@ def test_mouth_rests_closed_in_silence_and_opens_with_speech(stream):
 def test_eyes_blink_and_head_moves_in_silence(stream):
     t, e, nose = stream["t"], stream["ear"], stream["nose"]
     silent = t < SILENT_UNTIL
-    assert e[silent].min() < 0.6 * np.median(e[silent]), "no blink in 4.5 s of silence"
+    # every other frame is measured, so the one fully shut frame may be skipped: a dip of a fifth is a blink
+    # (open eyes vary by a few % between frames)
+    assert e[silent].min() < 0.8 * np.median(e[silent]), "no blink in 4.5 s of silence"
     travel = np.ptp(nose[silent], axis=0)
     assert travel.max() > 0.5, f"the head stays still in silence (nose moves {travel} px)"
 
@@ -130,7 +132,7 @@ def test_timestamps_do_not_drift_over_a_long_stream():
         assert all(f.time == f.index / FPS for f in frames)
         newest = (n_out - 1) / FPS
         assert 0.0 <= total / 16000 - newest <= 0.150 + 1e-9, (total, n_out)
-    assert voice.samples.end - voice.samples.start < 3 * 16000  # memory stays flat
+    assert voice.samples.end - voice.samples.start < 3 * 16000 and len(voice.vad.probs) < 1200  # memory stays flat
     frames = voice.flush()
     assert n_out + len(frames) == int(np.ceil(total * FPS / 16000))
 

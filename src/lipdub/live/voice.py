@@ -53,17 +53,33 @@ class StreamingVad:
 
         self._model = load_silero_vad(onnx=True)
         torch.set_num_threads(threads)
-        self.probs: list[float] = []  # per window, since the start
+        self.probs: list[float] = []  # per window, from window number `first` on
+        self.first = 0
 
     def feed(self, audio, upto: int) -> None:
         """Run every window that ends at or before sample `upto` and has not run yet (`audio[a:b]`: samples
         a..b of the stream, in absolute numbers)."""
         import torch
 
-        while (len(self.probs) + 1) * VAD_CHUNK <= upto:
-            k = len(self.probs)
+        while (self.done + 1) * VAD_CHUNK <= upto:
+            k = self.done
             x = torch.from_numpy(np.ascontiguousarray(audio[k * VAD_CHUNK:(k + 1) * VAD_CHUNK]))
             self.probs.append(float(self._model(x, SR).item()))
+
+    @property
+    def done(self) -> int:
+        """Windows run so far."""
+        return self.first + len(self.probs)
+
+    def window(self, a: int, b: int) -> list[float]:
+        """Probabilities of windows a .. b-1 (those already dropped are left out)."""
+        return self.probs[max(a - self.first, 0):max(b - self.first, 0)]
+
+    def drop_before(self, k: int) -> None:
+        """Forget windows before number k (an endless stream keeps a flat memory)."""
+        if k - self.first > 1000:
+            del self.probs[:k - self.first]
+            self.first = k
 
 
 class _Samples:
@@ -116,6 +132,8 @@ class LiveVoice:
         self._hops = 0  # hops measured so far
         self._next_frame = 0
         self._talk_raw: list[float] = []
+        _warm_up()
+
 
     # ------------------------------------------------------------------------------------- timing
 
@@ -161,7 +179,8 @@ class LiveVoice:
 
     def _forget(self) -> None:
         """Drop samples and measures no later frame reads (memory stays flat on an endless stream)."""
-        self.samples.drop_before(min(len(self.vad.probs) * VAD_CHUNK, (self._hops - CONTEXT) * HOP))
+        self.samples.drop_before(min(self.vad.done * VAD_CHUNK, (self._hops - CONTEXT) * HOP))
+        self.vad.drop_before(int((self._next_frame / self.fps - HOLD_S) * SR) // VAD_CHUNK - 1)
         extra = self.last_hop(self._next_frame) - PEAK_HISTORY - self._first_hop
         if extra > 0:
             self._db, self._f1, self._f2 = self._db[extra:], self._f1[extra:], self._f2[extra:]
@@ -204,7 +223,15 @@ class LiveVoice:
         frames. Only windows that have arrived count."""
         t = i / self.fps
         lo = max(0, int((t - HOLD_S) * SR) // VAD_CHUNK)
-        probs = self.vad.probs[lo:self.need(i) // VAD_CHUNK]
+        probs = self.vad.window(lo, self.need(i) // VAD_CHUNK)
         self._talk_raw.append(1.0 if probs and max(probs) >= 0.5 else 0.0)
         del self._talk_raw[:-3]
         return float(np.mean(self._talk_raw))
+
+
+def _warm_up() -> None:
+    """Run the analysis once on a little noise, so the first pushed chunk does not pay for the libraries'
+    first-call set-up (librosa's imports and compiled kernels), a second or more on a slow machine."""
+    noise = np.random.default_rng(0).normal(0, 0.01, 2000).astype(np.float32)
+    articulation.band_db(noise)
+    articulation.formants(noise)
