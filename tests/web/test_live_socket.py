@@ -163,6 +163,22 @@ def test_each_client_has_its_own_session_and_leaving_frees_it(server, audio):
             time.sleep(0.05)
 
 
+@pytest.mark.parametrize("first, says", [
+    ({"motion": "wild"}, "motion must be one of"),
+    ({"seed": -1}, "seed must be an integer"),
+    ({"quality": "best"}, "quality must be an integer"),
+    ("[1, 2]", "must be a JSON object"),
+])
+def test_bad_settings_in_the_first_message_are_named_before_closing(server, first, says):
+    with connect(server.ws) as ws:
+        ws.send(first if isinstance(first, str) else json.dumps(first))
+        reply = json.loads(ws.recv(timeout=30))
+        assert reply["type"] == "error" and says in reply["message"]
+        with pytest.raises(ConnectionClosed) as err:
+            ws.recv(timeout=10)
+        assert err.value.rcvd.code == 1008
+
+
 def test_token_and_host_rules():
     s = Server(token="s3cret")
     try:

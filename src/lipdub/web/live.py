@@ -85,20 +85,16 @@ async def live_socket(ws: WebSocket) -> None:
     first = await ws.receive()
     if first["type"] == "websocket.disconnect":
         return
-    options = _options(first.get("text"))
-    if options is None:
-        await ws.close(1008, "the first text message must be a JSON object")
-        return
-    if conf["token"] and not _token_ok(ws, options, conf["token"]):
-        await ws.close(1008, "missing or wrong token")
-        return
     try:
-        session = await run_in_threadpool(_session, conf, options)
-    except LipdubError as exc:
-        await ws.close(1011, str(exc)[:120])
+        options = _options(first.get("text"))
+        if conf["token"] and not _token_ok(ws, options, conf["token"]):
+            await ws.close(1008, "missing or wrong token")
+            return
+        session, quality = await run_in_threadpool(_session, conf, options)
+    except LipdubError as exc:  # a bad first message: say why, then close
+        await ws.send_json({"type": "error", "message": str(exc)})
+        await ws.close(1008, str(exc)[:120])
         return
-    quality = int(np.clip(options.get("quality", 80), 10, 95)) if isinstance(options.get("quality", 80),
-                                                                                (int, float)) else 80
     await ws.send_json({"type": "ready", "width": session.size[0], "height": session.size[1], "fps": session.fps,
                         "lookahead_ms": session.voice.lookahead * 1000})
     conf["sessions"] += 1
@@ -134,15 +130,17 @@ def _require_token(request: Request) -> None:
         raise HTTPException(401, "missing or wrong token (send 'Authorization: Bearer <token>')")
 
 
-def _options(text: str | None) -> dict | None:
-    """The first message's settings ({} when the first message is audio); None if it is not a JSON object."""
+def _options(text: str | None) -> dict:
+    """The first message's settings ({} when the first message is audio)."""
     if text is None:
         return {}
     try:
         value = json.loads(text)
     except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        value = None
+    if not isinstance(value, dict):
+        raise LipdubError("the first text message must be a JSON object")
+    return value
 
 
 def _token_ok(ws: WebSocket, options: dict, token: str) -> bool:
@@ -151,18 +149,22 @@ def _token_ok(ws: WebSocket, options: dict, token: str) -> bool:
 
 
 def _session(conf: dict, options: dict):
+    """The connection's LiveSession and JPEG quality, from the first message's settings."""
     from lipdub.live import LiveSession
 
-    motion = options.get("motion", conf["motion"])
-    seed = options.get("seed", conf["seed"])
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise LipdubError(f"seed must be an integer, not {seed!r}")
-    return LiveSession(conf["photo"], motion=str(motion), seed=seed)
+    motion, seed, quality = options.get("motion", conf["motion"]), options.get("seed", conf["seed"]), \
+        options.get("quality", 80)
+    for name, value, lo, hi in (("seed", seed, 0, 2 ** 32 - 1), ("quality", quality, 10, 95)):
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise LipdubError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+    return LiveSession(conf["photo"], motion=str(motion), seed=seed), quality
 
 
 def _is_end(text: str | None) -> bool:
-    options = _options(text)
-    return bool(options) and options.get("type") == "end"
+    try:
+        return _options(text).get("type") == "end"
+    except LipdubError:
+        return False
 
 
 async def _audio(ws: WebSocket, session, data: bytes, quality: int) -> None:
