@@ -4,7 +4,8 @@ One job a line, with the REST API's job fields (file paths instead of upload ids
 A job is skipped while its output is up to date: a state file beside the outputs records the key the output was
 made from (content hashes of every input file plus all settings) and the output's size and mtime. Jobs run
 through `data.runner.run_tasks`, the scheduler of the data steps; a job's failure is caught where it runs and
-comes back as one line, so one bad job never stops the others. Outputs are written atomically by the pipeline.
+comes back as one line, so one bad job never stops the others (nor does a worker that dies under a job:
+that job fails with the reason). Outputs are written atomically by the pipeline.
 """
 
 from __future__ import annotations
@@ -245,6 +246,11 @@ def run_job(task: dict[str, Any]) -> dict[str, Any]:
     return _outcome(task, "done", time.monotonic() - t0, **info)
 
 
+def _lost(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The outcome of a job whose worker died under it (run_tasks tried it twice)."""
+    return _outcome(task, "failed", None, error=reason)
+
+
 def _outcome(task: dict[str, Any], status: str, seconds: float | None, **extra: Any) -> dict[str, Any]:
     return {"line": task["line"], "output": str(task["request"].output), "status": status,
             "seconds": None if seconds is None else round(seconds, 2), **extra}
@@ -274,7 +280,8 @@ def run_batch(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
             outcomes.append(_outcome(task, "skipped", None, reason="up to date"))
         else:
             tasks.append(task)
-    outcomes += run_tasks(run_job, tasks, workers=workers, ray_address=ray_address, desc="batch", unit="job")
+    outcomes += run_tasks(run_job, tasks, workers=workers, ray_address=ray_address, desc="batch", unit="job",
+                          lost=_lost)
     outcomes.sort(key=lambda o: o["line"])
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "failed")}
     seconds = time.monotonic() - t0
