@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("lipdub.pipeline",),
     ("lipdub.data",),
     ("lipdub.train",),
-    ("lipdub.batch",),
+    ("lipdub.batch", "lipdub.split"),
     ("lipdub.web",),
     ("lipdub.cli",),
     ("lipdub.__main__",),

@@ -7,11 +7,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from lipdub import media
 from lipdub.data.runner import run_tasks
 from lipdub.errors import LipdubError
+from lipdub.media.atomic import sequence_files
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +55,59 @@ def test_a_ray_worker_that_dies_fails_its_task_and_the_others_finish(ray_local):
     out = run_tasks(double_or_die, [1, -9, 2], ray_address=ray_local, lost=_lost)
     assert out[0] == 2 and out[2] == 4
     assert out[1].startswith("lost -9: its worker process died while running it, twice (Ray: ")
+
+
+# --------------------------------------------------------------------------------------------- animate --split
+
+VIDEO = Path(__file__).parent / "data" / "pipeline" / "talk_2s.mp4"  # 50 frames of a talking man, 224 px
+SPEECH = Path(__file__).parent / "data" / "mix" / "flemish_vl09647_22k.flac"  # 2.2 s: 55 output frames
+
+
+def _frames(pattern: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sequence_files(pattern)]
+
+
+def test_piece_ranges_cover_the_output_once_and_start_on_a_batch():
+    from lipdub.split import piece_ranges
+
+    for n, pieces, align in [(55, 3, 16), (55, 2, 1), (10, 8, 4), (3, 5, 16)]:
+        ranges = piece_ranges(n, pieces, align)
+        assert [i for r in ranges for i in r] == list(range(n)) and len(ranges) <= pieces
+        assert all(r.start % align == 0 for r in ranges)
+
+
+def test_split_on_ray_equals_one_machine_run_frame_for_frame_and_joins_a_video(tmp_path, ray_local, monkeypatch):
+    from lipdub.pipeline import AnimateRequest, animate
+    from lipdub.settings import get_settings
+    from lipdub.split import animate_split
+
+    def request(output: Path) -> AnimateRequest:
+        return AnimateRequest(media=VIDEO, audio=SPEECH, output=output, engine="viseme")
+
+    with monkeypatch.context() as m:  # the one-machine run analyses the faces itself (a cold cache)
+        m.setenv("LIPDUB_HOME", str(tmp_path / "home"))
+        get_settings.cache_clear()
+        animate(request(tmp_path / "one" / "%05d.png"))
+    get_settings.cache_clear()
+    one = _frames(tmp_path / "one" / "%05d.png")
+
+    result = animate_split(request(tmp_path / "split" / "%05d.png"), 3, ray_address=ray_local)
+    split = _frames(tmp_path / "split" / "%05d.png")
+    assert result.frames == len(one) == len(split) == 55
+    different = [i for i, (a, b) in enumerate(zip(one, split, strict=True)) if not np.array_equal(a, b)]
+    assert different == []  # pieces start at 16 and 32: the mouth there is what the whole run drew
+    assert (tmp_path / "split" / "audio.wav").read_bytes() == (tmp_path / "one" / "audio.wav").read_bytes()
+
+    # a video: pieces without sound, copied into one stream, the whole soundtrack encoded once
+    video = tmp_path / "split.mp4"
+    animate_split(request(video), 2, ray_address=ray_local)
+    info = media.probe(video)
+    assert info.has_audio and abs(info.duration - 55 / 25) < 0.03
+    decoded = list(media.iter_frames(video))
+    assert len(decoded) == 55
+    error = [np.abs(a.astype(np.int16) - b).mean() for a, b in zip(decoded, one, strict=True)]
+    assert max(error) < 3.0  # every frame in its place (H.264 loses a little), also on both sides of the join
+    sound, wanted = media.load_audio(video), media.load_audio(tmp_path / "one" / "audio.wav")
+    assert abs(len(sound) - len(wanted)) <= 0.03 * media.SAMPLE_RATE
+    n = min(len(sound), len(wanted))
+    assert np.corrcoef(sound[:n], wanted[:n])[0, 1] > 0.95  # one continuous soundtrack, not shifted
