@@ -76,6 +76,7 @@ def test_piece_ranges_cover_the_output_once_and_start_on_a_batch():
         assert all(r.start % align == 0 for r in ranges)
 
 
+@pytest.mark.slow  # three renders of 55 frames (157 s with Ray start on a 2-core machine at load 12-15)
 def test_split_on_ray_equals_one_machine_run_frame_for_frame_and_joins_a_video(tmp_path, ray_local, monkeypatch):
     from lipdub.pipeline import AnimateRequest, animate
     from lipdub.settings import get_settings
@@ -91,11 +92,11 @@ def test_split_on_ray_equals_one_machine_run_frame_for_frame_and_joins_a_video(t
     get_settings.cache_clear()
     one = _frames(tmp_path / "one" / "%05d.png")
 
-    result = animate_split(request(tmp_path / "split" / "%05d.png"), 3, ray_address=ray_local)
+    result = animate_split(request(tmp_path / "split" / "%05d.png"), 2, ray_address=ray_local)
     split = _frames(tmp_path / "split" / "%05d.png")
     assert result.frames == len(one) == len(split) == 55
     different = [i for i, (a, b) in enumerate(zip(one, split, strict=True)) if not np.array_equal(a, b)]
-    assert different == []  # pieces start at 16 and 32: the mouth there is what the whole run drew
+    assert different == []  # the 2nd piece starts at frame 32 (2 batches): its mouth is what the whole run drew
     assert (tmp_path / "split" / "audio.wav").read_bytes() == (tmp_path / "one" / "audio.wav").read_bytes()
 
     # a video: pieces without sound, copied into one stream, the whole soundtrack encoded once
@@ -111,3 +112,20 @@ def test_split_on_ray_equals_one_machine_run_frame_for_frame_and_joins_a_video(t
     assert abs(len(sound) - len(wanted)) <= 0.03 * media.SAMPLE_RATE
     n = min(len(sound), len(wanted))
     assert np.corrcoef(sound[:n], wanted[:n])[0, 1] > 0.95  # one continuous soundtrack, not shifted
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--ray", "local"], "argument --ray: give --split N too"),
+    (["--split", "2", "--no-cache"], "argument --split: the workers share the face analysis through the cache"),
+    (["--split", "0"], "argument --split:"),
+])
+def test_split_flags_are_checked_before_any_work(tmp_path, capsys, flags, problem):
+    from lipdub.cli import main
+
+    try:
+        code = main(["animate", str(VIDEO), str(SPEECH), "-o", str(tmp_path / "out.mp4"), *flags])
+    except SystemExit as stop:  # argparse's own checks (ranges) exit while parsing
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and problem in err and "\n" not in err
+    assert not (tmp_path / "out.mp4").exists()
