@@ -180,6 +180,19 @@ def _paths(value: Any) -> list[Path]:
     return []
 
 
+def absolute(value: Any) -> Any:
+    """A copy of a request (nested dataclasses and lists) with every path absolute, for Ray workers: they run in
+    other working folders (on a cluster, other machines where the same absolute paths must exist)."""
+    if isinstance(value, Path):
+        return value.absolute()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: absolute(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, list):
+        return [absolute(v) for v in value]
+    return value
+
+
 # --------------------------------------------------------------------------------------------- up to date
 
 
@@ -267,7 +280,8 @@ def run_batch(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     outcomes, tasks = [], []
     jobs = read_jobs(jobs_file, out_dir, checkpoint=checkpoint, device=device)
     for job in tqdm(jobs, desc="batch: check", unit="job", leave=False, disable=None):  # hashes every input
-        task = {"line": job.line, "request": job.request, "state": str(state_path(job.request.output, out_dir))}
+        request = absolute(job.request) if ray_address else job.request
+        task = {"line": job.line, "request": request, "state": str(state_path(job.request.output, out_dir))}
         try:
             task["key"] = job_key(job.request)
         except OSError as err:  # a missing or unreadable input: this job fails, the others run

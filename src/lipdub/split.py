@@ -35,8 +35,9 @@ def piece_ranges(n_out: int, pieces: int, align: int = 1) -> list[range]:
 
 def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | None = None,
                   progress: Progress | None = None) -> AnimateResult:
-    """`pipeline.animate(request)` rendered in `pieces` pieces at once: on local processes, or on the Ray
-    cluster at `ray_address` ('local' starts a private instance); the same output, written atomically."""
+    """`pipeline.animate(request)` rendered in `pieces` pieces: on local processes (LIPDUB_THREADS at once), or on
+    the Ray cluster at `ray_address` ('local' starts a private instance); the same output, written atomically."""
+    from lipdub.batch import absolute
     from lipdub.data.runner import run_tasks
     from lipdub.pipeline import _soundtrack
 
@@ -44,19 +45,21 @@ def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | No
         raise LipdubError("--split shares one face analysis with its workers through the face cache; "
                           "drop --no-cache")
     report = progress or (lambda stage, done, total: None)
+    request = absolute(request)  # Ray workers run in other working folders
     p = plan(request, report)  # the face analysis runs here, once; the workers read it from the cache
     ranges = piece_ranges(p.n_out, pieces, max(1, int(getattr(p.base_engine, "batch_size", 1) or 1)))
     audio, rate = _soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
+    _let_go(p)
     output = Path(request.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     sequence = _is_sequence(output)
-    with tempfile.TemporaryDirectory(prefix=".lipdub-split-", dir=output.parent) as tmp:
+    beside = output.parent.parent if sequence else output.parent  # the pieces go beside the output (a sequence's
+    beside.mkdir(parents=True, exist_ok=True)  # folder appears only when it is complete)
+    with tempfile.TemporaryDirectory(prefix=".lipdub-split-", dir=beside) as tmp:
         suffix = ".png" if sequence else output.suffix
         tasks = [{"request": request, "start": r.start, "stop": r.stop,
                   "output": str(Path(tmp) / PIECE.format(k) / f"%06d{suffix}") if sequence
                   else str(Path(tmp) / (PIECE.format(k) + suffix))} for k, r in enumerate(ranges)]
-        results = run_tasks(render_piece, tasks, workers=len(tasks), ray_address=ray_address, desc="split",
-                            unit="piece", lost=_lost)
+        results = run_tasks(render_piece, tasks, ray_address=ray_address, desc="split", unit="piece", lost=_lost)
         for task, result in zip(tasks, results, strict=True):
             if "error" in result:
                 raise LipdubError(f"piece of frames {task['start']}-{task['stop'] - 1}: {result['error']}")
@@ -67,6 +70,15 @@ def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | No
             _join_video([Path(t["output"]) for t in tasks], ranges, output, audio, rate, p.fps, Path(tmp))
     report("done", p.n_out, p.n_out)
     return _result(p, output, len(ranges))
+
+
+def _let_go(p: Plan) -> None:
+    """Free what only the workers need while they run: the engine (a network's weights) and the video decoder."""
+    p.base_engine = None
+    for sp in p.speakers:
+        sp.engine = None
+    if p.source is not None:
+        p.source.close()
 
 
 def render_piece(task: dict[str, Any]) -> dict[str, Any]:

@@ -70,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--original-gain", type=db, default=0.0, metavar="DB")
     add_text_arguments(p)
     c = p.add_argument_group("several workers (see README: batch and cluster)")
-    c.add_argument("--split", type=count, metavar="N", help="render the output in N pieces at once (local "
-                   "processes, or Ray workers with --ray) and join them: the same frames as one run")
+    c.add_argument("--split", type=count, metavar="N", help="render the output in N pieces on workers (local "
+                   "processes, LIPDUB_THREADS at once, or Ray workers with --ray) and join them: the same frames as "
+                   "one run")
     c.add_argument("--ray", metavar="ADDRESS", help="with --split: the pieces run on Ray: 'local', HOST:PORT of a "
                    "cluster's head, or 'auto'; needs lipdub[ray], and inputs, output and LIPDUB_HOME on paths "
                    "every node reads")

@@ -183,6 +183,9 @@ class _RayJob:
         import ray
         from ray.util.queue import Queue
 
+        from lipdub.batch import absolute
+
+        request = absolute(request)  # the worker runs in another working folder (or on another machine)
         self.queue = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(num_cpus=1, max_retries=1, retry_exceptions=False)(_ray_child)
         self.ref = task.remote(runner, request, self.queue, log_path, threads)
