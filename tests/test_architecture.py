@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("lipdub.live",),
     ("lipdub.data",),
     ("lipdub.train",),
-    ("lipdub.batch",),
+    ("lipdub.batch", "lipdub.split"),
     ("lipdub.web",),
     ("lipdub.cli",),
     ("lipdub.__main__",),

@@ -4,7 +4,8 @@ One job a line, with the REST API's job fields (file paths instead of upload ids
 A job is skipped while its output is up to date: a state file beside the outputs records the key the output was
 made from (content hashes of every input file plus all settings) and the output's size and mtime. Jobs run
 through `data.runner.run_tasks`, the scheduler of the data steps; a job's failure is caught where it runs and
-comes back as one line, so one bad job never stops the others. Outputs are written atomically by the pipeline.
+comes back as one line, so one bad job never stops the others (nor does a worker that dies under a job:
+that job fails with the reason). Outputs are written atomically by the pipeline.
 """
 
 from __future__ import annotations
@@ -179,6 +180,19 @@ def _paths(value: Any) -> list[Path]:
     return []
 
 
+def absolute(value: Any) -> Any:
+    """A copy of a request (nested dataclasses and lists) with every path absolute, for Ray workers: they run in
+    other working folders (on a cluster, other machines where the same absolute paths must exist)."""
+    if isinstance(value, Path):
+        return value.absolute()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: absolute(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, list):
+        return [absolute(v) for v in value]
+    return value
+
+
 # --------------------------------------------------------------------------------------------- up to date
 
 
@@ -245,6 +259,11 @@ def run_job(task: dict[str, Any]) -> dict[str, Any]:
     return _outcome(task, "done", time.monotonic() - t0, **info)
 
 
+def _lost(task: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The outcome of a job whose worker died under it (run_tasks tried it twice)."""
+    return _outcome(task, "failed", None, error=reason)
+
+
 def _outcome(task: dict[str, Any], status: str, seconds: float | None, **extra: Any) -> dict[str, Any]:
     return {"line": task["line"], "output": str(task["request"].output), "status": status,
             "seconds": None if seconds is None else round(seconds, 2), **extra}
@@ -261,7 +280,8 @@ def run_batch(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     outcomes, tasks = [], []
     jobs = read_jobs(jobs_file, out_dir, checkpoint=checkpoint, device=device)
     for job in tqdm(jobs, desc="batch: check", unit="job", leave=False, disable=None):  # hashes every input
-        task = {"line": job.line, "request": job.request, "state": str(state_path(job.request.output, out_dir))}
+        request = absolute(job.request) if ray_address else job.request
+        task = {"line": job.line, "request": request, "state": str(state_path(job.request.output, out_dir))}
         try:
             task["key"] = job_key(job.request)
         except OSError as err:  # a missing or unreadable input: this job fails, the others run
@@ -274,7 +294,8 @@ def run_batch(jobs_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]
             outcomes.append(_outcome(task, "skipped", None, reason="up to date"))
         else:
             tasks.append(task)
-    outcomes += run_tasks(run_job, tasks, workers=workers, ray_address=ray_address, desc="batch", unit="job")
+    outcomes += run_tasks(run_job, tasks, workers=workers, ray_address=ray_address, desc="batch", unit="job",
+                          lost=_lost)
     outcomes.sort(key=lambda o: o["line"])
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "failed")}
     seconds = time.monotonic() - t0

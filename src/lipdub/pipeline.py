@@ -297,21 +297,38 @@ def _edit_strength(plan: Plan, sp: _Speaker) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- stream
 
 
-def stream(plan: Plan, writer, report: Progress) -> None:
-    """Render the output in batches: source frames -> each speaker's engine -> composite -> `writer`.
-    Memory holds one batch, whatever the length of the input."""
+def stream(plan: Plan, writer, report: Progress, frames: range | None = None) -> None:
+    """Render output frames `frames` (default: all) in batches: source frames -> each speaker's engine ->
+    composite -> `writer`. A range that starts later renders the very frames a whole run would (the engines
+    first take up the state a whole run has there). Memory holds one batch, whatever the length of the input."""
+    frames = range(plan.n_out) if frames is None else frames
     batch = max(1, int(getattr(plan.base_engine, "batch_size", 1) or 1))
     mover = plan.mover
-    report("generating", 0, plan.n_out)
-    frames_iter = itertools.repeat(plan.still_frame) if plan.still else plan.source.frames(plan.src_of.tolist())
-    done = 0
-    for chunk in _chunks(frames_iter, batch, plan.n_out):
+    if frames.start:
+        _resume(plan, frames.start)
+    report("generating", 0, len(frames))
+    frames_iter = itertools.repeat(plan.still_frame) if plan.still else \
+        plan.source.frames(plan.src_of[frames.start:frames.stop].tolist())
+    done = frames.start
+    for chunk in _chunks(frames_iter, batch, len(frames)):
         for k, frame in enumerate(_render_batch(plan, chunk, done)):
             # a photo's head moves after the mouth is drawn on the still: the engines keep their per-face set-up
             # and pose caches (a moved face would be a new face to them every frame), and the mouth moves with it
             writer.write(mover.apply(done + k, frame) if mover else frame)
         done += len(chunk)
-        report("generating", done, plan.n_out)
+        report("generating", done - frames.start, len(frames))
+
+
+def _resume(plan: Plan, start: int) -> None:
+    """Give each engine that keeps state across frames (`resume`) the faces a whole run renders before `start`."""
+    def read(src: int) -> np.ndarray:
+        return plan.still_frame.copy() if plan.still else next(plan.source.frames([src]))
+
+    for sp in plan.speakers:
+        if hasattr(sp.engine, "resume"):
+            seen = [(face, src) for i in range(start) if sp.strength[i] > 0
+                    and (face := _face_at(plan, sp, src := int(plan.src_of[i]))) is not None]
+            sp.engine.resume(seen, read)
 
 
 def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int) -> list[np.ndarray]:

@@ -69,6 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--speech-gain", type=db, default=0.0, metavar="DB")
     s.add_argument("--original-gain", type=db, default=0.0, metavar="DB")
     add_text_arguments(p)
+    c = p.add_argument_group("several workers (see README: batch and cluster)")
+    c.add_argument("--split", type=count, metavar="N", help="render the output in N pieces on workers (local "
+                   "processes, LIPDUB_THREADS at once, or Ray workers with --ray) and join them: the same frames as "
+                   "one run")
+    c.add_argument("--ray", metavar="ADDRESS", help="with --split: the pieces run on Ray: 'local', HOST:PORT of a "
+                   "cluster's head, or 'auto'; needs lipdub[ray], and inputs, output and LIPDUB_HOME on paths "
+                   "every node reads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -102,8 +109,17 @@ def run(args: argparse.Namespace) -> int:
         text=read_text(args), lang=args.lang)
     if args.motion is not None and _is_video(args.media):
         print("note: --motion applies to photos only; a video keeps its own motion", file=sys.stderr)
+    if args.ray and not args.split:
+        raise UsageError("argument --ray: give --split N too (how many pieces to render at once)")
+    if args.split and args.no_cache:
+        raise UsageError("argument --split: the workers share the face analysis through the cache; drop --no-cache")
     with ProgressBar(disable=args.quiet) as bar:
-        result = animate(request, progress=bar.update)
+        if args.split:
+            from lipdub.split import animate_split
+
+            result = animate_split(request, args.split, ray_address=args.ray, progress=bar.update)
+        else:
+            result = animate(request, progress=bar.update)
     for note in result.notes:
         print(note, file=sys.stderr)
     for sp in result.speakers:

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="Wav2Lip checkpoint for the neural engine")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"],
                    help="device of the wav2lip engine (default: LIPDUB_WEB_DEVICE, else auto, i.e. LIPDUB_DEVICE)")
+    p.add_argument("--ray", metavar="ADDRESS", default=None, help="run the jobs on a Ray cluster: 'local' (a private "
+                   "instance), HOST:PORT of its head, or 'auto' (also LIPDUB_WEB_RAY); --workers jobs at once; needs "
+                   "lipdub[ray] and the data folder on a path every node reads and writes")
     p.add_argument("--open", action="store_true", help="open the page in the default browser once serving")
     p.set_defaults(func=_run)
 
@@ -56,7 +59,7 @@ def settings_from_args(args: argparse.Namespace):
     over = {"data_dir": args.data_dir, "workers": args.workers, "max_duration": args.max_duration,
             "cors_origins": args.cors, "checkpoint": args.checkpoint, "device": args.device, "host": args.host,
             "keep_days": args.keep_days, "max_storage_gb": args.max_storage_gb, "public": args.public or None,
-            "quota_jobs": args.quota_jobs, "quota_mb": args.quota_mb, "pickers": args.pickers,
+            "quota_jobs": args.quota_jobs, "quota_mb": args.quota_mb, "pickers": args.pickers, "ray": args.ray,
             "token": secrets.token_urlsafe(16) if args.token == "random" else args.token,
             "max_upload_bytes": int(args.max_upload_mb * 1e6) if args.max_upload_mb else None}
     given = {k: v for k, v in over.items() if v is not None}
@@ -89,7 +92,8 @@ def _run(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}/"
     print(f"lipdub: serving on {url}" + (f"#token={settings.token}" if settings.token else ""), flush=True)
-    print(f"lipdub: data in {settings.resolved_data_dir()}, {settings.workers} worker(s); Ctrl+C stops",
+    where = f" on Ray ({settings.ray})" if settings.ray else ""
+    print(f"lipdub: data in {settings.resolved_data_dir()}, {settings.workers} worker(s){where}; Ctrl+C stops",
           flush=True)
     if args.open:
         import threading

@@ -65,7 +65,7 @@ def create_app(settings: WebSettings | None = None, *, runner: Runner | None = N
     ctx = WebContext(settings=settings, store=store, queue=None, data_dir=data_dir,  # type: ignore[arg-type]
                      picker=FacePicker(warm=settings.warm_up, size=settings.pickers))
     ctx.queue = JobQueue(store, runner, partial(make_request, ctx), ctx.job_dir, settings.workers,
-                         describe_error=partial(describe_error, ctx))
+                         describe_error=partial(describe_error, ctx), ray_address=settings.ray)
 
     max_bytes = settings.max_storage_gb * 1e9 if settings.max_storage_gb else None
     janitor = Janitor(partial(sweep, store, ctx.job_dir, settings.keep_days, max_bytes), settings.sweep_every)

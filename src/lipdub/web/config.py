@@ -31,6 +31,7 @@ class WebSettings(BaseSettings):
     max_storage_gb: float | None = Field(default=None, gt=0)  # past it, the oldest finished things go first
     sweep_every: float = Field(default=600.0, gt=0)  # seconds between retention sweeps
     pickers: int = Field(default=2, ge=1)  # face-picker helper processes (one long video does not block others)
+    ray: str | None = None  # run the jobs as Ray tasks on this cluster ('local', HOST:PORT or 'auto')
     warm_up: bool = True  # start the face-picker process and load its detector at start (fast first answer)
 
     def resolved_data_dir(self) -> Path:

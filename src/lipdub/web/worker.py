@@ -1,4 +1,5 @@
-"""The job queue: N manager threads, each running one job at a time in its own spawned process (cancel = kill)."""
+"""The job queue: N manager threads, each running one job at a time in its own spawned process, or as a Ray task
+on a cluster (`serve --ray`); cancel kills the process (`ray.cancel` on Ray)."""
 
 from __future__ import annotations
 
@@ -83,13 +84,36 @@ def _orphan_guard(parent_pid: int) -> None:
 
 
 def _child(runner: Runner, request: Any, conn: Connection, log_path: str, parent_pid: int, threads: int) -> None:
-    """Entry point of a job process: run `runner`, stream progress and the outcome back through `conn`."""
+    """Entry point of a local job process: run the job, stream progress and the outcome back through `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the server, which stops or re-queues jobs
+    threading.Thread(target=_orphan_guard, args=(parent_pid,), daemon=True).start()
+    _run_job(runner, request, conn, log_path, threads)
+
+
+def _ray_child(runner: Runner, request: Any, queue: Any, log_path: str, threads: int) -> None:
+    """Entry point of a job as a Ray task (`serve --ray`): the same job, its messages through a Ray queue."""
+    _run_job(runner, request, _QueueConn(queue), log_path, threads)
+
+
+class _QueueConn:
+    """The sending end of a Ray job's messages (what the Pipe is to a local job process)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def send(self, message: tuple) -> None:
+        self.queue.put(message)
+
+    def close(self) -> None:
+        pass
+
+
+def _run_job(runner: Runner, request: Any, conn: Any, log_path: str, threads: int) -> None:
+    """Run `runner`, sending ("progress", stage, done, total) messages, then ("done", result) or ("error", line)."""
     os.environ["LIPDUB_THREADS"] = str(threads)  # jobs running side by side share the CPU budget
     from lipdub.settings import get_settings
 
     get_settings.cache_clear()
-    threading.Thread(target=_orphan_guard, args=(parent_pid,), daemon=True).start()
     conn.send(("progress", "preparing", 0, 1))  # the process is up; the engine and the speech load next
     last = [0.0, ""]
 
@@ -111,6 +135,90 @@ def _child(runner: Runner, request: Any, conn: Connection, log_path: str, parent
         conn.send(("error", f"internal error ({type(err).__name__}: {err}); details in the server's job log"))
     finally:
         conn.close()
+
+
+class _LocalJob:
+    """A job running in its own spawned process on this machine; cancel kills the process."""
+
+    def __init__(self, ctx: Any, runner: Runner, request: Any, log_path: str, threads: int) -> None:
+        self.parent, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_child, args=(runner, request, child, log_path, os.getpid(), threads),
+                                name="lipdub-job", daemon=True)
+        self.proc.start()
+        child.close()
+
+    def poll(self, timeout: float) -> tuple | None:
+        """The job's next message within `timeout` s; ("error", reason) once its process has died."""
+        if self.parent.poll(timeout):
+            try:
+                return self.parent.recv()
+            except EOFError:
+                return ("error", f"the job's process died (exit code {self._exitcode()})")
+        if not self.proc.is_alive() and not self.parent.poll(0):
+            return ("error", f"the job's process died (exit code {self._exitcode()})")
+        return None
+
+    def _exitcode(self) -> int | None:
+        self.proc.join(2)
+        return self.proc.exitcode
+
+    def kill(self) -> None:
+        self.proc.terminate()
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.parent.close()
+
+    def finish(self) -> None:
+        self.proc.join(10)
+        self.parent.close()
+
+
+class _RayJob:
+    """A job running as a Ray task on the cluster (one CPU; Ray runs it once more if its worker dies);
+    cancel is `ray.cancel(force=True)`, which ends the worker process."""
+
+    def __init__(self, runner: Runner, request: Any, log_path: str, threads: int) -> None:
+        import ray
+        from ray.util.queue import Queue
+
+        from lipdub.batch import absolute
+
+        request = absolute(request)  # the worker runs in another working folder (or on another machine)
+        self.queue = Queue(actor_options={"num_cpus": 0})
+        task = ray.remote(num_cpus=1, max_retries=1, retry_exceptions=False)(_ray_child)
+        self.ref = task.remote(runner, request, self.queue, log_path, threads)
+
+    def poll(self, timeout: float) -> tuple | None:
+        """The job's next message within `timeout` s; ("error", reason) if the task ended without an outcome."""
+        import ray
+        from ray.exceptions import RayError
+        from ray.util.queue import Empty
+
+        try:
+            return self.queue.get(timeout=timeout)
+        except Empty:
+            pass
+        ready, _ = ray.wait([self.ref], timeout=0)
+        if not ready or not self.queue.empty():  # a finished task's messages are all queued by now
+            return None
+        try:
+            ray.get(self.ref)
+        except RayError as err:
+            return ("error", f"the job's Ray worker died, twice ({type(err).__name__})")
+        return ("error", "the job's Ray task ended without an outcome")
+
+    def kill(self) -> None:
+        import ray
+
+        ray.cancel(self.ref, force=True)
+        self.finish()
+
+    def finish(self) -> None:
+        import ray
+
+        ray.kill(self.queue.actor)
 
 
 def _plain(value: Any) -> Any:
@@ -135,9 +243,11 @@ class JobQueue:
 
     def __init__(self, store: Store, runner: Runner, make_request: Callable[[Job], Any],
                  job_dir: Callable[[str], Path], workers: int = 1,
-                 describe_error: Callable[[Job, str], str] = lambda job, msg: msg) -> None:
+                 describe_error: Callable[[Job, str], str] = lambda job, msg: msg,
+                 ray_address: str | None = None) -> None:
         self.store, self.runner, self.make_request, self.job_dir = store, runner, make_request, job_dir
         self.workers, self.describe_error = workers, describe_error
+        self.ray_address = ray_address  # jobs run as Ray tasks on this cluster ('local': a private instance)
         self._ctx = mp.get_context("spawn")
         self._lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {}  # running job id -> set to stop it
@@ -151,6 +261,10 @@ class JobQueue:
             "the server stopped while this job was running; start it again")
         for job_id in failed:
             self._clean(job_id, keep_log=True)
+        if self.ray_address:
+            from lipdub.data.runner import connect_ray
+
+            connect_ray(self.ray_address, self.workers)
         self._stopping.clear()
         for i in range(self.workers):
             t = threading.Thread(target=self._loop, name=f"lipdub-worker-{i}", daemon=True)
@@ -226,66 +340,42 @@ class JobQueue:
         except Exception as err:  # noqa: BLE001 - e.g. an upload deleted while the job waited
             self.store.finish(job.id, "failed", error=self.describe_error(job, str(err)))
             return
-        parent, child = self._ctx.Pipe(duplex=False)
-        args = (self.runner, request, child, str(job_dir / "error.log"), os.getpid(), self.threads_per_job())
-        proc = self._ctx.Process(target=_child, args=args, name=f"lipdub-job-{job.id}", daemon=True)
-        proc.start()
-        child.close()
+        log_path, threads = str(job_dir / "error.log"), self.threads_per_job()
+        handle = _RayJob(self.runner, request, log_path, threads) if self.ray_address else \
+            _LocalJob(self._ctx, self.runner, request, log_path, threads)
         started, percent, last_write = time.time(), 0.0, 0.0
         stage_name, stage_started, eta = "", started, StableEta()
         outcome: tuple | None = None
-        while outcome is None:
-            if cancel.is_set():
+        while outcome is None and not cancel.is_set():
+            msg = handle.poll(0.1)
+            if msg is None:
+                continue
+            if msg[0] != "progress":
+                outcome = msg
                 break
-            if parent.poll(0.1):
-                try:
-                    msg = parent.recv()
-                except EOFError:
-                    outcome = ("error", f"the job's process died (exit code {self._exitcode(proc)})")
-                    break
-                if msg[0] == "progress":
-                    _, stage, done, total = msg
-                    now = time.time()
-                    if stage != stage_name:
-                        stage_name, stage_started = stage, now
-                    percent = stage_percent(stage, done, total, percent)
-                    left = eta.update(now, stage, stage_started, done / total if total else 0.0, percent)
-                    if now - last_write >= PROGRESS_EVERY or done >= total:
-                        self.store.update_progress(job.id, stage, round(percent, 1), left)
-                        last_write = now
-                else:
-                    outcome = msg
-            elif not proc.is_alive() and not parent.poll(0):
-                outcome = ("error", f"the job's process died (exit code {self._exitcode(proc)})")
+            _, stage, done, total = msg
+            now = time.time()
+            if stage != stage_name:
+                stage_name, stage_started = stage, now
+            percent = stage_percent(stage, done, total, percent)
+            left = eta.update(now, stage, stage_started, done / total if total else 0.0, percent)
+            if now - last_write >= PROGRESS_EVERY or done >= total:
+                self.store.update_progress(job.id, stage, round(percent, 1), left)
+                last_write = now
         if outcome is None:  # cancelled, or the server is stopping
-            self._kill(proc)
-            parent.close()
+            handle.kill()
             self._clean(job.id)
             if self._stopping.is_set():
                 self.store.requeue(job.id)
             else:
                 self.store.finish(job.id, "cancelled", error="cancelled by the user")
             return
-        proc.join(10)
-        parent.close()
+        handle.finish()
         if outcome[0] == "done":
             self.store.finish(job.id, "done", result=outcome[1])
         else:
             self._clean(job.id, keep_log=True)
             self.store.finish(job.id, "failed", error=self.describe_error(job, outcome[1]))
-
-    @staticmethod
-    def _exitcode(proc: mp.process.BaseProcess) -> int | None:
-        proc.join(2)
-        return proc.exitcode
-
-    @staticmethod
-    def _kill(proc: mp.process.BaseProcess) -> None:
-        proc.terminate()
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
 
     def _clean(self, job_id: str, keep_log: bool = False) -> None:
         """Remove a job's partial output (everything in its folder but, if asked, the error log)."""

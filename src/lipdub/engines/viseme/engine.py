@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -14,6 +14,8 @@ from lipdub.engines.base import Engine, FrameJob, Patch
 from lipdub.engines.viseme.mouth import SourceMouth
 from lipdub.engines.viseme.render import FaceRenderer
 from lipdub.engines.viseme.shapes import articulate
+from lipdub.engines.viseme.warp import FaceFrame, MouthWarp
+from lipdub.faces.types import Face
 from lipdub.media.audio import SAMPLE_RATE
 
 SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
@@ -77,6 +79,22 @@ class VisemeEngine(Engine):
         renderer.use_mouth(best)
         p = self.poses[min(max(job.index, 0), len(self.poses) - 1)]
         return renderer.render(job.frame, p, cacheable=True)
+
+    def resume(self, seen: Sequence[tuple[Face, int]], read: Callable[[int], np.ndarray]) -> None:
+        """Take up the state a run from the first frame has after rendering `seen` ((face, source frame) in
+        order): each track's widest mouth so far, so a piece of a timeline renders what the whole run would.
+        Sizes come from the landmarks alone; only the frame with a track's widest mouth is read."""
+        best: dict[int, tuple[float, np.ndarray, int]] = {}
+        for face, src in seen:
+            if face.landmarks is None or face.track_id is None:
+                continue
+            lm = np.asarray(face.landmarks, np.float32)  # as _render_one hands them to FaceRenderer
+            points = MouthWarp.points(lm)
+            size = SourceMouth.size_of(points, FaceFrame.of(points))
+            if size is not None and (face.track_id not in best or size > best[face.track_id][0]):
+                best[face.track_id] = (size, lm, src)
+        for track, (_, lm, src) in best.items():
+            self._mouths[track] = FaceRenderer(read(src), lm).own_mouth
 
     def _renderer(self, frame: np.ndarray, lm: np.ndarray) -> FaceRenderer:
         """The prepared face for these landmarks on these pixels (a still reuses one across all frames)."""

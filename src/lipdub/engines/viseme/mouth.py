@@ -63,16 +63,29 @@ class SourceMouth:
         """Open area (in s^2 units, roughly): bigger openings show more of the teeth."""
         return float(self.depth.mean())
 
+    @staticmethod
+    def _opening(lm: np.ndarray, ff: FaceFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(a, upper inner lip line, depth in units of s) across the mouth; None when it is closed."""
+        (ua, ub), (la, lb) = ff.ab(lm[UPPER_INNER]), ff.ab(lm[LOWER_INNER])
+        a = np.linspace(-1, 1, TEXTURE_SIZE[1])
+        top = np.interp(a, ua, ub)
+        depth = np.clip(np.interp(a, la, lb) - top, 0, None) / ff.s
+        return None if float(depth.max()) * ff.s < max(3.0, 0.02 * ff.s) else (a, top, depth)
+
+    @classmethod
+    def size_of(cls, lm: np.ndarray, ff: FaceFrame) -> float | None:
+        """The `size` the mouth of these landmarks would have, from the landmarks alone (None: closed)."""
+        opening = cls._opening(lm, ff)
+        return None if opening is None else float(opening[2].astype(np.float32).mean())
+
     @classmethod
     def of(cls, roi: np.ndarray, origin: np.ndarray, lm: np.ndarray, ff: FaceFrame) -> SourceMouth | None:
         """None when the mouth is closed (nothing inside to reuse)."""
-        (ua, ub), (la, lb) = ff.ab(lm[UPPER_INNER]), ff.ab(lm[LOWER_INNER])
-        rows, cols = TEXTURE_SIZE
-        a = np.linspace(-1, 1, cols)
-        top = np.interp(a, ua, ub)
-        depth = np.clip(np.interp(a, la, lb) - top, 0, None) / ff.s
-        if float(depth.max()) * ff.s < max(3.0, 0.02 * ff.s):
+        opening = cls._opening(lm, ff)
+        if opening is None:
             return None
+        a, top, depth = opening
+        rows = TEXTURE_SIZE[0]
         d = np.linspace(0, TEXTURE_DEPTH, rows)[:, None] * ff.s
         b = top[None, :] + d
         x = ff.center[0] + a[None] * ff.half_width * ff.u[0] + b * ff.v[0] - origin[0]

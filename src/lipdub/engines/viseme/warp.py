@@ -75,7 +75,7 @@ class MouthWarp:
     """Everything about one face that does not change with the pose: the ROI, control points, basis fields."""
 
     def __init__(self, landmarks: np.ndarray, frame_shape: tuple[int, ...], grid_step: int | None = None):
-        lm = np.asarray(landmarks, np.float64)[:, :2]
+        lm = self.points(landmarks)
         self.lm = lm
         self.ff = ff = FaceFrame.of(lm)
         h, w = frame_shape[:2]
@@ -85,6 +85,11 @@ class MouthWarp:
         self.origin = np.array([left, top], np.float64)
         self._build_controls()
         self._build_fields(grid_step)
+
+    @staticmethod
+    def points(landmarks: np.ndarray) -> np.ndarray:
+        """The (x, y) landmark points the warp works with (float64)."""
+        return np.asarray(landmarks, np.float64)[:, :2]
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
