@@ -370,7 +370,7 @@ def animate(request: AnimateRequest, progress: Progress | None = None) -> Animat
 
     report = progress or (lambda stage, done, total: None)
     p = plan(request, report)
-    audio_out, audio_rate = _soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
+    audio_out, audio_rate = soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
     settings = get_settings()
     with media.VideoWriter(request.output, p.fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
                            preset=settings.preset) as writer:
@@ -449,7 +449,7 @@ def _chunks(frames: Iterator[np.ndarray], size: int, total: int) -> Iterator[lis
         yield chunk
 
 
-def _soundtrack(request: AnimateRequest, info, speakers: list[_Speaker], n_out: int, fps: float,
+def soundtrack(request: AnimateRequest, info, speakers: list[_Speaker], n_out: int, fps: float,
                 still: bool) -> tuple[np.ndarray, int]:
     """The output audio: every speaker at its start, over the original track when asked, exactly n_out frames."""
     from lipdub import media

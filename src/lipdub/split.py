@@ -39,7 +39,7 @@ def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | No
     the Ray cluster at `ray_address` ('local' starts a private instance); the same output, written atomically."""
     from lipdub.batch import absolute
     from lipdub.data.runner import run_tasks
-    from lipdub.pipeline import _soundtrack
+    from lipdub.pipeline import soundtrack
 
     if not request.use_cache:
         raise LipdubError("--split shares one face analysis with its workers through the face cache; "
@@ -48,7 +48,7 @@ def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | No
     request = absolute(request)  # Ray workers run in other working folders
     p = plan(request, report)  # the face analysis runs here, once; the workers read it from the cache
     ranges = piece_ranges(p.n_out, pieces, max(1, int(getattr(p.base_engine, "batch_size", 1) or 1)))
-    audio, rate = _soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
+    audio, rate = soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
     _let_go(p)
     output = Path(request.output)
     sequence = _is_sequence(output)
