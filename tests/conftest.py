@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,3 +27,15 @@ def lipdub_home(tmp_path, monkeypatch) -> Path:
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> str:
+    """One local Ray instance (head on 127.0.0.1, 2 CPUs) for the whole run, as `--ray local` would start it:
+    Ray starts slowly, so every test that runs on Ray shares it. Its workers import what this process can."""
+    import ray  # the optional extra (lipdub[ray]), part of the dev install
+
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+    yield "local"
+    ray.shutdown()

@@ -98,24 +98,19 @@ def test_local_processes_run_all_jobs_report_the_bad_one_and_resume(tmp_path, ca
 
 
 @pytest.mark.slow
-def test_jobs_run_on_a_local_ray_instance_and_a_second_run_skips_them(tmp_path, capsys):
-    import ray  # the optional extra (lipdub[ray])
-
+def test_jobs_run_on_a_local_ray_instance_and_a_second_run_skips_them(tmp_path, capsys, ray_local):
     lines = [GOOD_AND_BAD[0], GOOD_AND_BAD[2],  # several speakers as the REST API sends them, starting at 0.5 s
              {"media": "man.jpg", "speakers": [{"audio": "speech2.flac", "start": 0.5}], "engine": "viseme",
               "output": "late.mp4"}]
     jobs, out = _folder(tmp_path, lines), tmp_path / "out"
-    try:
-        code, rep = _batch(capsys, jobs, out, "--ray", "local", "-j", "2")
-        assert code == 1
-        assert [j["status"] for j in rep["jobs"]] == ["done", "failed", "done"]
-        assert "no face found" in rep["jobs"][1]["error"]
-        _check_talking(out / "woman.mp4", _speech_seconds(INPUTS["speech1.flac"]))
-        _check_talking(out / "late.mp4", 0.5 + _speech_seconds(INPUTS["speech2.flac"]))
-        code, rep = _batch(capsys, jobs, out, "--ray", "local", "-j", "2")
-        assert [j["status"] for j in rep["jobs"]] == ["skipped", "failed", "skipped"]
-    finally:
-        ray.shutdown()
+    code, rep = _batch(capsys, jobs, out, "--ray", "local", "-j", "2")
+    assert code == 1
+    assert [j["status"] for j in rep["jobs"]] == ["done", "failed", "done"]
+    assert "no face found" in rep["jobs"][1]["error"]
+    _check_talking(out / "woman.mp4", _speech_seconds(INPUTS["speech1.flac"]))
+    _check_talking(out / "late.mp4", 0.5 + _speech_seconds(INPUTS["speech2.flac"]))
+    code, rep = _batch(capsys, jobs, out, "--ray", "local", "-j", "2")
+    assert [j["status"] for j in rep["jobs"]] == ["skipped", "failed", "skipped"]
 
 
 @pytest.mark.slow

@@ -133,17 +133,12 @@ def test_crop_and_pieces_on_real_video(tmp_path):
         assert clip.meta()["crop"] == [112, 0, 112, 224]
 
 
-def test_same_step_runs_in_local_processes_and_on_ray(tmp_path):
+def test_same_step_runs_in_local_processes_and_on_ray(tmp_path, ray_local):
     tasks = [{"i": i} for i in range(4)]
     expected = [settings_hash(t) for t in tasks]
     assert run_tasks(settings_hash, tasks, workers=2) == expected
-    import ray  # the optional extra (lipdub[ray])
-
     on_ray, local = tmp_path / "ray", tmp_path / "local"
-    try:
-        res = cut([GUEST], on_ray, CutConfig(max_len=3, piece=1.5), workers=2, ray_address="local")
-    finally:
-        ray.shutdown()
+    res = cut([GUEST], on_ray, CutConfig(max_len=3, piece=1.5), workers=2, ray_address=ray_local)
     cut([GUEST], local, CutConfig(max_len=3, piece=1.5), workers=1)
     spans = {c.clip: (c.meta()["start_frame"], c.meta()["end_frame"]) for c in iter_clips(local)}
     assert res["clips"] == len(spans) >= 3

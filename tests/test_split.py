@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,6 @@ from lipdub import media
 from lipdub.data.runner import run_tasks
 from lipdub.errors import LipdubError
 from lipdub.media.atomic import sequence_files
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance (head on 127.0.0.1, 2 CPUs) shared by this module's tests: Ray starts slowly."""
-    ray = pytest.importorskip("ray")  # the optional extra (lipdub[ray])
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
-    yield "local"
-    ray.shutdown()
 
 
 def double_or_die(task: int) -> int:

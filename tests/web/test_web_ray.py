@@ -4,23 +4,10 @@ reason. The jobs run the quick stand-in runners of web_runners (the web machiner
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
-import pytest
 import web_runners
 from conftest import PHOTO, SPEECH, ended, upload, wait_job
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance for this module (Ray starts slowly); its workers import what this process can."""
-    ray = pytest.importorskip("ray")  # the optional extra (lipdub[ray])
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
-    yield "local"
-    ray.shutdown()
 
 
 def new_job(client) -> dict:
