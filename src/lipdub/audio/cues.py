@@ -43,7 +43,7 @@ DIPHTHONGS: dict[str, tuple[str, str]] = {
 }
 # how strongly a shape holds against its neighbours while they blend (lips must meet on P/B/M)
 DOMINANCE = np.array([0.6, 4.0, 1.0, 1.2, 1.3, 1.3, 1.6, 2.5, 1.0], np.float32)
-ANTICIPATION_S = 0.03  # the mouth moves a little before the sound
+ANTICIPATION_S = 0.0  # beyond the cues' own leads (closures, rounding): more made the mouth early on real speakers
 BLEND_S = 0.028  # std. dev. of the ease in/out
 MAX_PHONE_S = 0.6  # a recognised phone longer than this is a decoding failure
 # Rhubarb Lip Sync's timing (measured from its source): shapes held >= 70 ms, lips closing 40-120 ms before a
@@ -318,8 +318,8 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
     """Per-frame shape weights `(n_frames, len(SHAPES))` (rows sum to 1) after co-articulation: each shape
-    is held at least 70 ms, anticipated by 30 ms, eased in and out with a Gaussian, weighed by its dominance
-    (closures win) and averaged over the frame's duration, so no shape flashes for a single frame."""
+    is held at least 70 ms, eased in and out with a Gaussian, weighed by its dominance (closures win) and
+    averaged over the frame's time span (centred on i / fps), so no shape flashes for a single frame."""
     step = 0.005
     total = max(n_frames / fps, cues[-1].end if cues else 0.0)
     n = int(np.ceil(total / step)) + 1
@@ -337,7 +337,7 @@ def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
 
     smooth = gaussian_filter1d(ind * DOMINANCE, BLEND_S / step, axis=0, mode="nearest")
     smooth /= smooth.sum(axis=1, keepdims=True)
-    edges = np.round(np.arange(n_frames + 1) / fps / step).astype(int).clip(0, n - 1)
+    edges = np.round((np.arange(n_frames + 1) - 0.5) / fps / step).astype(int).clip(0, n - 1)  # centred on i / fps
     cum = np.concatenate([np.zeros((1, len(SHAPES))), np.cumsum(smooth, axis=0)])
     width = np.maximum(edges[1:] - edges[:-1], 1)[:, None]
     track = (cum[np.minimum(edges[:-1] + width[:, 0], n)] - cum[edges[:-1]]) / width
