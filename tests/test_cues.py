@@ -238,3 +238,37 @@ def test_cues_command_takes_a_transcript_and_rejects_bad_ones(tmp_path, capsys):
     assert "'xx'" in capsys.readouterr().err
     assert main(["cues", str(DATA / "espeak_nl.flac"), "--text-file", str(tmp_path / "none.txt")]) == 1
     assert "none.txt" in capsys.readouterr().err
+
+
+def test_pauses_between_words_relax_the_mouth_and_long_ones_close_it(espeak):
+    """Rhubarb's pause rule on real timing: 0.25 s of silence spliced in before "over" leaves the lips apart
+    (relaxed B or C), 0.7 s before "called" closes them (X); speech around them is untouched."""
+    audio = espeak[0]
+
+    def splice(x: np.ndarray, at: float, seconds: float) -> np.ndarray:
+        i = int(at * 16000)
+        return np.concatenate([x[:i], np.zeros(int(seconds * 16000), np.float32), x[i:]])
+
+    cues = C.extract_cues(splice(splice(audio, 6.85, 0.7), 4.29, 0.25), FPS)
+
+    def shape_at(t: float) -> str:
+        return next(c.shape for c in cues if c.start <= t < c.end)
+
+    assert shape_at(4.29 + 0.125) in ("B", "C")
+    assert shape_at(6.85 + 0.25 + 0.35) == "X"
+    assert {shape_at(t) for t in np.arange(5.0, 6.8, 0.04)} - {"X"}  # the words between still move
+
+
+def test_a_wide_open_mouth_closes_through_an_in_between_shape():
+    """Rhubarb's in-betweens: D held 300 ms then closed lips pass through C for 40-80 ms just before the
+    closure; one too short to take 40 ms from gets none; the exports show the in-between."""
+    cues = [C.Cue(0.0, 0.2, "X"), C.Cue(0.2, 0.5, "D", "AA"), C.Cue(0.5, 0.6, "A", "M"), C.Cue(0.6, 0.69, "D", "AA"),
+            C.Cue(0.69, 0.8, "A", "P"), C.Cue(0.8, 1.2, "X")]
+    out = C.in_betweens(cues)
+    assert [c.shape for c in out] == ["X", "D", "C", "A", "D", "A", "X"]
+    tween = out[2]
+    assert 0.04 <= round(tween.end - tween.start, 6) <= 0.08 and tween.end == 0.5 and out[1].end == tween.start
+    assert all(a.end == b.start for a, b in zip(out, out[1:], strict=False))
+    assert "C" in [line.split("\t")[1] for line in C.to_rhubarb_tsv(out).splitlines()]
+    track = C.cue_track(out, 100, 120)  # not stretched to the 70 ms hold: it stays an in-between
+    assert track[int(0.44 * 100):int(0.49 * 100), C.SHAPE_INDEX["C"]].max() > 0.3
