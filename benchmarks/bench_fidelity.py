@@ -6,7 +6,9 @@ For each talking video in the test data, the video's first frame is the photo an
   average); lag: the frame shift in -6..6 where it peaks (positive: lipdub late); open: mean aperture
   generated / real; lmd: mean distance of the 40 FACEMESH_LIPS points after aligning the eyes (translation,
   rotation, inter-ocular scale), beside `frozen`, the LMD of the first frame's mouth held still;
-  loud: the loudness baseline, per-frame RMS correlated with the real aperture.
+  loud: the loudness baseline, per-frame RMS correlated with the real aperture; src: the lag (-25..25) where
+  loudness best matches the real mouth, a rough reading of the source's own audio/video offset (a source that
+  is itself off-sync, e.g. +6 or more, cannot meet the lag goal).
 - backward mode: the video's frames played backwards under its forward audio are the input. What the output
   shares with the real forward mouth (corr) came from the audio; `back` is its correlation with the reversed
   input mouth and must stay low.
@@ -32,6 +34,7 @@ SR = 16000
 LIPS = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
         270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415]  # FACEMESH_LIPS
 LAGS = range(-6, 7)
+SOURCE_LAGS = range(-25, 26)
 ROUND = ("u", "u:", "o:", "O", "oU", "VU")
 
 
@@ -85,10 +88,10 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _lag(gen: np.ndarray, real: np.ndarray) -> int:
+def _lag(gen: np.ndarray, real: np.ndarray, lags: range = LAGS) -> int:
     """Shift (frames) maximising corr(gen[t + lag], real[t]); positive: the generated mouth is late."""
     n = min(len(gen), len(real))
-    best = max(LAGS, key=lambda k: _corr(gen[max(k, 0): n + min(k, 0)], real[max(-k, 0): n - max(k, 0)]))
+    best = max(lags, key=lambda k: _corr(gen[max(k, 0): n + min(k, 0)], real[max(-k, 0): n - max(k, 0)]))
     return int(best)
 
 
@@ -141,7 +144,8 @@ def run_video(path: Path, tmp: Path, args: argparse.Namespace) -> dict[str, dict
     else:
         real = measure(frames)
         np.savez(cached, aperture=real.aperture, lips=real.lips)
-    rows = {"loud": {"corr": _corr(_rms(audio, fps, n), real.aperture)}}
+    rms = _rms(audio, fps, n)
+    rows = {"loud": {"corr": _corr(rms, real.aperture), "src": _lag(rms, real.aperture, SOURCE_LAGS)}}
     if args.mode in ("forward", "both"):
         gen = _animate(photo, wav, tmp / f"{path.stem}.fwd.mp4", fps)
         rows["forward"] = figures(gen, real)
@@ -177,14 +181,59 @@ def phone_figures() -> None:
             except TypeError:  # a lipdub without transcripts
                 continue
             w = cues.cue_track(found, 100, len(audio) // 160)
-            closed = w[:, cues.SHAPE_INDEX["A"]] + w[:, cues.SHAPE_INDEX["X"]] > 0.5
-            hits = [closed[max(0, int((a - 0.04) * 100)): int((a + 0.04) * 100) + 1].any()
-                    for p, a, _ in spans if p in ("p", "b", "m")]
+            hits, _ = _closures(w, [a for p, a, _ in spans if p in ("p", "b", "m")], [])
             rnd = w[:, cues.SHAPE_INDEX["E"]] + w[:, cues.SHAPE_INDEX["F"]]
             on = [rnd[int(a * 100): int(b * 100)].mean() for p, a, b in spans if p in ROUND]
             off = [rnd[int(a * 100): int(b * 100)].mean() for p, a, b in spans if p in ("a", "a:", "A", "i", "i:", "E")]
             print(f"{lang + (' + transcript' if text else ' (audio only)'):<28}{np.mean(hits):10.2f}"
                   f"{np.mean(on):11.2f}{np.mean(off):8.2f}")
+
+
+FLEMISH = {  # real Dutch speech in the test data, with its transcript (SOURCES.md)
+    "aud_nl_flemish_male_vl00203.wav": "De plant van de aardappel is giftig.",
+    "aud_nl_flemish_male_vl04108.wav": "De Straat van Gibraltar is een zee-engte aan het uiteinde van de "
+                                       "Middellandse Zee.",
+    "aud_nl_flemish_male_vl09647.wav": "Dat kan met betrekkelijk weinig geld.",
+}
+
+
+def _closures(w: np.ndarray, bilabials: list[float], others: list[float]) -> tuple[list[bool], list[bool]]:
+    """On 10 ms shape weights: for each bilabial start, are the lips closed (A or rest X) within 40 ms; for each
+    other phone's centre (over 80 ms from a bilabial), are they sealed (A) there - a false closure."""
+    from lipdub.audio import cues
+
+    closed = w[:, cues.SHAPE_INDEX["A"]] + w[:, cues.SHAPE_INDEX["X"]] > 0.5
+    sealed = w[:, cues.SHAPE_INDEX["A"]] > 0.5
+    hits = [bool(closed[max(0, int((a - 0.04) * 100)): int((a + 0.04) * 100) + 1].any()) for a in bilabials]
+    false = [bool(sealed[min(int(t * 100), len(sealed) - 1)]) for t in others
+             if all(abs(t - b) > 0.08 for b in bilabials)]
+    return hits, false
+
+
+def dutch_closures(data: Path) -> None:
+    """Real Dutch speech: bilabials placed by aligning the transcript (align.py) are the reference; closure
+    recall and false closures of the cues without the transcript (audio only) and with it."""
+    from lipdub.audio import cues
+    from lipdub.audio.align import align
+
+    print(f"\n{'Flemish speech (aligned reference)':<36}{'bilabials':>10}{'closed':>8}{'false':>7}")
+    totals: dict[str, list[list[bool]]] = {"audio only": [[], []], "transcript": [[], []]}
+    for name, text in FLEMISH.items():
+        if not (data / name).exists():
+            continue
+        audio = load_audio(data / name, sr=SR)
+        ref = [(p, a, b) for p, a, b in align(audio, text, "nl").phones if p != "SIL"]
+        bil = [a for p, a, _ in ref if p in ("P", "B", "M")]
+        others = [(a + b) / 2 for p, a, b in ref if p not in ("P", "B", "M")]
+        for mode, kw in (("audio only", {}), ("transcript", {"text": text, "lang": "nl"})):
+            w = cues.cue_track(cues.extract_cues(audio, 25, **kw), 100, len(audio) // 160)
+            hits, false = _closures(w, bil, others)
+            totals[mode][0] += hits
+            totals[mode][1] += false
+            print(f"{name[15:] + ' ' + mode:<36}{len(hits):10d}{np.mean(hits):8.2f}{np.mean(false):7.2f}")
+    for mode, (hits, false) in totals.items():
+        if hits:
+            print(f"{'all, ' + mode:<36}{len(hits):10d}{np.mean(hits):8.2f}{np.mean(false):7.2f}")
 
 
 def main() -> None:
@@ -196,6 +245,7 @@ def main() -> None:
     ap.add_argument("--max-side", type=int, default=480, help="downscale frames to this longest side first")
     args = ap.parse_args()
     phone_figures()
+    dutch_closures(args.data)
     videos = sorted(p for p in args.data.glob("vid_*") if p.suffix in (".mp4", ".mpg", ".mov", ".mkv"))
     videos = videos[: args.videos] if args.videos else videos
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -211,13 +261,14 @@ def main() -> None:
         table = {v: r[mode] for v, r in results.items() if mode in r}
         if not table:
             continue
-        print(f"\n{mode:<44}" + "".join(f"{k:>8}" for k in keys) + f"{'loud':>8}")
+        print(f"\n{mode:<44}" + "".join(f"{k:>8}" for k in keys) + f"{'loud':>8}{'src':>6}")
         for v, row in table.items():
             print(f"{v[:44]:<44}" + "".join(f"{row[k]:8.3f}" if k != "lag" else f"{row[k]:8d}" for k in keys)
-                  + f"{results[v]['loud']['corr']:8.3f}")
+                  + f"{results[v]['loud']['corr']:8.3f}{results[v]['loud']['src']:6d}")
         mean = {k: float(np.mean([row[k] for row in table.values()])) for k in keys}
         loud = float(np.mean([results[v]["loud"]["corr"] for v in table]))
         print(f"{'mean':<44}" + "".join(f"{mean[k]:8.3f}" for k in keys) + f"{loud:8.3f}")
+        print(f"|lag| <= 1 on {sum(abs(row['lag']) <= 1 for row in table.values())} of {len(table)} videos")
 
 
 if __name__ == "__main__":

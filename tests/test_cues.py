@@ -238,3 +238,81 @@ def test_cues_command_takes_a_transcript_and_rejects_bad_ones(tmp_path, capsys):
     assert "'xx'" in capsys.readouterr().err
     assert main(["cues", str(DATA / "espeak_nl.flac"), "--text-file", str(tmp_path / "none.txt")]) == 1
     assert "none.txt" in capsys.readouterr().err
+
+
+def test_pauses_between_words_relax_the_mouth_and_long_ones_close_it(espeak):
+    """Rhubarb's pause rule on real timing: 0.25 s of silence spliced in before "over" leaves the lips apart
+    (relaxed B or C), 0.7 s before "called" closes them (X); speech around them is untouched."""
+    audio = espeak[0]
+
+    def splice(x: np.ndarray, at: float, seconds: float) -> np.ndarray:
+        i = int(at * 16000)
+        return np.concatenate([x[:i], np.zeros(int(seconds * 16000), np.float32), x[i:]])
+
+    cues = C.extract_cues(splice(splice(audio, 6.85, 0.7), 4.29, 0.25), FPS)
+
+    def shape_at(t: float) -> str:
+        return next(c.shape for c in cues if c.start <= t < c.end)
+
+    assert shape_at(4.29 + 0.125) in ("B", "C")
+    assert shape_at(6.85 + 0.25 + 0.35) == "X"
+    assert {shape_at(t) for t in np.arange(5.0, 6.8, 0.04)} - {"X"}  # the words between still move
+
+
+def test_a_wide_open_mouth_closes_through_an_in_between_shape():
+    """Rhubarb's in-betweens: D held 300 ms then closed lips pass through C for 40-80 ms just before the
+    closure; one too short to take 40 ms from gets none; the exports show the in-between."""
+    cues = [C.Cue(0.0, 0.2, "X"), C.Cue(0.2, 0.5, "D", "AA"), C.Cue(0.5, 0.6, "A", "M"), C.Cue(0.6, 0.69, "D", "AA"),
+            C.Cue(0.69, 0.8, "A", "P"), C.Cue(0.8, 1.2, "X")]
+    out = C.in_betweens(cues)
+    assert [c.shape for c in out] == ["X", "D", "C", "A", "D", "A", "X"]
+    tween = out[2]
+    assert 0.04 <= round(tween.end - tween.start, 6) <= 0.08 and tween.end == 0.5 and out[1].end == tween.start
+    assert all(a.end == b.start for a, b in zip(out, out[1:], strict=False))
+    assert "C" in [line.split("\t")[1] for line in C.to_rhubarb_tsv(out).splitlines()]
+    track = C.cue_track(out, 100, 120)  # not stretched to the 70 ms hold: it stays an in-between
+    assert track[int(0.44 * 100):int(0.49 * 100), C.SHAPE_INDEX["C"]].max() > 0.3
+
+
+# ---------------------------------------------------------------- per-speaker transcripts (issue 13)
+
+def test_each_speaker_is_aligned_to_its_own_transcript(tmp_path):
+    """Two speakers (a Dutch and an English sentence), each with its transcript in its --speaker: each one's lips
+    close within 40 ms of its own bilabials (audio only misses Dutch ones; the other's text would misplace them)."""
+    from lipdub.audio.speakers import parse_speaker
+    from lipdub.engines.viseme import VisemeEngine
+    from lipdub.media import write_audio
+    from lipdub.pipeline import AnimateRequest, _prepare_speakers
+
+    first = {"nl": (3.6, "Mijn moeder bakt op maandag brood met boter."),
+             "en": (2.45, "Please bring me a bottle of fresh milk.")}  # each sentence's first 2.5-3.6 s
+    for lang, (seconds, _) in first.items():
+        write_audio(tmp_path / f"{lang}.wav", _espeak_sentence(lang)[0][: int(seconds * 16000)], 16000)
+    (tmp_path / "en.txt").write_text(first["en"][1], encoding="utf-8")
+    specs = [parse_speaker(f"face=0,audio={tmp_path / 'nl.wav'},text={first['nl'][1]},lang=nl"),
+             parse_speaker(f"face=1,audio={tmp_path / 'en.wav'},text-file={tmp_path / 'en.txt'},lang=en")]
+    assert specs[0].text == first["nl"][1] and specs[1].lang == "en"
+    request = AnimateRequest(media=DATA / "portraits" / PORTRAIT, output=tmp_path / "o.mp4", speakers=specs,
+                             text="not what either says")
+    speakers = _prepare_speakers(request, VisemeEngine(text=request.text), FPS)
+    for sp, (lang, (seconds, _)) in zip(speakers, first.items(), strict=True):
+        track = C.cue_track(sp.engine.cues, 100, int(seconds * 100))
+        closed = track[:, C.SHAPE_INDEX["A"]] > 0.5
+        bilabials = [(a, b) for a, b in _spans(_espeak_sentence(lang)[1], 99.0, BILABIAL) if b < seconds]
+        missed = [a for a, _ in bilabials if not closed[max(0, int((a - .04) * 100)): int((a + .04) * 100) + 1].any()]
+        assert len(bilabials) >= 4 and not missed, (lang, missed)
+
+
+def test_one_text_for_several_speakers_is_refused(tmp_path, capsys):
+    args = ["animate", str(DATA / "portraits" / PORTRAIT), "-o", str(tmp_path / "o.mp4"), "--text", "hallo",
+            "--speaker", f"face=0,audio={DATA / 'espeak_nl.flac'}",
+            "--speaker", f"face=1,audio={DATA / 'espeak_en.flac'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--speaker" in err[0] and "Traceback" not in err[0]
+    assert main(["animate", str(DATA / "portraits" / PORTRAIT), "--speaker",
+                 f"audio={DATA / 'espeak_nl.flac'},lang=nl"]) != 0
+    assert "lang=" in capsys.readouterr().err
+
+
+PORTRAIT = "img_eastasian_woman_closed_mouth.jpg"

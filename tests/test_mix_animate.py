@@ -62,10 +62,11 @@ def test_two_people_talk_in_one_pass_each_resting_while_the_other_speaks(tmp_pat
     t = np.arange(len(change)) / fps
     codec_noise = change.min(axis=0)
     talking_a, talking_b = (t > 0.2) & (t < end_a - 0.2), (t > 3.7) & (t < end_b - 0.2)
-    # talking: well above the rest bound below (3x its margin); the opening is calibrated on real speakers
-    # (issue 13: about three quarters of the old, over-wide shapes), so the mean change is smaller than it was
-    assert np.median(change[talking_a, 0]) > codec_noise[0] + 1.5
-    assert np.median(change[talking_b, 1]) > codec_noise[1] + 1.5
+    # talking: well above the rest bound below (2.5x its margin); the opening is calibrated on real speakers
+    # (issue 13: about three quarters of the old, over-wide shapes) and its closures are timed on the frame's
+    # own instant (A's 2.3 s sentence: median change 3.47 over noise 2.02), so the change is smaller than it was
+    assert np.median(change[talking_a, 0]) > codec_noise[0] + 1.25
+    assert np.median(change[talking_b, 1]) > codec_noise[1] + 1.25
     assert np.all(change[t > end_a + 0.2, 0] < codec_noise[0] + 0.5)  # A rests once done ...
     assert np.all(change[t < 3.5 - 0.1, 1] < codec_noise[1] + 0.5)  # ... and B until its turn
 

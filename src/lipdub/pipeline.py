@@ -233,6 +233,10 @@ def _prepare_speakers(request: AnimateRequest, base_engine, fps: float) -> list[
         start_frame, lead = first_frame(spec.start, fps)
         driven = np.concatenate([np.zeros(lead, np.float32), audio]) if lead else audio
         engine = copy.copy(base_engine)  # shares the network, holds its own prepared audio
+        if spec.text is not None and hasattr(engine, "text"):  # this speaker's own transcript (viseme)
+            engine.text, engine.lang = spec.text, spec.lang
+        elif len(specs) > 1 and hasattr(engine, "text"):  # --text belongs to one speaker only
+            engine.text = engine.lang = None
         n = int(engine.prepare(driven, fps))
         speakers.append(_Speaker(spec, audio, engine, start_frame, n, lead=lead))
     return speakers

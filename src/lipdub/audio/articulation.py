@@ -126,11 +126,12 @@ def lip_rounding(ac: Acoustics) -> np.ndarray:
 
 
 def per_frame(curve: np.ndarray, fps: float, n_frames: int, lead: float = LEAD_S) -> np.ndarray:
-    """Average a 10 ms curve over each video frame, `lead` seconds early (articulators anticipate sound)."""
+    """Average a 10 ms curve (value k centred at k * 10 ms) over each video frame's time span, centred on the
+    frame's time i / fps (when the camera saw it), `lead` seconds early (articulators anticipate sound)."""
     if len(curve) == 0:
         return np.zeros(n_frames, np.float32)
-    cum = np.concatenate([[0.0], np.cumsum(curve)])
-    edges = (np.arange(n_frames + 1) / fps + lead) / HOP_S
+    cum = np.concatenate([[0.0], np.cumsum(curve)])  # cum[j]: the sum up to (j - 0.5) * 10 ms
+    edges = ((np.arange(n_frames + 1) - 0.5) / fps + lead) / HOP_S + 0.5
     at = np.interp(edges, np.arange(len(cum)), cum, left=0.0, right=cum[-1])
     width = np.maximum(np.diff(edges), 1e-9)
     return np.clip(np.diff(at) / width, 0.0, 1.0).astype(np.float32)

@@ -43,13 +43,22 @@ DIPHTHONGS: dict[str, tuple[str, str]] = {
 }
 # how strongly a shape holds against its neighbours while they blend (lips must meet on P/B/M)
 DOMINANCE = np.array([0.6, 4.0, 1.0, 1.2, 1.3, 1.3, 1.6, 2.5, 1.0], np.float32)
-ANTICIPATION_S = 0.03  # the mouth moves a little before the sound
+ANTICIPATION_S = 0.0  # beyond the cues' own leads (closures, rounding): more made the mouth early on real speakers
 BLEND_S = 0.028  # std. dev. of the ease in/out
 MAX_PHONE_S = 0.6  # a recognised phone longer than this is a decoding failure
 # Rhubarb Lip Sync's timing (measured from its source): shapes held >= 70 ms, lips closing 40-120 ms before a
-# plosive, vowels anticipated up to 200 ms. (Its pause rule, < 120 ms hold, <= 350 ms relax, is the viseme
-# engine's: short silences stay X here, as the voice-activity detector also hears a closure or an M as silence.)
+# plosive, vowels anticipated up to 200 ms; pauses: < 120 ms hold the shape, <= 350 ms relax (B), longer close
+# (X); in-between shapes of 40-80 ms where the mouth would jump (wide open to closed, spread to puckered).
 MIN_HOLD_S = 0.07
+HOLD_PAUSE_S, RELAX_PAUSE_S = 0.12, 0.35
+TWEEN_S = (0.04, 0.08)
+# (from, to) -> (in-between shape, timing): "early" ends at the change, "late" starts there, "centred" straddles it
+# (one direction only for most: a mouth pops open but closes through the in-between)
+TWEENS: dict[tuple[str, str], tuple[str, str]] = {
+    ("D", "A"): ("C", "early"), ("D", "B"): ("C", "centred"), ("D", "G"): ("C", "early"),
+    ("D", "X"): ("C", "late"), ("C", "F"): ("E", "centred"), ("F", "C"): ("E", "centred"),
+    ("D", "F"): ("E", "centred"), ("H", "F"): ("E", "late"), ("F", "H"): ("E", "early"),
+}
 CLOSE_LEAD_S = 0.04
 VOWEL_LEAD_S = 0.2
 ROUNDED, SHUT = ("E", "F"), ("A", "X")
@@ -64,6 +73,7 @@ class Cue:
     end: float
     shape: str
     phone: str | None = None
+    tween: bool = False  # an in-between shape: held as short as it is
 
 
 # ---------------------------------------------------------------- recognition
@@ -251,14 +261,15 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
                 labels[i:j] = SHAPE_INDEX[c.shape]
                 phone_at[i:j] = ""
     labels[labels < 0] = SHAPE_INDEX["X"]
+    _pause_shapes(labels, speech)
     cues = []
     change = np.flatnonzero((np.diff(labels) != 0) | (phone_at[1:] != phone_at[:-1])) + 1
     for a, b in zip(np.r_[0, change], np.r_[change, grid], strict=True):
         cues.append(Cue(a / 100, min(b / 100, duration), SHAPES[labels[a]], phone_at[a] or None))
     min_dur = 1.0 / fps if fps else 0.04
-    cues = timing_rules(_merge(_drop_short(_merge(cues), min_dur)))
+    cues = in_betweens(timing_rules(_merge(_drop_short(_merge(cues), min_dur))))
     cues[-1].end = duration
-    return [Cue(round(c.start, 3), round(c.end, 3), c.shape, c.phone) for c in cues]
+    return [Cue(round(c.start, 3), round(c.end, 3), c.shape, c.phone, c.tween) for c in cues]
 
 
 def timing_rules(cues: list[Cue]) -> list[Cue]:
@@ -281,6 +292,43 @@ def timing_rules(cues: list[Cue]) -> list[Cue]:
     return _merge(cues)
 
 
+def _pause_shapes(labels: np.ndarray, speech: np.ndarray) -> None:
+    """Rhubarb's pauses, in place on the 10 ms shape labels: where the voice-activity detector hears a pause
+    between speech, under 120 ms the mouth holds its shape, up to 350 ms it relaxes (B, or C before a B),
+    longer it closes (X); before closed lips (A) it stays closed. (The recogniser's own short silences inside
+    speech stay closed: they are mostly the silent closure of a stop.)"""
+    for a, b in _runs(~speech):
+        if a == 0 or b == len(speech) or labels[b] == SHAPE_INDEX["A"] or (b - a) / 100 > RELAX_PAUSE_S:
+            continue
+        relaxed = SHAPE_INDEX["C"] if labels[b] == SHAPE_INDEX["B"] else SHAPE_INDEX["B"]
+        labels[a:b] = labels[a - 1] if (b - a) / 100 < HOLD_PAUSE_S else relaxed
+
+
+def in_betweens(cues: list[Cue]) -> list[Cue]:
+    """Rhubarb's in-between shapes: where the mouth would jump (TWEENS), a 40-80 ms shape between the two,
+    a third (early/late) or a quarter (centred) of the cues it takes its time from; none under 40 ms."""
+    out = [Cue(c.start, c.end, c.shape, c.phone) for c in cues]
+    tweens: list[Cue] = []
+    for first, second in zip(out, out[1:], strict=False):
+        rule = TWEENS.get((first.shape, second.shape))
+        if rule is None:
+            continue
+        shape, timing = rule
+        a, b = first.end - first.start, second.end - second.start
+        d = min({"early": a / 3, "late": b / 3, "centred": min(a, b) / 4}[timing], TWEEN_S[1])
+        if d < TWEEN_S[0] - 1e-6:
+            continue
+        start = {"early": first.end - d, "late": first.end, "centred": first.end - d / 2}[timing]
+        tweens.append(Cue(start, start + d, shape, None, tween=True))
+    for t in tweens:  # each takes at most a third of a neighbour, so neighbours keep time of their own
+        for c in out:
+            if c.start < t.start < c.end:
+                c.end = t.start
+            if c.start < t.end < c.end:
+                c.start = t.end
+    return sorted(out + tweens, key=lambda c: c.start)
+
+
 def _flexible(cue: Cue) -> bool:
     """A consonant whose lips are free to take the next vowel's shape (K, S, T, N... but not P, F, L)."""
     return cue.shape == "B" and cue.phone is not None and cue.phone not in VOWELS
@@ -290,10 +338,10 @@ def _hold(cues: list[Cue], min_dur: float = MIN_HOLD_S, keep: float = 0.04) -> l
     """Grow every cue shorter than `min_dur` on both sides until it is held that long, taking the time from
     neighbours that keep at least `keep` seconds (Rhubarb's minimum hold, for the animation only); closed
     lips (A, X) give no time: the lips must still meet there."""
-    cues = [Cue(c.start, c.end, c.shape, c.phone) for c in cues]
+    cues = [Cue(c.start, c.end, c.shape, c.phone, c.tween) for c in cues]
     for i, c in enumerate(cues):
         need = min_dur - (c.end - c.start)
-        if need <= 0:
+        if need <= 0 or c.tween:
             continue
         if i > 0 and cues[i - 1].shape not in SHUT:
             take = min(need / 2, max(cues[i - 1].end - cues[i - 1].start - keep, 0.0))
@@ -318,8 +366,8 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
     """Per-frame shape weights `(n_frames, len(SHAPES))` (rows sum to 1) after co-articulation: each shape
-    is held at least 70 ms, anticipated by 30 ms, eased in and out with a Gaussian, weighed by its dominance
-    (closures win) and averaged over the frame's duration, so no shape flashes for a single frame."""
+    is held at least 70 ms, eased in and out with a Gaussian, weighed by its dominance (closures win) and
+    averaged over the frame's time span (centred on i / fps), so no shape flashes for a single frame."""
     step = 0.005
     total = max(n_frames / fps, cues[-1].end if cues else 0.0)
     n = int(np.ceil(total / step)) + 1
@@ -337,7 +385,7 @@ def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
 
     smooth = gaussian_filter1d(ind * DOMINANCE, BLEND_S / step, axis=0, mode="nearest")
     smooth /= smooth.sum(axis=1, keepdims=True)
-    edges = np.round(np.arange(n_frames + 1) / fps / step).astype(int).clip(0, n - 1)
+    edges = np.round((np.arange(n_frames + 1) - 0.5) / fps / step).astype(int).clip(0, n - 1)  # centred on i / fps
     cum = np.concatenate([np.zeros((1, len(SHAPES))), np.cumsum(smooth, axis=0)])
     width = np.maximum(edges[1:] - edges[:-1], 1)[:, None]
     track = (cum[np.minimum(edges[:-1] + width[:, 0], n)] - cum[edges[:-1]]) / width

@@ -5,6 +5,8 @@ Syntax (one `--speaker` per speaking face; keys in any order, `audio` required):
     face=ID | face-at=X:Y | face-like=PHOTO   which face speaks (at most one; none -> the default face)
     audio=FILE                                 what it says
     start=SECONDS                              when it starts in the output (3.5, 3.5s, 1:02.5, 0:01:02.5)
+    text=WORDS | text-file=FILE                its transcript (viseme engine: phones aligned, not recognised)
+    lang=CODE                                  the transcript's language (nl, en, de, fr, ...; default en)
 
 A value may contain commas (a file name): a comma only separates options when `name=` follows it.
 """
@@ -21,7 +23,7 @@ import numpy as np
 from lipdub.errors import LipdubError
 from lipdub.media.audio import SAMPLE_RATE
 
-KEYS = ("face", "face-at", "face-like", "audio", "start")
+KEYS = ("face", "face-at", "face-like", "audio", "start", "text", "text-file", "lang")
 SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 _SPLIT = re.compile(r",(?=\s*[A-Za-z][\w-]*\s*=)")  # a comma followed by `name=`
 _EXAMPLE = "e.g. --speaker face=1,audio=a.wav,start=3.5"
@@ -46,6 +48,8 @@ class SpeakerSpec:
     audio: Path
     face: FaceChoice = field(default_factory=FaceChoice)
     start: float = 0.0
+    text: str | None = None  # this speaker's transcript
+    lang: str | None = None  # its language
 
 
 def parse_speaker(text: str, *, check_files: bool = True) -> SpeakerSpec:
@@ -72,7 +76,28 @@ def parse_speaker(text: str, *, check_files: bool = True) -> SpeakerSpec:
     audio = Path(fields["audio"]).expanduser()
     if check_files and not audio.is_file():
         raise LipdubError("speaker audio file not found", audio)
-    return SpeakerSpec(audio=audio, face=face, start=start)
+    return SpeakerSpec(audio=audio, face=face, start=start, text=_transcript(fields, text, check_files),
+                       lang=fields.get("lang"))
+
+
+def _transcript(fields: dict[str, str], text: str, check_files: bool) -> str | None:
+    """The speaker's transcript from text= or text-file= (None without either)."""
+    if "text" in fields and "text-file" in fields:
+        raise LipdubError(f"--speaker {text!r}: give text= or text-file=, not both")
+    if "lang" in fields and not ({"text", "text-file"} & fields.keys()):
+        raise LipdubError(f"--speaker {text!r}: lang= is the language of a transcript: give text= or text-file=")
+    if "text-file" not in fields:
+        return fields.get("text")
+    path = Path(fields["text-file"]).expanduser()
+    if not check_files:
+        return None
+    try:
+        words = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise LipdubError(f"cannot read the transcript ({err.__class__.__name__})", path) from None
+    if not words.strip():
+        raise LipdubError("the transcript is empty", path)
+    return words
 
 
 def _face(fields: dict[str, str], text: str, check_files: bool) -> FaceChoice:

@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--keep-video-length", action="store_true",
                    help="keep the rest of a longer video (unchanged, with its own audio)")
     s.add_argument("--speaker", action="append", default=[], metavar="face=ID,audio=FILE[,start=S]",
-                   help="a speaking face and its audio (repeat for several; face-at=X:Y or face-like=PHOTO work too)")
+                   help="a speaking face and its audio (repeat for several; face-at=X:Y or face-like=PHOTO work too; "
+                        "text=WORDS or text-file=FILE, lang=CODE: its own transcript)")
     s.add_argument("--mix", choices=["replace", "original"], default="replace",
                    help="replace the soundtrack (default) or keep the original under the new speech")
     s.add_argument("--duck", type=number(min=0, max=60, what=" (dB to lower the original by)"), default=0.0,
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         speakers = [parse_speaker(text) for text in args.speaker]
         check_speakers(speakers)
         check_starts(args.media, speakers, args.speaker)
+        if len(speakers) > 1 and (args.text is not None or args.text_file is not None):
+            raise UsageError("--text/--text-file is one speaker's transcript: with several speakers, give each "
+                             "its own inside --speaker (text=... or text-file=..., lang=...)")
     elif args.audio is None:
         raise UsageError("give an audio file after the media, or --speaker face=...,audio=...")
     if args.box and not (args.box[0] < args.box[1] and args.box[2] < args.box[3]):
