@@ -194,7 +194,7 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
     if info.kind == "audio":
         raise LipdubError("has no picture: give a photo or a video of the face", request.media)
     still = info.kind == "image"
-    resolve_device(request.device)  # an unavailable device is an error even where the engine would not use it
+    _check_device(request.device)
     # the output rate: a video keeps its own unless asked; then its frames are resampled by timestamp
     fps = float(request.fps or (STILL_FPS if still else info.fps))
     source = None if still else media.FrameSource(request.media, fps=fps)
@@ -217,6 +217,15 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
         p.still_frame = media.read_image(request.media)
         p.mover = _living_still(request, p.still_frame, tracks, speakers, fps, n_out, p.notes)
     return p
+
+
+def _check_device(device: str) -> None:
+    """An unavailable device is an error even where the engine would not use it. `auto` and `cpu` always exist, and
+    only other devices are checked: checking loads torch, seconds of a viseme run that never needs it."""
+    if device == "auto":
+        device = get_settings().device
+    if device not in ("auto", "cpu"):
+        resolve_device(device)
 
 
 def _prepare_speakers(request: AnimateRequest, base_engine, fps: float) -> list[_Speaker]:
