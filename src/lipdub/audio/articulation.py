@@ -33,14 +33,14 @@ class Acoustics:
 
 def analyse(wav16k: np.ndarray) -> Acoustics:
     """Loudness and formants every 10 ms."""
-    import librosa
+    from lipdub.audio.mel import stft_magnitude  # librosa.stft's result without librosa's seconds of import
 
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     n = int(np.ceil(len(wav) / (SR * HOP_S))) + 1
     if len(wav) < 400:
         return Acoustics(np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32))
-    spec = np.abs(librosa.stft(wav, n_fft=512, hop_length=160, win_length=400)) ** 2
-    freqs = librosa.fft_frequencies(sr=SR, n_fft=512)
+    spec = stft_magnitude(wav, n_fft=512, hop=160, win=400, pad_mode="constant") ** 2
+    freqs = np.fft.rfftfreq(512, 1 / SR)
     db = 10 * np.log10(spec[(freqs >= 250) & (freqs < 2500)].sum(axis=0) + 1e-10)
     loud = np.clip((db - (np.percentile(db, 95) - 35.0)) / 35.0, 0.0, 1.0)
     f1, f2 = formants(wav, loud > 0.25)  # quiet frames have no formants worth the time
@@ -51,13 +51,12 @@ def analyse(wav16k: np.ndarray) -> Acoustics:
 def formants(wav16k: np.ndarray, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """F1, F2 (Hz) per 10 ms from the roots of an LPC polynomial (Levinson-Durbin, all frames at once);
     `where`: only these frames (the rest stay 0)."""
-    import librosa
     import soxr
 
     wav = soxr.resample(np.asarray(wav16k, np.float32), SR, LPC_SR)
     wav = np.append(wav[0], wav[1:] - 0.97 * wav[:-1])  # pre-emphasis: flatten the spectral tilt
     hop = int(LPC_SR * HOP_S)
-    frames = librosa.util.frame(np.pad(wav, LPC_WIN // 2), frame_length=LPC_WIN, hop_length=hop).T
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(wav, LPC_WIN // 2), LPC_WIN)[::hop]
     f1, f2 = np.zeros(len(frames), np.float32), np.zeros(len(frames), np.float32)
     pick = np.ones(len(frames), bool) if where is None else np.resize(np.asarray(where, bool), len(frames))
     frames = frames[pick] * np.hamming(LPC_WIN)
