@@ -95,6 +95,21 @@ def test_faces_are_numbered_left_to_right_with_478_landmarks_inside_the_frame(de
         assert face.contains(*lm[LIPS].mean(0))
 
 
+def test_the_saved_hog_detector_is_dlibs_own():
+    """The HOG model is read from a saved copy (fast start-up): it must find what dlib's built-in one finds."""
+    import dlib
+
+    from lipdub.faces.detect import _hog
+
+    image = np.ascontiguousarray(read_image(DATA / "grp4_four_men_beards_glasses.jpg"))
+    saved = _hog().run(image, 0, -0.5)
+    built = dlib.get_frontal_face_detector().run(image, 0, -0.5)
+    assert len(saved[0]) >= 4
+    assert [(r.left(), r.top(), r.right(), r.bottom()) for r in saved[0]] == \
+        [(r.left(), r.top(), r.right(), r.bottom()) for r in built[0]]
+    assert np.allclose(saved[1], built[1])
+
+
 def test_small_faces_are_found(detected):
     smallest = min(f.width for name in GROUPS for f in detected[name][1])
     assert smallest < 80, "the test photos should exercise faces under 80 px"
