@@ -189,7 +189,9 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
     """Check the input, load the engine, prepare every speaker, find their faces, decide their strengths and
     (for a photo) its motion."""
     from lipdub import media
+    from lipdub.media.threads import one_blas_thread
 
+    one_blas_thread()
     info = media.probe(request.media)
     if info.kind == "audio":
         raise LipdubError("has no picture: give a photo or a video of the face", request.media)
