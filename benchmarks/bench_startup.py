@@ -4,7 +4,8 @@ Runs `python -m lipdub animate examples/portrait.jpg <first 3 s of examples/spee
 default without weights) as a new process each time: cold (a new empty LIPDUB_HOME: faces are detected) and warm
 (the face cache filled by an earlier run), plus `lipdub --help`. CPU is the process's user + sys time: on a shared
 machine it is the steadier figure; the wall time is the goal (< 3 s). Then one run of each kind with timers around
-the pipeline's stages (wall and CPU of the main thread's process) and one with `-X importtime`, summed by package.
+the pipeline's stages (wall, and the process's CPU while each ran: the faces run beside the engine and the speech,
+so those two overlap) and one with `-X importtime`, summed by package.
 
     python benchmarks/bench_startup.py [--repeats 3]
 """
@@ -46,7 +47,7 @@ import lipdub.cli, lipdub.pipeline as p
 spent["imports (cli, pipeline)"] = (time.perf_counter() - w0, time.process_time() - c0)
 wrap(lipdub.cli, "build_parser", "argument parser")
 wrap(p, "_prepare_speakers", "speech: cues, articulation, VAD")
-wrap(p, "_find_faces", "faces: detection (cold) / cache (warm)")
+wrap(p, "_track_faces", "faces: detection (cold) / cache (warm), beside speech")
 wrap(p, "_living_still", "photo motion plan")
 wrap(p, "stream", "render + encode frames")
 wrap(p, "_soundtrack", "soundtrack")
