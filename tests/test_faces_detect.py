@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -108,6 +111,16 @@ def test_the_saved_hog_detector_is_dlibs_own():
     assert [(r.left(), r.top(), r.right(), r.bottom()) for r in saved[0]] == \
         [(r.left(), r.top(), r.right(), r.bottom()) for r in built[0]]
     assert np.allclose(saved[1], built[1])
+
+
+def test_face_detection_loads_no_matplotlib_and_mediapipe_drawing_still_works():
+    """mediapipe is imported without its drawing helpers' matplotlib (start-up); they load it when used."""
+    code = ("import sys; from lipdub.faces import detect_faces; from lipdub.media import read_image; "
+            f"assert len(detect_faces(read_image({str(DATA / 'img_obama_smile_teeth.jpg')!r}))) == 1; "
+            "assert 'matplotlib' not in sys.modules; "
+            "import mediapipe as mp; assert callable(mp.solutions.drawing_utils.plt.figure)")
+    src = str(Path(__file__).parents[1] / "src")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": src})
 
 
 def test_small_faces_are_found(detected):

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from lipdub.faces.config import FaceSettings
-from lipdub.faces.landmarks import Mesh, box_of, crop_matrix, quiet_native_stderr, square_around, warm_up
+from lipdub.faces.landmarks import Mesh, box_of, crop_matrix, quiet_native_stderr, solutions, square_around, warm_up
 from lipdub.faces.types import Face
 
 
@@ -126,7 +126,7 @@ class Detector:
     """Candidate face boxes from mediapipe full-range + dlib HOG, and FaceMesh to confirm them."""
 
     def __init__(self, settings: FaceSettings | None = None) -> None:
-        from mediapipe.python.solutions import face_detection
+        face_detection = solutions().face_detection
 
         self.settings = settings or FaceSettings()
         conf = self.settings.mp_confidence
