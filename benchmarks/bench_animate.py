@@ -68,8 +68,9 @@ def run_case(media_path: Path, audio: Path, out: Path, extra: list[str], env: di
     # RUSAGE_CHILDREN's max in a fresh wrapper interpreter is this case's own peak
     code = ("import resource,subprocess,sys,json,time;t=time.perf_counter();"
             "p=subprocess.run(sys.argv[1:]);"
+            "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
             "print(json.dumps({'rc':p.returncode,'wall':time.perf_counter()-t,"
-            "'rss':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+            "'cpu':u.ru_utime+u.ru_stime,'rss':u.ru_maxrss}))")
     cmd = [sys.executable, "-c", code, sys.executable, "-m", "lipdub", "animate",
            str(media_path), str(audio), "-o", str(out), "-q", *extra]
     with tempfile.TemporaryDirectory(prefix="lipdub-home-") as home:
@@ -117,14 +118,15 @@ def main() -> None:
                         hogger.kill()
                         hogger.wait()
                 frames = seconds * 25
-                rows.append((engine, case + (" +hog" if hog else ""), frames, stats["wall"], frames / stats["wall"],
-                             seconds / stats["wall"], stats["rss"] / 1024 / 1024))
+                rows.append((engine, case + (" +hog" if hog else ""), frames, stats["wall"], stats["cpu"],
+                             frames / stats["wall"], seconds / stats["wall"], stats["rss"] / 1024 / 1024))
     print(f"load average before the runs: {load:.1f} on {os.cpu_count()} cores (figures from a loaded machine "
           "are rough)")
-    print(f"{'engine':8} {'case':27} {'frames':>6} {'wall s':>8} {'frames/s':>9} {'x real time':>11} "
+    print(f"{'engine':8} {'case':27} {'frames':>6} {'wall s':>8} {'CPU s':>7} {'frames/s':>9} {'x real time':>11} "
           f"{'peak RSS GiB':>12}")
-    for engine, case, frames, wall, fps, rtf, rss in rows:
-        print(f"{engine:8} {case:27} {frames:6d} {wall:8.1f} {fps:9.1f} {rtf:11.2f} {rss:12.2f}")
+    for engine, case, frames, wall, cpu, fps, rtf, rss in rows:
+        print(f"{engine:8} {case:27} {frames:6d} {wall:8.1f} {cpu:7.1f} {fps:9.1f} {rtf:11.2f} {rss:12.2f}")
+    print("(CPU s: user + sys of the whole process, all threads; the steadier figure on a shared machine)")
     print("(cold cache: wall time includes interpreter start, model load, face detection, encoding. Goals: wav2lip "
           ">= 25 frames/s on 720p video, peak RSS <= 1 GiB for 10 s and 60 s, with or without the hog; viseme "
           ">= 60 frames/s on 720p video, >= 100 frames/s on the still)")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -93,6 +96,31 @@ def test_faces_are_numbered_left_to_right_with_478_landmarks_inside_the_frame(de
         # anatomy, as a check that the points belong to this face: lips under the nose, chin under the lips
         assert lm[LIPS, 1].mean() > lm[1, 1] and lm[CHIN, 1] > lm[LIPS, 1].max()
         assert face.contains(*lm[LIPS].mean(0))
+
+
+def test_the_saved_hog_detector_is_dlibs_own():
+    """The HOG model is read from a saved copy (fast start-up): it must find what dlib's built-in one finds."""
+    import dlib
+
+    from lipdub.faces.detect import _hog
+
+    image = np.ascontiguousarray(read_image(DATA / "grp4_four_men_beards_glasses.jpg"))
+    saved = _hog().run(image, 0, -0.5)
+    built = dlib.get_frontal_face_detector().run(image, 0, -0.5)
+    assert len(saved[0]) >= 4
+    assert [(r.left(), r.top(), r.right(), r.bottom()) for r in saved[0]] == \
+        [(r.left(), r.top(), r.right(), r.bottom()) for r in built[0]]
+    assert np.allclose(saved[1], built[1])
+
+
+def test_face_detection_loads_no_matplotlib_and_mediapipe_drawing_still_works():
+    """mediapipe is imported without its drawing helpers' matplotlib (start-up); they load it when used."""
+    code = ("import sys; from lipdub.faces import detect_faces; from lipdub.media import read_image; "
+            f"assert len(detect_faces(read_image({str(DATA / 'img_obama_smile_teeth.jpg')!r}))) == 1; "
+            "assert 'matplotlib' not in sys.modules; "
+            "import mediapipe as mp; assert callable(mp.solutions.drawing_utils.plt.figure)")
+    src = str(Path(__file__).parents[1] / "src")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": src})
 
 
 def test_small_faces_are_found(detected):

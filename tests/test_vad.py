@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from lipdub.audio import vad
 from lipdub.media import load_audio
 
 DATA = Path(__file__).parent / "data" / "viseme"
+SRC = str(Path(__file__).parents[1] / "src")
 FIRST_SPEECH = 4.69  # RTTM: the first turn starts here in the trimmed clip
 
 
@@ -81,15 +84,21 @@ def test_long_audio_in_blocks_matches_the_short_run(dialogue):
         assert np.mean(np.abs(part - ref) > 0.3) < 0.03
 
 
-def test_model_loads_from_the_wheel_without_network_and_keeps_torch_threads(monkeypatch):
+def test_model_loads_from_the_wheel_without_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    threads = torch.get_num_threads()
     vad._model.cache_clear()
     vad._recent.clear()
     prob = vad.chunk_probabilities(np.zeros(16000, np.float32))
     assert prob.max() < 0.2
-    assert torch.get_num_threads() == threads
+
+
+def test_voice_activity_runs_without_torch():
+    """The viseme engine's start-up: finding speech must not load torch (seconds of import)."""
+    code = ("import sys, numpy as np; from lipdub.audio import vad; "
+            "p = vad.chunk_probabilities(np.zeros(16000, np.float32)); "
+            "assert len(p) == 32 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": SRC})

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -189,12 +191,14 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
     """Check the input, load the engine, prepare every speaker, find their faces, decide their strengths and
     (for a photo) its motion."""
     from lipdub import media
+    from lipdub.media.threads import one_blas_thread
 
+    one_blas_thread()
     info = media.probe(request.media)
     if info.kind == "audio":
         raise LipdubError("has no picture: give a photo or a video of the face", request.media)
     still = info.kind == "image"
-    resolve_device(request.device)  # an unavailable device is an error even where the engine would not use it
+    _check_device(request.device)
     # the output rate: a video keeps its own unless asked; then its frames are resampled by timestamp
     fps = float(request.fps or (STILL_FPS if still else info.fps))
     source = None if still else media.FrameSource(request.media, fps=fps)
@@ -204,11 +208,26 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
 
     name, checkpoint, engine_note = choose_engine(request)
     notes = [engine_note, *ignored_options(request, name, still, info.has_audio)]
-    base_engine = load_engine(name, checkpoint, request)
-    speakers = _prepare_speakers(request, base_engine, fps)
+    # the faces are found beside the engine's loading and the speech analysis (much of each runs in native code
+    # that releases the GIL: mediapipe, decoding, ONNX Runtime); speech errors are still reported first
+    stop = threading.Event()  # set when the speech fails: a video's tracking stops at its next frame
+
+    def faces_progress(done: int, total: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        report("detecting", done, total)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-faces") as pool:
+        found = pool.submit(_track_faces, request, name, None if still else fps, n_src, faces_progress)
+        try:
+            base_engine = load_engine(name, checkpoint, request)
+            speakers = _prepare_speakers(request, base_engine, fps)
+        except BaseException:
+            stop.set()
+            raise
+        tracks = _find_faces(request, speakers, found.result())
     speech_end = max(s.end_frame for s in speakers)
     n_out = output_frames(speech_end, None if still else n_src, request.keep_video_length)
-    tracks = _find_faces(request, name, speakers, None if still else fps, n_src, report)
     p = Plan(request, info, fps, n_out, source_indices(n_out, n_src), name, base_engine, speakers, tracks, source,
              notes)
     for sp in speakers:
@@ -217,6 +236,15 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
         p.still_frame = media.read_image(request.media)
         p.mover = _living_still(request, p.still_frame, tracks, speakers, fps, n_out, p.notes)
     return p
+
+
+def _check_device(device: str) -> None:
+    """An unavailable device is an error even where the engine would not use it. `auto` and `cpu` always exist, and
+    only other devices are checked: checking loads torch, seconds of a viseme run that never needs it."""
+    if device == "auto":
+        device = get_settings().device
+    if device not in ("auto", "cpu"):
+        resolve_device(device)
 
 
 def _prepare_speakers(request: AnimateRequest, base_engine, fps: float) -> list[_Speaker]:
@@ -242,17 +270,28 @@ def _prepare_speakers(request: AnimateRequest, base_engine, fps: float) -> list[
     return speakers
 
 
-def _find_faces(request: AnimateRequest, engine: str, speakers: list[_Speaker], fps: float | None, n_src: int,
-                report: Progress) -> FaceTracks | None:
-    """Track the faces (unless --box makes landmarks unnecessary) and choose which track each speaker moves."""
+class _Stopped(Exception):
+    """Raised inside the face tracking to end it early (the plan failed elsewhere)."""
+
+
+def _track_faces(request: AnimateRequest, engine: str, fps: float | None, n_src: int,
+                 progress: Callable[[int, int], None]) -> FaceTracks | None:
+    """Track the faces of the media (None when --box makes landmarks unnecessary)."""
     from lipdub import faces
 
     needs_landmarks = engine == "viseme" or (request.paste == "blend" and request.box is None)
     if request.box is not None and not needs_landmarks:
         return None
-    report("detecting", 0, n_src)
-    tracks = faces.analyze(request.media, fps=fps, use_cache=request.use_cache,
-                           progress=lambda d, t: report("detecting", d, t))
+    progress(0, n_src)
+    return faces.analyze(request.media, fps=fps, use_cache=request.use_cache, progress=progress)
+
+
+def _find_faces(request: AnimateRequest, speakers: list[_Speaker], tracks: FaceTracks | None) -> FaceTracks | None:
+    """Choose which track each speaker moves."""
+    from lipdub import faces
+
+    if tracks is None:
+        return None
     if not tracks.track_ids:
         raise NoFaceError("no face found", request.media)
     for sp in speakers:

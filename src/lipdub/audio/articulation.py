@@ -46,10 +46,10 @@ def analyse(wav16k: np.ndarray) -> Acoustics:
 
 def band_db(wav16k: np.ndarray) -> np.ndarray:
     """Voiced-band (250-2500 Hz) energy in dB every 10 ms (25 ms windows centred on each hop)."""
-    import librosa
+    from lipdub.audio.mel import stft_magnitude  # librosa.stft's result without librosa's seconds of import
 
-    spec = np.abs(librosa.stft(np.asarray(wav16k, np.float32), n_fft=512, hop_length=160, win_length=400)) ** 2
-    freqs = librosa.fft_frequencies(sr=SR, n_fft=512)
+    spec = stft_magnitude(np.asarray(wav16k, np.float32), n_fft=512, hop=160, win=400, pad_mode="constant") ** 2
+    freqs = np.fft.rfftfreq(512, 1 / SR)
     return 10 * np.log10(spec[(freqs >= 250) & (freqs < 2500)].sum(axis=0) + 1e-10)
 
 
@@ -61,13 +61,12 @@ def loudness(db: np.ndarray, peak_db: float) -> np.ndarray:
 def formants(wav16k: np.ndarray, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """F1, F2 (Hz) per 10 ms from the roots of an LPC polynomial (Levinson-Durbin, all frames at once);
     `where`: only these frames (the rest stay 0)."""
-    import librosa
     import soxr
 
     wav = soxr.resample(np.asarray(wav16k, np.float32), SR, LPC_SR)
     wav = np.append(wav[0], wav[1:] - 0.97 * wav[:-1])  # pre-emphasis: flatten the spectral tilt
     hop = int(LPC_SR * HOP_S)
-    frames = librosa.util.frame(np.pad(wav, LPC_WIN // 2), frame_length=LPC_WIN, hop_length=hop).T
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(wav, LPC_WIN // 2), LPC_WIN)[::hop]
     f1, f2 = np.zeros(len(frames), np.float32), np.zeros(len(frames), np.float32)
     pick = np.ones(len(frames), bool) if where is None else np.resize(np.asarray(where, bool), len(frames))
     frames = frames[pick] * np.hamming(LPC_WIN)

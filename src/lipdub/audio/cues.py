@@ -127,11 +127,11 @@ def phones_to_cues(phones: list[tuple[str, float, float]]) -> list[Cue]:
 
 def _frame_features(wav16k: np.ndarray, hop: int = 160) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per 10 ms: loudness relative to the speech peak (0..1), spectral centroid (Hz), high-band ratio."""
-    import librosa
+    from lipdub.audio.mel import stft_magnitude  # librosa.stft's result without librosa's seconds of import
 
     wav = np.asarray(wav16k, np.float32)
-    spec = np.abs(librosa.stft(wav, n_fft=512, hop_length=hop, win_length=400, center=True)) ** 2
-    freqs = librosa.fft_frequencies(sr=SR, n_fft=512)
+    spec = stft_magnitude(wav, n_fft=512, hop=hop, win=400, pad_mode="constant") ** 2
+    freqs = np.fft.rfftfreq(512, 1 / SR)
     power = spec.sum(axis=0) + 1e-10
     db = 10 * np.log10(power)
     peak = np.percentile(db, 95)

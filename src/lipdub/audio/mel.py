@@ -6,7 +6,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import lfilter
 
 from lipdub.media.audio import SAMPLE_RATE
 
@@ -32,19 +31,24 @@ def _mel_basis() -> np.ndarray:
     return basis.astype(np.float32)
 
 
-@lru_cache(maxsize=1)
-def _hann() -> np.ndarray:
-    """Periodic Hann window of WIN samples (scipy's `get_window('hann', fftbins=True)`)."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WIN) / WIN)
+@lru_cache(maxsize=4)
+def _hann(win: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann window of `win` samples (scipy's `get_window('hann', fftbins=True)`), centred in n_fft."""
+    window = np.zeros(n_fft)
+    lead = (n_fft - win) // 2
+    window[lead: lead + win] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)
+    return window
 
 
-def _stft_magnitude(y: np.ndarray) -> np.ndarray:
-    """|STFT| as librosa 0.7 computed it: centred with reflect padding, float64 rfft stored as complex64."""
-    padded = np.pad(y, N_FFT // 2, mode="reflect")
-    n_frames = 1 + (len(padded) - N_FFT) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]  # (T, 800)
-    spec = np.fft.rfft(frames * _hann(), axis=1).astype(np.complex64)  # (T, 401)
-    return np.abs(spec).T  # (401, T) float32
+def stft_magnitude(y: np.ndarray, n_fft: int = N_FFT, hop: int = HOP, win: int | None = None,
+                   pad_mode: str = "reflect") -> np.ndarray:
+    """|STFT| (1 + n_fft // 2, T) float32 of centred frames, as librosa computes it (0.7's reflect padding by
+    default; pad_mode="constant" is librosa 0.10's), without importing librosa (seconds of start-up)."""
+    padded = np.pad(y, n_fft // 2, mode=pad_mode)
+    n_frames = 1 + (len(padded) - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft)
+    spec = np.fft.rfft(frames * _hann(win or n_fft, n_fft), axis=1).astype(np.complex64)  # (T, 1 + n_fft // 2)
+    return np.abs(spec).T
 
 
 def melspectrogram(wav: np.ndarray) -> np.ndarray:
@@ -54,8 +58,10 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
         raise ValueError(f"melspectrogram expects mono audio, got shape {wav.shape}")
     if len(wav) < 2:
         raise ValueError("audio is too short for a mel spectrogram (needs at least 2 samples)")
+    from scipy.signal import lfilter
+
     emphasised = lfilter([1.0, -PREEMPHASIS], [1.0], wav)  # float64
-    mel = _mel_basis() @ _stft_magnitude(emphasised)  # (80, T) float32
+    mel = _mel_basis() @ stft_magnitude(emphasised)  # (80, T) float32
     db = 20.0 * np.log10(np.maximum(1e-5, mel)) - REF_LEVEL_DB
     norm = 2 * MAX_ABS_VALUE * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
     return np.clip(norm, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)

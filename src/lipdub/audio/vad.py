@@ -1,23 +1,27 @@
 """Voice activity: silero-vad speech probability per video frame and speech segments in seconds.
 
-The model ships inside the `silero_vad` wheel (TorchScript file), so nothing is downloaded. Long audio is cut
-into blocks that run side by side as one batch (each block starts with a short pre-roll from the audio before
-it so the recurrent state has settled), which makes a minute of audio take well under a second on one core.
+The model ships inside the `silero_vad` wheel (its ONNX "sequence" export, run by ONNX Runtime without torch, so
+a viseme run never loads torch): nothing is downloaded. Long audio is cut into blocks, each one model call that
+starts with a short pre-roll from the audio before it so the recurrent state has settled; a minute of audio takes
+well under a second on one core.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import zlib
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from lipdub.media.audio import SAMPLE_RATE
 
 CHUNK = 512  # samples per silero step at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous chunk that the model sees before each chunk
 HOP_S = CHUNK / SAMPLE_RATE
-_BLOCK = 250  # chunks per batched block (8 s)
+_BLOCK = 250  # chunks per block (8 s): one model call each
 _PREROLL = 62  # chunks of pre-roll per block (~2 s), outputs discarded
 _lock = threading.Lock()
 _recent: dict[tuple[int, int], np.ndarray] = {}
@@ -25,15 +29,17 @@ _recent: dict[tuple[int, int], np.ndarray] = {}
 
 @lru_cache(maxsize=1)
 def _model():
-    """Load the packaged silero-vad TorchScript model once per process (no network access)."""
-    import torch
+    """The packaged silero-vad sequence model as an ONNX Runtime session, once per process (no network access).
+    The file is found without importing `silero_vad`, whose package imports torch."""
+    import onnxruntime as ort
 
-    threads = torch.get_num_threads()
-    from silero_vad import load_silero_vad  # importing silero_vad sets torch to 1 thread; undo that
-
-    model = load_silero_vad(onnx=False)
-    torch.set_num_threads(threads)
-    return model
+    package = importlib.util.find_spec("silero_vad")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("silero-vad is not installed (pip install silero-vad)")
+    path = Path(package.submodule_search_locations[0]) / "data" / "silero_vad_16k_sequence.onnx"
+    options = ort.SessionOptions()
+    options.inter_op_num_threads = options.intra_op_num_threads = 1  # each step is tiny: threads only synchronise
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def chunk_probabilities(wav16k: np.ndarray) -> np.ndarray:
@@ -56,39 +62,26 @@ def chunk_probabilities(wav16k: np.ndarray) -> np.ndarray:
 
 
 def _run_model(wav: np.ndarray) -> np.ndarray:
-    """silero-vad over the audio, cut into blocks that run side by side as one batch."""
-    import torch
-
+    """silero-vad over the audio, cut into blocks that each start afresh after a pre-roll (so a long file reads
+    like its parts would alone); each chunk is led by the last CONTEXT samples of the one before, as the streaming
+    model reads it."""
     n_chunks = int(np.ceil(len(wav) / CHUNK))
     if n_chunks == 0:
         return np.zeros(0, np.float32)
-    wav = np.nan_to_num(np.clip(wav, -1.0, 1.0))
-    chunks = np.zeros((n_chunks, CHUNK), np.float32)
-    chunks.reshape(-1)[: len(wav)] = wav
     n_blocks = int(np.ceil(n_chunks / _BLOCK))
     block = int(np.ceil(n_chunks / n_blocks))
     preroll = _PREROLL if n_blocks > 1 else 0
-    steps = preroll + block
-    batch = np.zeros((n_blocks, steps, CHUNK), np.float32)
-    for b in range(n_blocks):
-        lo = b * block - preroll
-        src = chunks[max(lo, 0): min(lo + steps, n_chunks)]
-        start = max(0, -lo)
-        batch[b, start: start + len(src)] = src
-    out = np.zeros((n_blocks, steps), np.float32)
-    model = _model()
-    with _lock, torch.inference_mode():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # each step is tiny: more threads only add synchronisation
-        try:
-            model.reset_states()  # re-sized to the batch on the first call
-            x = torch.from_numpy(batch)
-            for t in range(steps):
-                out[:, t] = model(x[:, t], SAMPLE_RATE).reshape(-1).numpy()
-            model.reset_states()
-        finally:
-            torch.set_num_threads(threads)
-    return out[:, preroll:].reshape(-1)[:n_chunks].copy()
+    chunks = np.zeros((preroll + n_chunks, CHUNK), np.float32)  # the first block's pre-roll is silence
+    chunks[preroll:].reshape(-1)[: len(wav)] = np.nan_to_num(np.clip(wav, -1.0, 1.0))
+    session, out = _model(), []
+    for lo in range(0, n_chunks, block):
+        part = chunks[lo: lo + preroll + block]
+        context = np.zeros((len(part), CONTEXT), np.float32)
+        context[1:] = part[:-1, -CONTEXT:]
+        state = np.zeros((1, 1, 128), np.float32)
+        probs = session.run(["speech_probs"], {"input": np.concatenate([context, part], 1), "h": state, "c": state})
+        out.append(probs[0].reshape(-1)[preroll:])
+    return np.concatenate(out)[:n_chunks].astype(np.float32)
 
 
 def speech_probability(wav16k: np.ndarray, fps: float) -> np.ndarray:

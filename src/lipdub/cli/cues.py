@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from lipdub.cli.checks import rate
-from lipdub.media.audio import SAMPLE_RATE
 
 FORMATS = {".json": "json", ".tsv": "tsv", ".txt": "tsv"}
 
@@ -59,7 +58,7 @@ def read_text(args: argparse.Namespace) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     from lipdub.audio.cues import SHAPE_NAMES, extract_cues, to_json, to_rhubarb_tsv
     from lipdub.errors import LipdubError
-    from lipdub.media import atomic_output, load_audio, require_speech
+    from lipdub.media import SAMPLE_RATE, atomic_output, load_audio, require_speech
 
     fmt = "tsv"
     if args.output is not None:

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from lipdub.faces.config import FaceSettings
-from lipdub.faces.landmarks import Mesh, box_of, crop_matrix, quiet_native_stderr, square_around, warm_up
+from lipdub.faces.landmarks import Mesh, box_of, crop_matrix, quiet_native_stderr, solutions, square_around, warm_up
 from lipdub.faces.types import Face
 
 
@@ -66,11 +67,18 @@ def _pixel_box(detection, w: int, h: int) -> np.ndarray:  # noqa: ANN001 - a med
     return np.array([r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h], np.float32)
 
 
+HOG_MODEL = Path(__file__).with_name("frontal_face_hog.svm")  # dlib.get_frontal_face_detector().save(HOG_MODEL)
+
+
 @lru_cache(maxsize=1)
 def _hog():  # -> dlib.fhog_object_detector
+    """dlib's frontal face detector, read from its saved copy (~2 ms; building it takes ~1 CPU-s of start-up)."""
     import dlib
 
-    return dlib.get_frontal_face_detector()
+    try:
+        return dlib.fhog_object_detector(str(HOG_MODEL))
+    except RuntimeError:  # a dlib that cannot read the saved file
+        return dlib.get_frontal_face_detector()
 
 
 @lru_cache(maxsize=1)
@@ -118,7 +126,7 @@ class Detector:
     """Candidate face boxes from mediapipe full-range + dlib HOG, and FaceMesh to confirm them."""
 
     def __init__(self, settings: FaceSettings | None = None) -> None:
-        from mediapipe.python.solutions import face_detection
+        face_detection = solutions().face_detection
 
         self.settings = settings or FaceSettings()
         conf = self.settings.mp_confidence

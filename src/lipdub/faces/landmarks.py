@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import sys
 import threading
+import types
 from collections.abc import Iterator
 
 import cv2
@@ -60,8 +63,38 @@ def quiet_native_stderr() -> Iterator[None]:
             os.close(saved)
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module during an import and loads the real one on first use of an attribute."""
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+_import_lock = threading.Lock()
+
+
+def solutions() -> types.ModuleType:
+    """mediapipe's legacy solutions (FaceMesh, face detection), imported without matplotlib: mediapipe's own
+    import loads its drawing helpers and through them matplotlib.pyplot (~0.8 CPU-s of a cold start), which we
+    never draw with. Stand-ins take matplotlib's place during that import; a later use loads the real one."""
+    with _import_lock:
+        if "mediapipe" not in sys.modules and "matplotlib" not in sys.modules:
+            stand_ins = {"matplotlib": _Deferred("matplotlib"), "matplotlib.pyplot": _Deferred("matplotlib.pyplot")}
+            stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]
+            sys.modules.update(stand_ins)
+            try:
+                importlib.import_module("mediapipe.python.solutions")
+            finally:
+                for name, module in stand_ins.items():
+                    if sys.modules.get(name) is module:
+                        del sys.modules[name]
+    return importlib.import_module("mediapipe.python.solutions")
+
+
 def _new_face_mesh(static: bool, max_faces: int):  # -> mediapipe FaceMesh
-    from mediapipe.python.solutions import face_mesh
+    face_mesh = solutions().face_mesh
 
     with quiet_native_stderr():
         mesh = face_mesh.FaceMesh(static_image_mode=static, max_num_faces=max_faces, refine_landmarks=True,

@@ -231,7 +231,7 @@ class LiveVoice:
 
 def _warm_up() -> None:
     """Run the analysis once on a little noise, so the first pushed chunk does not pay for the libraries'
-    first-call set-up (librosa's imports and compiled kernels), a second or more on a slow machine."""
+    first-call set-up (imports, FFT plans), a second or more on a slow machine."""
     noise = np.random.default_rng(0).normal(0, 0.01, 2000).astype(np.float32)
     articulation.band_db(noise)
     articulation.formants(noise)

@@ -54,8 +54,13 @@ def blend(base: np.ndarray, top: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """`top` over `base` (same size, uint8 or float 0..255) with per-pixel `alpha` (h, w) in [0, 1], as uint8
     rounded to nearest; pixels where alpha <= 0 keep `base` exactly."""
     a = np.asarray(alpha, np.float32)[..., None]
-    mixed = base.astype(np.float32) * (1.0 - a) + top.astype(np.float32) * a
-    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    untouched = a[..., 0] <= 0.0
-    out[untouched] = base[untouched]
+    mixed = base.astype(np.float32)  # base * (1 - a) + top * a, in place: it runs per pixel of every frame
+    mixed *= 1.0 - a
+    upper = top.astype(np.float32)
+    upper *= a
+    mixed += upper
+    np.rint(mixed, out=mixed)
+    np.clip(mixed, 0, 255, out=mixed)
+    out = mixed.astype(np.uint8)
+    np.copyto(out, base, where=a <= 0.0)
     return out

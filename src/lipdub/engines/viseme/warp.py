@@ -217,26 +217,34 @@ class MouthWarp:
         lmat[:n, n + 1:] = ctrl
         lmat[n, :n] = 1
         lmat[n + 1:, :n] = ctrl.T
-        rhs = np.eye(n + 3)[:, :n]
+        # the spline weights of every basis displacement at once: L^-1 [B; 0] (not L^-1 itself, then times B)
+        basis = np.concatenate([b.transpose(1, 0, 2).reshape(n, -1) for b in self.basis.values()], axis=1)
+        rhs = np.vstack([basis, np.zeros((3, basis.shape[1]))])
         try:
-            inv = np.linalg.solve(lmat, rhs)
+            weights = np.linalg.solve(lmat, rhs)
         except np.linalg.LinAlgError:  # degenerate landmarks (all on a line): least squares instead
-            inv = np.linalg.lstsq(lmat, rhs, rcond=None)[0]
-        g2 = ((grid[:, None] - ctrl[None]) ** 2).sum(-1)
-        phi = np.hstack([_tps_kernel(g2), np.ones((len(grid), 1)), grid]) @ inv  # (n_grid, n_ctrl)
+            weights = np.linalg.lstsq(lmat, rhs, rcond=None)[0]
+        g2 = (grid[:, :1] - ctrl[:, 0]) ** 2 + (grid[:, 1:] - ctrl[:, 1]) ** 2
+        values = _tps_kernel(g2) @ weights[:n] + weights[n] + grid @ weights[n + 1:]  # (n_grid, all fields)
         # fade every field to zero at the ROI border so nothing outside it changes
-        edge = np.minimum.reduce([grid[:, 0], wid - 1 - grid[:, 0], grid[:, 1], hgt - 1 - grid[:, 1]])
+        edge = np.minimum(np.minimum(grid[:, 0], wid - 1 - grid[:, 0]), np.minimum(grid[:, 1], hgt - 1 - grid[:, 1]))
         ramp = np.clip((edge - 1.5 * cell) / max(0.12 * min(hgt, wid), 1.0), 0, 1)
-        phi *= (ramp * ramp * (3 - 2 * ramp))[:, None]
-        self.fields = {}
-        for var, b in self.basis.items():  # (k, c, 2) -> (k, gh, gw, 2) with one matrix product
-            f = phi @ b.transpose(1, 0, 2).reshape(n, -1)
+        values *= (ramp * ramp * (3 - 2 * ramp))[:, None]
+        self.fields, col = {}, 0
+        for var, b in self.basis.items():  # (n_grid, k * 2) -> (k, gh, gw, 2)
+            f = values[:, col: col + b.shape[0] * 2]
+            col += b.shape[0] * 2
             self.fields[var] = f.reshape(gh, gw, len(b), 2).transpose(2, 0, 1, 3).astype(np.float32)
-        px, py = np.meshgrid(np.arange(wid, dtype=np.float32), np.arange(hgt, dtype=np.float32))
+        # per-pixel coordinates by broadcasting a row and a column (the face frame is affine in them)
+        px, py = np.arange(wid, dtype=np.float32)[None, :], np.arange(hgt, dtype=np.float32)[:, None]
         self.pixel_xy = (px, py)
-        self.pixel_xy2 = np.stack([px, py], axis=-1)
-        a, b = self.ff.ab(np.stack([px.ravel() + self.origin[0], py.ravel() + self.origin[1]], 1))
-        self.pixel_ab = (a.reshape(hgt, wid).astype(np.float32), b.reshape(hgt, wid).astype(np.float32))
+        self.pixel_xy2 = np.empty((hgt, wid, 2), np.float32)
+        self.pixel_xy2[..., 0], self.pixel_xy2[..., 1] = px, py
+        dx = px.astype(np.float64) + (self.origin[0] - self.ff.center[0])
+        dy = py.astype(np.float64) + (self.origin[1] - self.ff.center[1])
+        u, v, half = self.ff.u, self.ff.v, self.ff.half_width
+        self.pixel_ab = ((dx * (u[0] / half) + dy * (u[1] / half)).astype(np.float32),
+                         (dx * v[0] + dy * v[1]).astype(np.float32))
 
     # ------------------------------------------------------------------ per pose
     def control_targets(self, pose: np.ndarray) -> dict[str, np.ndarray]:
