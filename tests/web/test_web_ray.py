@@ -19,7 +19,7 @@ def new_job(client) -> dict:
 
 def test_a_job_runs_on_ray_and_its_result_downloads(make_client, ray_local):
     client = make_client(runner=web_runners.quick, ray=ray_local)
-    job = wait_job(client, new_job(client)["id"], ended)
+    job = wait_job(client, new_job(client)["id"], ended, timeout=240)  # a busy machine starts Ray workers slowly
     assert job["state"] == "done", job
     assert job["result"]["notes"] == ["made by the test runner"]  # the runner's result came back from the Ray task
     download = client.get(job["result_url"])
@@ -29,7 +29,7 @@ def test_a_job_runs_on_ray_and_its_result_downloads(make_client, ray_local):
 def test_cancel_stops_a_ray_job_and_removes_its_partial_files(make_client, ray_local, tmp_path):
     client = make_client(runner=web_runners.slow, ray=ray_local)
     job = new_job(client)
-    running = wait_job(client, job["id"], lambda j: j["stage"] == "generating" and j["percent"] > 26)
+    running = wait_job(client, job["id"], lambda j: j["stage"] == "generating" and j["percent"] > 26, timeout=240)
     assert running["state"] == "running"  # progress travels from the Ray worker to the API
     job_dir = tmp_path / "web" / "jobs" / job["id"]
     assert (job_dir / "partial.tmp").exists()
@@ -41,6 +41,6 @@ def test_cancel_stops_a_ray_job_and_removes_its_partial_files(make_client, ray_l
 
 def test_a_ray_worker_that_dies_fails_the_job_with_a_reason(make_client, ray_local):
     client = make_client(runner=web_runners.crash, ray=ray_local)
-    failed = wait_job(client, new_job(client)["id"], ended)
+    failed = wait_job(client, new_job(client)["id"], ended, timeout=240)  # two worker start-ups
     assert failed["state"] == "failed" and "Ray worker died" in failed["error"]
     assert client.get("/api/config").status_code == 200
