@@ -81,12 +81,17 @@ class Motion:
         out = image.copy()
         for m in self.movers:
             coef, close, lift = m.pose(i)
-            eyes, head = m.warp.eye_map(close, lift), m.warp.head_map(coef)
-            for roi, maps in ((m.warp.eye_roi, (eyes, None)), (m.warp.roi, head)):
-                if maps is not None and maps[0] is not None:
-                    top, bottom, left, right = roi
-                    out[top:bottom, left:right] = cv2.remap(out, maps[0], maps[1], cv2.INTER_LINEAR,
-                                                            borderMode=cv2.BORDER_REPLICATE)
+            eyes = m.warp.eye_map(close, lift)  # absolute coordinates into the whole frame
+            if eyes is not None:
+                top, bottom, left, right = m.warp.eye_roi
+                out[top:bottom, left:right] = cv2.remap(out, eyes, None, cv2.INTER_LINEAR,
+                                                        borderMode=cv2.BORDER_REPLICATE)
+            head = m.warp.head_map(coef)  # relative to each pixel of the head's ROI
+            if head is not None:
+                top, bottom, left, right = m.warp.roi
+                out[top:bottom, left:right] = cv2.remap(out[top:bottom, left:right], head, None,
+                                                        cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
+                                                        borderMode=cv2.BORDER_REPLICATE)
         return out
 
 

@@ -131,12 +131,11 @@ class HeadWarp:
         self.grid_xy = nodes.astype(np.float32)
         self.to_grid = np.float32([gw / wid, gh / hgt])
         self.fields = self.basis(nodes + [left, top]).transpose(2, 0, 1, 3).astype(np.float32)  # (5, gh, gw, 2)
-        px, py = np.meshgrid(np.arange(wid, dtype=np.float32), np.arange(hgt, dtype=np.float32))
-        self.pixel_xy = np.stack([px + left, py + top], -1)
 
-    def head_map(self, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Backward map over the ROI for a pose (cv2's fixed-point pair, full-frame coordinates), or None if it
-        does not move."""
+    def head_map(self, coef: np.ndarray) -> np.ndarray | None:
+        """Backward displacement (H, W, 2) over the ROI for a pose, for `cv2.remap(roi, d, None, INTER_LINEAR |
+        WARP_RELATIVE_MAP)` on the ROI itself (the motion is 0 at the ROI's edge, so no sample leaves it), or None
+        if it does not move."""
         if self.roi[1] <= self.roi[0] or not np.any(np.abs(coef) > 1e-6):
             return None
         top, bottom, left, right = self.roi
@@ -146,9 +145,8 @@ class HeadWarp:
             gx = (x[..., 0] + 0.5) * self.to_grid[0] - 0.5
             gy = (x[..., 1] + 0.5) * self.to_grid[1] - 0.5
             x = self.grid_xy - cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        disp = cv2.resize(x - self.grid_xy, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
-        disp += self.pixel_xy
-        return cv2.convertMaps(disp, None, cv2.CV_16SC2)  # fixed point: remap runs faster on it
+        # relative to each pixel: no absolute-coordinate array to add and convert every frame
+        return cv2.resize(x - self.grid_xy, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
 
     # ------------------------------------------------------------------ eyes and brows
     def _build_eyes(self) -> None:
