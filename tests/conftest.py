@@ -14,6 +14,8 @@ os.environ["LIPDUB_HOME"] = _HOME
 os.environ.setdefault("LIPDUB_THREADS", "2")
 
 DATA = Path(__file__).parent / "data"
+# started first, so that under pytest-xdist (two processes, whole files each) the longest file does not end last
+LONGEST_FIRST = ("test_train.py", "test_animate.py")
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -39,3 +41,9 @@ def ray_local() -> str:
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
     yield "local"
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The files in LONGEST_FIRST run first; everything else keeps its order."""
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
