@@ -60,7 +60,7 @@ def load_state_dict(path: PathLike) -> OrderedDict[str, torch.Tensor]:
         try:
             with warnings.catch_warnings():  # old pickle protocols warn under weights_only; harmless here
                 warnings.simplefilter("ignore")
-                obj = torch.load(path, map_location="cpu", weights_only=True)
+                obj = _torch_load(path)
         except Exception as err:
             hint = "truncated or corrupt file, or not a torch checkpoint"
             if "weights_only" in str(err) or "Weights only" in str(err):
@@ -75,6 +75,18 @@ def load_state_dict(path: PathLike) -> OrderedDict[str, torch.Tensor]:
     if bad:
         raise CheckpointError(f"corrupt checkpoint: {_summary('tensors with NaN/inf values', bad)}", path)
     return strip_module(obj)
+
+
+def _torch_load(path: Path) -> object:
+    """torch.load, memory-mapped where the file allows it (zip format): the weights then live in the page cache,
+    shared by every process that loads them on this machine (the web app's and a Ray node's workers), and the
+    network assigned from them holds no second copy. Legacy (pre-zip) files are read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap can only be used" not in str(err):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @cache
