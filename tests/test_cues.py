@@ -90,6 +90,15 @@ def test_dutch_speech_gets_varied_shapes_throughout():
     assert max(c.end - c.start for c in speaking) < 0.5
 
 
+def test_the_same_speech_gets_the_same_cues_whatever_the_process_decoded_before(espeak):
+    """A web server or batch worker decodes job after job in one process: a job's mouth must not depend on the
+    jobs before it (PocketSphinx's live cepstral mean would otherwise carry over from the last utterance)."""
+    dutch = load_audio(DATA / "dutch_vl04108.flac", sr=16000)
+    first = C.extract_cues(dutch, FPS)
+    C.extract_cues(espeak[0], FPS)  # another speaker, another language in between
+    assert C.extract_cues(dutch, FPS) == first
+
+
 def test_a_lost_decoder_is_covered_by_the_fallback(monkeypatch, dialogue):
     """A recogniser that returns one phone for seconds (a search failure) must not freeze the mouth."""
     monkeypatch.setattr(C, "recognize_phones", lambda wav: [("B", 0.0, len(wav) / 16000)])

@@ -99,6 +99,7 @@ def recognize_phones(wav16k: np.ndarray) -> list[tuple[str, float, float]]:
     pcm = (np.clip(np.asarray(wav16k, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
     with _decoder_lock:
         dec = _decoder()
+        dec.reinit_feat()  # a fresh cepstral mean: live CMN would carry the last utterance's into this one
         dec.start_utt()
         dec.process_raw(pcm, full_utt=True)
         dec.end_utt()
