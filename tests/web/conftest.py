@@ -3,7 +3,11 @@ an httpx client on it, and the test media."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +27,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def cli_server(tmp_path: Path, args: list[str], ready: str, banner: str, timeout: float) -> Iterator[str]:
+    """`python -m lipdub <args> --port P` as a real process (LIPDUB_HOME in tmp_path, no configured checkpoint);
+    yields its URL once `ready` (a path under it) answers and it has printed `<banner> <url>`."""
+    port = free_port()
+    env = dict(os.environ, LIPDUB_HOME=str(tmp_path / "home"), LIPDUB_THREADS="2")
+    env.pop("LIPDUB_CHECKPOINT", None)
+    log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "lipdub", *args, "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(url + ready, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        log.seek(0)
+        assert f"{banner} {url}" in log.read()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
 
 
 class LiveServer:

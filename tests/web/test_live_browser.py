@@ -5,19 +5,15 @@ size; FaceMesh on canvas snapshots sees the mouth rest while the file is silent 
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 import soundfile
-from conftest import free_port
+from conftest import cli_server
 from mediapipe.python.solutions import face_mesh as mp_mesh
 from playwright.sync_api import expect, sync_playwright
 
@@ -36,30 +32,8 @@ SILENCE_S = 3.0
 @pytest.fixture
 def live_url(tmp_path: Path) -> Iterator[str]:
     """`lipdub live PHOTO` on a free port (LIPDUB_HOME in tmp_path); yields the page's URL."""
-    port = free_port()
-    env = dict(os.environ, LIPDUB_HOME=str(tmp_path / "home"), LIPDUB_THREADS="2")
-    log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "lipdub", "live", str(PHOTO), "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(url + "api/live/status", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
-        log.seek(0)
-        assert f"live on {url}" in log.read()
+    with cli_server(tmp_path, ["live", str(PHOTO)], "api/live/status", "live on", timeout=90) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
 
 
 def opening(mesh, image: np.ndarray) -> float:

@@ -4,18 +4,14 @@ reload, a phone-sized window, the API docs offline)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import web_runners
-from conftest import NO_FACE, PHOTO, SPEECH, free_port
+from conftest import NO_FACE, PHOTO, SPEECH, cli_server
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -28,31 +24,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """`lipdub serve` on a free port, its data and LIPDUB_HOME in tmp_path; yields the URL it printed."""
-    port = free_port()
-    env = dict(os.environ, LIPDUB_HOME=str(tmp_path / "home"), LIPDUB_THREADS="2")
-    env.pop("LIPDUB_CHECKPOINT", None)
-    log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "lipdub", "serve", "--port", str(port), "--data-dir",
-                             str(tmp_path / "web")], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(url + "api/config", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
-        log.seek(0)
-        assert f"serving on {url}" in log.read()
+    with cli_server(tmp_path, ["serve", "--data-dir", str(tmp_path / "web")], "api/config", "serving on",
+                    timeout=60) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
 
 
 @pytest.fixture(scope="module")
