@@ -201,6 +201,13 @@ def test_token_and_host_rules():
         with pytest.raises(InvalidStatus) as err:
             connect(s.ws, additional_headers={"Host": "evil.example"})
         assert err.value.response.status_code == 400
+        # a page on another site, in the visitor's browser, may not open the socket (WebSockets have no CORS)
+        with pytest.raises(InvalidStatus) as err:
+            connect(s.ws, origin="https://evil.example")
+        assert err.value.response.status_code == 403
+        with connect(s.ws, origin=s.http) as ws:  # the live page itself
+            ws.send(json.dumps({}))
+            assert json.loads(ws.recv(timeout=30))["type"] == "ready"
     finally:
         s.stop()
 

@@ -2,9 +2,10 @@
 
 Each connection gets its own `LiveSession` (the photo's face is analysed once, at start, so a session starts
 in well under a second); the session ends with the connection. The same access rules as `lipdub serve`:
-without a token only a loopback (or the served) Host name is answered; with one, a client shows it in the
-first message or an `Authorization: Bearer` header. The protocol is in `PROTOCOL` (also the OpenAPI
-description, since OpenAPI has no way to describe a WebSocket).
+without a token only a loopback (or the served) Host name is answered, and a browser's socket only from such a
+page (Origin: WebSockets have no CORS, so a page on another site could otherwise drive the photo); with one,
+a client shows it in the first message or an `Authorization: Bearer` header. The protocol is in `PROTOCOL`
+(also the OpenAPI description, since OpenAPI has no way to describe a WebSocket).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import secrets
 import struct
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
@@ -60,7 +62,7 @@ def create_live_app(photo: Path, settings: WebSettings | None = None, *, motion:
                          redoc_url=None, openapi_url="/api/openapi.json",
                          description="A photo that talks along with a live voice.\n\n" + PROTOCOL)
     app.state.live = {"photo": Path(photo), "motion": motion, "seed": seed, "token": settings.token or "",
-                      "sessions": 0}
+                      "sessions": 0, "origins": LOOPBACK | {settings.host.strip("[]")}}
     if not settings.token:
         app.add_middleware(LoopbackHostOnly, allowed=LOOPBACK | {settings.host.strip("[]")})
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -81,6 +83,9 @@ def create_live_app(photo: Path, settings: WebSettings | None = None, *, motion:
 async def live_socket(ws: WebSocket) -> None:
     """One connection: configure, then audio in and frames out until the client leaves or ends."""
     conf = ws.app.state.live
+    if not conf["token"] and not _origin_ok(ws.headers.get("origin"), conf["origins"]):
+        await ws.close(1008)  # before the handshake: the browser sees it refused (HTTP 403)
+        return
     await ws.accept()
     first = await ws.receive()
     if first["type"] == "websocket.disconnect":
@@ -117,6 +122,16 @@ async def live_socket(ws: WebSocket) -> None:
         pass
     finally:
         conf["sessions"] -= 1  # the session (its VAD model, renderer and motion) goes with this call
+
+
+def _origin_ok(origin: str | None, allowed: set[str]) -> bool:
+    """No Origin (not a browser), or a page served from a loopback or the served host name."""
+    if not origin:
+        return True
+    try:
+        return (urlsplit(origin).hostname or "").lower() in {h.lower() for h in allowed}
+    except ValueError:
+        return False
 
 
 def _bearer(headers) -> str:
