@@ -37,6 +37,7 @@ def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | No
                   progress: Progress | None = None) -> AnimateResult:
     """`pipeline.animate(request)` rendered in `pieces` pieces: on local processes (LIPDUB_THREADS at once), or on
     the Ray cluster at `ray_address` ('local' starts a private instance); the same output, written atomically."""
+    from lipdub import media
     from lipdub.batch import absolute
     from lipdub.data.runner import run_tasks
     from lipdub.pipeline import soundtrack
@@ -51,7 +52,7 @@ def animate_split(request: AnimateRequest, pieces: int, *, ray_address: str | No
     audio, rate = soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
     _let_go(p)
     output = Path(request.output)
-    sequence = _is_sequence(output)
+    sequence = media.is_sequence_pattern(output)
     beside = output.parent.parent if sequence else output.parent  # the pieces go beside the output (a sequence's
     beside.mkdir(parents=True, exist_ok=True)  # folder appears only when it is complete)
     with tempfile.TemporaryDirectory(prefix=".lipdub-split-", dir=beside) as tmp:
@@ -102,12 +103,6 @@ def render_piece(task: dict[str, Any]) -> dict[str, Any]:
 
 def _lost(task: dict[str, Any], reason: str) -> dict[str, Any]:
     return {"error": reason}
-
-
-def _is_sequence(path: Path) -> bool:
-    from lipdub.media import is_sequence_pattern
-
-    return is_sequence_pattern(path)
 
 
 def _final_audio(output: Path, fps: float, audio, rate: int):
