@@ -375,8 +375,10 @@ function playBoth() {
   players.forEach((v) => { v.currentTime = 0; v.play(); });
 }
 
-async function cancel() {
-  if (!state.job) return;
+async function cancel(event) {
+  // The page scrolls to the progress once the job exists, so the second click of a double click on Start can land
+  // on Cancel: only a click that starts a click sequence (detail 1; 0 from the keyboard) cancels.
+  if (!state.job || (event && event.detail > 1)) return;
   const id = state.job.id;
   try { show(await api(`/api/jobs/${id}/cancel`, { method: "POST" })); }
   catch (err) { if (err.status === 404) gone(id); else showError("job-error", err); }
