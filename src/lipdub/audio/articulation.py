@@ -17,11 +17,9 @@ from lipdub.media.audio import SAMPLE_RATE
 SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 HOP_S = 0.01
 LPC_SR, LPC_ORDER, LPC_WIN = 10000, 10, 250  # 25 ms analysis windows at 10 kHz
-# closed to open vowels (adult speakers); range and easing chosen leave-one-video-out on bench_fidelity's nine
-# real speakers (every fold chose these): 250-850 Hz / 40 ms gave 0.325 there, these 0.343
-F1_RANGE = (350.0, 750.0)
+F1_RANGE = (250.0, 850.0)  # closed to open vowels (adult speakers)
 LEAD_S = 0.06  # the jaw moves ahead of the sound it shapes
-JAW_SMOOTH_S = 0.06  # std. dev. of the jaw's easing (real apertures move at ~4-6 Hz)
+JAW_SMOOTH_S = 0.04  # std. dev. of the jaw's easing
 
 
 @dataclass

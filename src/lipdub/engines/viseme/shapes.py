@@ -56,7 +56,7 @@ def pose(weights: np.ndarray, loudness: float | np.ndarray = 0.6) -> np.ndarray:
     return p
 
 
-OPEN_MAX = 0.11  # lip opening (units of s) at full acoustic opening, calibrated on real speakers
+OPEN_MAX = 0.10  # lip opening (units of s) at full acoustic opening, calibrated on real speakers
 JAW_SHARE = 0.8  # chin drop per unit of lip opening
 ROUND_WIDTH = -0.2  # width change of fully rounded lips
 
