@@ -87,6 +87,25 @@ def test_bilabial_cues_close_the_lips_and_vowels_open_them(obama):
     assert np.median(op[len(closed):]) > 0.07
 
 
+def test_f_and_v_tuck_the_lower_lip_whatever_the_vowels_around_them(obama):
+    """At each f/v (espeak-ng's own phone events, transcript given) the mouth is the lip-to-teeth shape: no more
+    open than that shape alone, however open the neighbouring vowels pull the jaw (real speakers' lip gap is
+    at its smallest on F/V)."""
+    audio = load_audio(DATA / "espeak_en.flac", sr=16000)
+    doc = json.loads((DATA / "espeak_en.json").read_text())
+    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
+    fv = [(a + b) / 2 for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)
+          if p["phone"].strip("',") in ("f", "v")]
+    engine = VisemeEngine(text=doc["text"], lang="en")
+    engine.prepare(audio, FPS)
+    face = face_of(obama)
+    box = crop_box(face, obama.shape)
+    jobs = [FrameJob(index=int(round(t * FPS)), frame=obama, face=face, box=box) for t in fv]
+    op = [opening(apply_patch(obama, p)) for p in engine.render(jobs)]
+    tucked = opening(apply_patch(obama, FaceRenderer(obama, face.landmarks).render(obama, shape_pose("G"))))
+    assert len(fv) >= 8 and max(op) < tucked + 0.01, (op, tucked)
+
+
 @pytest.mark.parametrize("path", PORTRAITS, ids=[p.stem for p in PORTRAITS])
 def test_every_portrait_closes_opens_and_leaves_the_rest_untouched(path):
     image = read_image(path)

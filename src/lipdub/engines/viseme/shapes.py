@@ -64,12 +64,13 @@ ROUND_WIDTH = -0.2  # width change of fully rounded lips
 def articulate(weights: np.ndarray, opening: np.ndarray, rounding: np.ndarray) -> np.ndarray:
     """Poses whose opening follows the acoustics (JALI): per frame `opening` and `rounding` in [0, 1] set how
     wide and how round the mouth is; the shape weights say which lips and teeth show. A closure (P, B, M)
-    seals the lips from 50 % weight on, F/V tuck the lower lip."""
+    seals the lips from 50 % weight on; so does F/V, whose lower lip tucks up under the upper teeth (on real
+    speakers a 0.8 seal for F/V left the gap open where theirs had closed)."""
     w = np.asarray(weights, np.float32)
     opening, rounding = np.asarray(opening, np.float32), np.asarray(rounding, np.float32)
     p = w @ TABLE
     closing = w[..., SHAPES.index("A")]
-    shut = np.clip(2.0 * closing + 0.8 * w[..., SHAPES.index("G")], 0.0, 1.0)
+    shut = np.clip(2.0 * (closing + w[..., SHAPES.index("G")]), 0.0, 1.0)
     size = OPEN_MAX * opening * (1.0 - shut)
     table_open = p[..., P["gap_flat"]] + p[..., P["gap_round"]]
     r = np.clip(p[..., P["gap_round"]] / np.maximum(table_open, 1e-6) + rounding, 0.0, 1.0)
