@@ -62,15 +62,35 @@ BAD = [  # (arguments, the flag the one error line must name)
 ]
 
 
-def test_bad_values_are_one_usage_line_with_exit_code_2():
-    with ThreadPoolExecutor(4) as pool:
-        procs = list(pool.map(lambda case: run_cli(*case[0]), BAD))
-    for (args, flag), proc in zip(BAD, procs, strict=True):
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2, (args, proc.stderr)
-        assert len(lines) == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
-        assert flag in lines[0] and "error" in lines[0], (args, lines[0])
-    assert not (Path.cwd() / "portrait.lipdub.mp4").exists()
+def in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`lipdub ARGS` in this process: (exit code, stderr) as `python -m lipdub` gives them."""
+    from lipdub.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "flag"), BAD, ids=[f"{a[0]} {flag}" for a, flag in BAD])
+def test_bad_values_are_one_usage_line_with_exit_code_2(args, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = in_process(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2, (args, err)
+    assert len(lines) == 1 and "Traceback" not in err, (args, err)
+    assert flag in lines[0] and "error" in lines[0], (args, lines[0])
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_bad_value_is_one_line_and_exit_code_2_from_the_real_command():
+    """The same as a process: the first error is argparse's (at parsing), the second found after it."""
+    for args, flag in (BAD[4], BAD[0]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert flag in proc.stderr, proc.stderr
 
 
 def test_a_bad_environment_variable_is_one_line_naming_it():
