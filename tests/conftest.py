@@ -15,7 +15,7 @@ os.environ.setdefault("LIPDUB_THREADS", "2")
 
 DATA = Path(__file__).parent / "data"
 # started first, so that under pytest-xdist (two processes, whole files each) the longest file does not end last
-LONGEST_FIRST = ("test_train.py", "test_animate.py")
+LONGEST_FIRST = ("test_train_expert.py", "test_train.py", "test_animate.py")
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 

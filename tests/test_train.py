@@ -211,44 +211,18 @@ def test_every_setting_is_a_flag_and_bad_values_are_one_line_errors(tmp_path: Pa
         build_config(args)
 
 
-# --- the lip-sync expert learns sync
-# A deliberately overfitting tiny run: one frontal speaker (16 s to train on, the next 4 s held out), the
-# reference lr 1e-4 with batch 8 for 400 steps. With both speakers (one moving his head a lot) 400 steps stay
-# near chance on held-out windows; with one, the held-out off-sync accuracy was 0.59-0.69 at steps 100-400
-# (mean 0.63, seeds 0 and 1), against 0.5 by chance.
-
-EXPERT_RUN = ["--batch-size", 8, "--lr", 1e-4, "--max-steps", 400, "--eval-interval", 100, "--eval-steps", 100,
-              "--eval-first", "--log-interval", 10, "--checkpoint-interval", 200, "--num-workers", 0,
-              "--cache-frames", 5000, "--device", "cpu", "--no-progress"]
-
+# --- a small expert for the generator's tests (the expert's learning is shown in test_train_expert.py, which
+# runs on its own xdist worker: it is the longest test)
 
 @pytest.fixture(scope="module")
 def expert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An expert checkpoint in the official layout after a few steps (its sync judgement is not relied on here)."""
     root = tmp_path_factory.mktemp("expert")
     data = build_dataset(root / "dataset", speakers=("man",))
     out = root / "run"
-    assert lipdub("train", "expert", data, "-o", out, *EXPERT_RUN) == 0
+    assert lipdub("train", "expert", data, "-o", out, "--batch-size", 4, "--max-steps", 4, "--eval-steps", 2,
+                  "--num-workers", 0, "--device", "cpu", "--no-progress") == 0
     return out
-
-
-@pytest.mark.slow
-def test_expert_loss_falls_and_it_tells_aligned_from_shifted_on_held_out_windows(expert_run: Path) -> None:
-    evals = metrics(expert_run, "eval")
-    train = metrics(expert_run, "train")
-    assert [e["step"] for e in evals] == [0, 100, 200, 300, 400]
-    before, trained = evals[0], evals[1:]
-    assert all(e["windows"] == 96 for e in evals)  # every window of the held-out clip, each vs. 95 shifted ones
-    assert np.mean([r["loss"] for r in train[-10:]]) < np.mean([r["loss"] for r in train[:10]]) - 0.05
-    accuracy = [e["offsync_acc"] for e in trained]  # chance: 0.5
-    # above chance at every evaluation and clearly so by the end (one speaker, 400 CPU steps: measured
-    # 0.545 / 0.559 / 0.637 / 0.616 with the one training loop)
-    assert min(accuracy) > 0.52 and accuracy[-1] > 0.6 and np.mean(accuracy) > before["offsync_acc"] + 0.05
-    assert min(e["loss"] for e in trained) < before["loss"]
-    summary = json.loads((expert_run / "summary.json").read_text())
-    assert summary["step"] == 400 and summary["eval"]["offsync_acc"] == pytest.approx(accuracy[-1], abs=1e-5)
-    assert {"best.pth", "last.pth", "checkpoint_step000000200.pth", "config.json"} <= {
-        p.name for p in expert_run.iterdir()}
-    assert list((expert_run / "tb").glob("events.out.tfevents.*"))
 
 
 # --- the generator: L1 falls, the sync weight switches on, resume continues, checkpoints load anywhere
