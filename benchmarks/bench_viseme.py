@@ -1,6 +1,6 @@
 """Viseme engine speed: `lipdub animate` on a talking-head video with real speech first (what a user waits
 for, faces detected from scratch in an empty LIPDUB_HOME), then its parts: cue extraction vs real time and
-rendering on a 1280x720 still.
+rendering on a 1280x720 still, and the H.264 encoder alone on those frames (the end-to-end ceiling at 720p).
 
 The machine is shared, so each part figure is the best of a few runs, with CPU time alongside (CPU time says
 what the work costs whatever the other load). Goals: >= 100 frames/s rendering, cue extraction >= 20x real time.
@@ -14,6 +14,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from common import best_of, cold_home, still_720p  # benchmarks/common.py (scripts run from benchmarks/)
@@ -105,6 +106,48 @@ def main() -> None:
     wall, cpu = best_of(lambda: [renderer._render(frame, p) for p in distinct], args.repeats)
     print(f"uncached pose      : {len(distinct) / wall:7.1f} frames/s  (cpu {1000 * cpu / len(distinct):.2f} "
           f"ms/frame, ROI {renderer.warp.size[1]}x{renderer.warp.size[0]})")
+
+    # the encoder's input: the still with each frame's mouth, swaying a little as a living still's head does
+    import cv2
+
+    from lipdub.engines.viseme.render import apply_patch
+
+    h, w = frame.shape[:2]
+    sway = [cv2.getRotationMatrix2D((w / 2, h / 2), math.sin(i / 9), 1.0) for i in range(100)]
+    frames = [cv2.warpAffine(apply_patch(frame, renderer.render(frame, engine.poses[i % n])), m, (w, h),
+                             borderMode=cv2.BORDER_REPLICATE) for i, m in enumerate(sway)]
+    bench_encoder(frames, args.fps, args.repeats)
+
+
+def bench_encoder(frames: list, fps: float, repeats: int) -> None:
+    """`media.VideoWriter` alone (RGB -> BT.709 yuv420p, libx264 crf 18, its own thread) per x264 preset."""
+    import os
+    import tempfile
+
+    import av
+
+    from lipdub.media import VideoWriter
+
+    def convert() -> None:
+        for f in frames:
+            av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU709",
+                                                                    dst_color_range="MPEG")
+
+    wall, cpu = best_of(convert, repeats)
+    print(f"RGB -> yuv420p     : {1000 * cpu / len(frames):6.2f} CPU-ms/frame (swscale, part of every encode below)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in ("veryfast", "superfast", "ultrafast"):
+            out = Path(tmp) / f"{preset}.mp4"
+
+            def encode(preset: str = preset, out: Path = out) -> None:
+                with VideoWriter(out, fps, preset=preset) as writer:
+                    for f in frames:
+                        writer.write(f)
+
+            wall, cpu = best_of(encode, repeats)
+            size = os.path.getsize(out) / 1e6 * (10 * fps / len(frames))
+            print(f"encode {preset:11s}: {len(frames) / wall:7.1f} frames/s  ({1000 * cpu / len(frames):5.2f} CPU-ms/"
+                  f"frame, {size:.2f} MB per 10 s{', the default' if preset == 'veryfast' else ''})")
 
 
 if __name__ == "__main__":

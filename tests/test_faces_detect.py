@@ -114,11 +114,13 @@ def test_the_saved_hog_detector_is_dlibs_own():
 
 
 def test_face_detection_loads_no_matplotlib_and_mediapipe_drawing_still_works():
-    """mediapipe is imported without its drawing helpers' matplotlib (start-up); they load it when used."""
+    """mediapipe is imported without its drawing helpers' matplotlib, its Tasks API (sounddevice) and objectron's
+    attr (start-up); they load when used."""
     code = ("import sys; from lipdub.faces import detect_faces; from lipdub.media import read_image; "
             f"assert len(detect_faces(read_image({str(DATA / 'img_obama_smile_teeth.jpg')!r}))) == 1; "
-            "assert 'matplotlib' not in sys.modules; "
-            "import mediapipe as mp; assert callable(mp.solutions.drawing_utils.plt.figure)")
+            "assert not {'matplotlib', 'sounddevice', 'attr', 'mediapipe.tasks.python'} & set(sys.modules); "
+            "import mediapipe as mp; assert callable(mp.solutions.drawing_utils.plt.figure); "
+            "assert mp.solutions.objectron.Objectron and mp.tasks.vision.FaceLandmarker")
     src = str(Path(__file__).parents[1] / "src")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": src})
 

@@ -25,6 +25,7 @@ from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
 from lipdub.media.audio import SAMPLE_RATE
 from lipdub.media.fade import fade_weights
+from lipdub.media.threads import prefetch
 from lipdub.settings import get_settings, resolve_device
 
 if TYPE_CHECKING:
@@ -350,16 +351,23 @@ def stream(plan: Plan, writer, report: Progress, frames: range | None = None) ->
     if frames.start:
         _resume(plan, frames.start)
     report("generating", 0, len(frames))
-    frames_iter = itertools.repeat(plan.still_frame) if plan.still else \
-        plan.source.frames(plan.src_of[frames.start:frames.stop].tolist())
-    done = frames.start
-    for chunk in _chunks(frames_iter, batch, len(frames)):
-        for k, frame in enumerate(_render_batch(plan, chunk, done)):
-            # a photo's head moves after the mouth is drawn on the still: the engines keep their per-face set-up
-            # and pose caches (a moved face would be a new face to them every frame), and the mouth moves with it
-            writer.write(mover.apply(done + k, frame) if mover else frame)
-        done += len(chunk)
-        report("generating", done - frames.start, len(frames))
+
+    def rendered() -> Iterator[np.ndarray]:
+        frames_iter = itertools.repeat(plan.still_frame) if plan.still else \
+            plan.source.frames(plan.src_of[frames.start:frames.stop].tolist())
+        done = frames.start
+        for chunk in _chunks(frames_iter, batch, len(frames)):
+            yield from _render_batch(plan, chunk, done)
+            done += len(chunk)
+
+    # the engines render in a thread of their own, one batch ahead, while this one moves and hands frames to the
+    # encoder (a third thread): the cv2/numpy/PyAV work of each releases the GIL, so they share the cores
+    for i, frame in enumerate(prefetch(rendered, batch, name="lipdub-render"), start=frames.start):
+        # a photo's head moves after the mouth is drawn on the still: the engines keep their per-face set-up
+        # and pose caches (a moved face would be a new face to them every frame), and the mouth moves with it
+        writer.write(mover.apply(i, frame) if mover else frame)
+        if (i + 1 - frames.start) % batch == 0 or i + 1 == frames.stop:
+            report("generating", i + 1 - frames.start, len(frames))
 
 
 def _resume(plan: Plan, start: int) -> None:

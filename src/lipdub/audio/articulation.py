@@ -103,7 +103,7 @@ def _levinson(r: np.ndarray) -> np.ndarray:
 def jaw_opening(ac: Acoustics) -> np.ndarray:
     """Per 10 ms, 0 (closed) .. 1 (wide open): how high F1 is wherever there is voiced sound, smoothed like
     the slow articulator the jaw is (loudness beyond the voicing gate added nothing on real speakers)."""
-    from scipy.ndimage import gaussian_filter1d, median_filter
+    from lipdub.media.filters import gaussian_filter1d, median_filter
 
     voiced = np.clip((ac.loud - 0.15) / 0.1, 0.0, 1.0)
     f1 = median_filter(ac.f1, 5)
@@ -113,7 +113,7 @@ def jaw_opening(ac: Acoustics) -> np.ndarray:
 
 def lip_rounding(ac: Acoustics) -> np.ndarray:
     """Per 10 ms, 0 .. 1: how far F2 sits below the speaker's own range on loud voiced sound (/o/, /u/)."""
-    from scipy.ndimage import gaussian_filter1d, median_filter
+    from lipdub.media.filters import gaussian_filter1d, median_filter
 
     voiced = ac.loud > 0.45
     f2 = median_filter(ac.f2, 5)

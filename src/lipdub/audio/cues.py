@@ -145,7 +145,7 @@ def _frame_features(wav16k: np.ndarray, hop: int = 160) -> tuple[np.ndarray, np.
 def fallback_cues(wav16k: np.ndarray, start: float = 0.0, end: float | None = None) -> list[Cue]:
     """Shapes from loudness and spectrum alone: loud low-centroid sound opens wide, quiet voiced sound
     rounds, hiss shows teeth, dips close the lips. Used where phone recognition fails."""
-    from scipy.ndimage import median_filter
+    from lipdub.media.filters import median_filter
 
     end = len(wav16k) / SR if end is None else end
     seg = np.asarray(wav16k[int(start * SR): int(end * SR)], np.float32)
@@ -382,7 +382,7 @@ def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
     tail = int(round(((cues[-1].end if cues else 0.0) - ANTICIPATION_S) / step))
     ind[max(tail, 0):] = 0
     ind[max(tail, 0):, 0] = 1
-    from scipy.ndimage import gaussian_filter1d
+    from lipdub.media.filters import gaussian_filter1d
 
     smooth = gaussian_filter1d(ind * DOMINANCE, BLEND_S / step, axis=0, mode="nearest")
     smooth /= smooth.sum(axis=1, keepdims=True)

@@ -26,12 +26,13 @@ class UsageError(LipdubError):
     """A bad combination of arguments found after parsing: one line, exit code 2 like argparse's own."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or only `command`'s (start-up: each sub-command module imports what it needs)."""
     parser = Parser(prog="lipdub", description="Make a face in a photo or video speak.")
     parser.add_argument("--version", action="version", version=f"lipdub {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [command] if command in COMMANDS else COMMANDS:
         importlib.import_module(f"lipdub.cli.{name}").register(sub)
     return parser
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the top level has no valued options
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LipdubError as err:

@@ -184,10 +184,10 @@ class ProgressBar:
             self.bar.close()
 
     def update(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
         if stage == "done" or self.disable:
             return
+        from tqdm import tqdm
+
         if stage != self.stage:
             if self.bar is not None:
                 self.bar.close()

@@ -81,14 +81,6 @@ def _hog():  # -> dlib.fhog_object_detector
         return dlib.get_frontal_face_detector()
 
 
-@lru_cache(maxsize=1)
-def _five_points():  # -> dlib.shape_predictor
-    import dlib
-    import face_recognition_models as frm
-
-    return dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-
-
 # FaceMesh points where dlib's 5-point model puts its parts: eye corners (outer, inner) of each eye, nose base.
 FIVE_POINTS = [263, 362, 33, 133, 2]
 SECOND_LOOK_SIZE = 128  # BlazeFace short-range input side
@@ -99,14 +91,14 @@ STABILITY_MID, STABILITY_WIDTH = 0.07, 0.012  # logistic on the drift: 0.03 -> 0
 
 def landmark_agreement(image: np.ndarray, points: np.ndarray) -> float:
     """0..1: how well dlib's 5-point model, run in the fitted face's box, lands on FaceMesh's points."""
-    from lipdub.faces.identity import _rect  # the box dlib's 5-point model expects, from a landmark box
+    from lipdub.faces.identity import _rect, five_points  # _rect: the box the 5-point model expects
 
     box = box_of(points)
     margin = 0.5 * float(max(box[2] - box[0], box[3] - box[1]))  # dlib copies what it reads: a crop is cheaper
     x0, y0 = (max(0, int(v - margin)) for v in box[:2])
     x1, y1 = int(box[2] + margin) + 1, int(box[3] + margin) + 1
     shift = np.array([x0, y0], np.float32)
-    shape = _five_points()(np.ascontiguousarray(image[y0:y1, x0:x1]), _rect(Face(box=box - np.tile(shift, 2))))
+    shape = five_points()(np.ascontiguousarray(image[y0:y1, x0:x1]), _rect(Face(box=box - np.tile(shift, 2))))
     dlib_pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float32) + shift
     apart = float(np.linalg.norm(dlib_pts - points[FIVE_POINTS], axis=1).mean()) / _eye_distance(points)
     return _logistic(apart, AGREEMENT_MID, AGREEMENT_WIDTH)

@@ -22,12 +22,21 @@ CHIP_SIZE = 150
 
 
 @lru_cache(maxsize=1)
-def _models():  # -> (shape_predictor, face_recognition_model_v1)
+def five_points():  # -> dlib.shape_predictor
+    """dlib's 5-point model (chips here, landmark agreement in faces.detect): loaded once per process."""
     import dlib
     import face_recognition_models as frm
 
-    return (dlib.shape_predictor(frm.pose_predictor_five_point_model_location()),
-            dlib.face_recognition_model_v1(frm.face_recognition_model_location()))
+    return dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+
+
+@lru_cache(maxsize=1)
+def _net():  # -> dlib.face_recognition_model_v1
+    """The embedding network, loaded only when an embedding is asked for (a photo's chip does not need it)."""
+    import dlib
+    import face_recognition_models as frm
+
+    return dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
 
 def _rect(face: Face):  # -> dlib.rectangle
@@ -43,15 +52,13 @@ def chip(image_rgb: np.ndarray, face: Face) -> np.ndarray:
     """(150, 150, 3) uint8 face aligned on eyes and nose: what `embed_chip` reads."""
     import dlib
 
-    predictor, _ = _models()
     image = np.ascontiguousarray(image_rgb)
-    return np.asarray(dlib.get_face_chip(image, predictor(image, _rect(face)), size=CHIP_SIZE), np.uint8)
+    return np.asarray(dlib.get_face_chip(image, five_points()(image, _rect(face)), size=CHIP_SIZE), np.uint8)
 
 
 def embed_chip(face_chip: np.ndarray) -> np.ndarray:
     """(128,) float32 embedding of an aligned chip."""
-    _, net = _models()
-    return np.asarray(net.compute_face_descriptor(np.ascontiguousarray(face_chip)), np.float32)
+    return np.asarray(_net().compute_face_descriptor(np.ascontiguousarray(face_chip)), np.float32)
 
 
 def embed(image_rgb: np.ndarray, face: Face) -> np.ndarray:

@@ -73,24 +73,36 @@ class _Deferred(types.ModuleType):
 
 
 _import_lock = threading.Lock()
+_SOLUTIONS = "mediapipe.python.solutions"
+# What `import mediapipe` loads and we never use (~1.5 CPU-s of a cold start): matplotlib (the drawing helpers'),
+# the Tasks API (its audio part imports sounddevice) and the other legacy solutions (objectron imports attr).
+_UNUSED = ("matplotlib", "matplotlib.pyplot", "mediapipe.tasks", "mediapipe.tasks.python",
+           *(f"{_SOLUTIONS}.{name}" for name in ("drawing_styles", "drawing_utils", "hands", "holistic",
+                                                  "objectron", "pose", "selfie_segmentation")))
 
 
 def solutions() -> types.ModuleType:
-    """mediapipe's legacy solutions (FaceMesh, face detection), imported without matplotlib: mediapipe's own
-    import loads its drawing helpers and through them matplotlib.pyplot (~0.8 CPU-s of a cold start), which we
-    never draw with. Stand-ins take matplotlib's place during that import; a later use loads the real one."""
+    """mediapipe's legacy solutions (FaceMesh, face detection), imported without what we never use (`_UNUSED`).
+    Stand-ins take those modules' place during mediapipe's import; a later use of one loads the real module."""
     with _import_lock:
         if "mediapipe" not in sys.modules and "matplotlib" not in sys.modules:
-            stand_ins = {"matplotlib": _Deferred("matplotlib"), "matplotlib.pyplot": _Deferred("matplotlib.pyplot")}
-            stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]
+            stand_ins = {name: _Deferred(name) for name in _UNUSED}
             sys.modules.update(stand_ins)
+            for name, module in stand_ins.items():  # `import a.b as c` reads b as an attribute of a
+                parent, _, child = name.rpartition(".")
+                if parent in stand_ins:
+                    setattr(stand_ins[parent], child, module)
             try:
-                importlib.import_module("mediapipe.python.solutions")
+                solutions = importlib.import_module(_SOLUTIONS)
+                for name, module in stand_ins.items():
+                    parent, _, child = name.rpartition(".")
+                    if parent == _SOLUTIONS:
+                        setattr(solutions, child, module)
             finally:
                 for name, module in stand_ins.items():
                     if sys.modules.get(name) is module:
                         del sys.modules[name]
-    return importlib.import_module("mediapipe.python.solutions")
+    return importlib.import_module(_SOLUTIONS)
 
 
 def _new_face_mesh(static: bool, max_faces: int):  # -> mediapipe FaceMesh

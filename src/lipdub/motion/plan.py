@@ -162,7 +162,7 @@ def _drift(rng: np.random.Generator, n: int, fps: float, period: float) -> np.nd
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     if sigma < 0.5 or len(x) < 2:
         return np.asarray(x, np.float64)
-    from scipy.ndimage import gaussian_filter1d
+    from lipdub.media.filters import gaussian_filter1d
 
     return gaussian_filter1d(np.asarray(x, np.float64), sigma, mode="nearest")
 

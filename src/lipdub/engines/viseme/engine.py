@@ -115,7 +115,7 @@ class VisemeEngine(Engine):
 def _talking(activity: np.ndarray, fps: float, longest_pause: float = 1.0) -> np.ndarray:
     """1 while speaking and in pauses up to `longest_pause` s between speech, easing to 0 in longer silences
     and before the first / after the last word (real speakers keep their lips apart in breath pauses)."""
-    from scipy.ndimage import uniform_filter1d
+    from lipdub.media.filters import uniform_filter1d
 
     silent = np.asarray(activity) < 0.5
     keep = np.ones(len(silent), np.float32)

@@ -61,7 +61,7 @@ class FaceRenderer:
         alpha = np.clip((moved - 0.01) * 4.0, 0.0, 1.0)  # under 1/100 px: the original pixel
         inner = paint_mouth(out, w.origin, w.ff, targets, pose, self.colours, self.mouth)
         alpha = np.maximum(alpha, inner)
-        out[alpha <= 0] = src[alpha <= 0]
+        np.copyto(out, src, where=alpha[..., None] <= 0)
         return out, alpha.astype(np.float32)
 
 
