@@ -89,10 +89,18 @@ class Motion:
             head = m.warp.head_map(coef)  # relative to each pixel of the head's ROI
             if head is not None:
                 top, bottom, left, right = m.warp.roi
-                out[top:bottom, left:right] = cv2.remap(out[top:bottom, left:right], head, None,
-                                                        cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
-                                                        borderMode=cv2.BORDER_REPLICATE)
+                out[top:bottom, left:right] = _remap(out[top:bottom, left:right], head)
         return out
+
+
+def _remap(roi: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """The ROI moved by the relative map `head`. A colour ROI is remapped as BGRA: OpenCV's vectorised bilinear
+    remap serves 4 channels (about half the time of 3 here; the same pixels), the conversions cost little."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP
+    if roi.ndim != 3 or roi.shape[2] != 3:
+        return cv2.remap(roi, head, None, flags, borderMode=cv2.BORDER_REPLICATE)
+    moved = cv2.remap(cv2.cvtColor(roi, cv2.COLOR_BGR2BGRA), head, None, flags, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(moved, cv2.COLOR_BGRA2BGR)
 
 
 def _reaches(faces: list[Face], speaking: set) -> list[float]:
