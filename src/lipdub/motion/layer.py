@@ -8,6 +8,7 @@ the other, so two moving heads never pull at the same pixels.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Sequence
 
 import cv2
@@ -18,11 +19,27 @@ from lipdub.motion.plan import Controls, Voice, plan_face
 from lipdub.motion.warp import FADE, HeadWarp
 
 
+class _Scratch(threading.local):
+    """One face's head-warp buffers, reused frame after frame (each thread has its own): fresh multi-megabyte
+    arrays every frame cost more than the warp, in page faults, as the allocator returns them to the system."""
+
+    def __init__(self, roi: tuple[int, int, int, int]):
+        top, bottom, left, right = roi
+        shape = (max(bottom - top, 0), max(right - left, 0))
+        self.map = np.empty((*shape, 2), np.float32)
+        self.bgra = np.empty((*shape, 4), np.uint8)
+        self.moved = np.empty((*shape, 4), np.uint8)
+
+
 @dataclasses.dataclass
 class _Mover:
     face: Face
     warp: HeadWarp
     controls: Controls
+    scratch: _Scratch = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scratch = _Scratch(self.warp.roi)
 
     def pose(self, i: int) -> tuple[np.ndarray, float, float]:
         """(yaw, pitch, roll, shift across, shift down) in radians and pixels, blink closure, brow lift (px)."""
@@ -86,13 +103,23 @@ class Motion:
                 top, bottom, left, right = m.warp.eye_roi
                 out[top:bottom, left:right] = cv2.remap(out, eyes, None, cv2.INTER_LINEAR,
                                                         borderMode=cv2.BORDER_REPLICATE)
-            head = m.warp.head_map(coef)  # relative to each pixel of the head's ROI
+            head = m.warp.head_map(coef, m.scratch.map)  # relative to each pixel of the head's ROI
             if head is not None:
                 top, bottom, left, right = m.warp.roi
-                out[top:bottom, left:right] = cv2.remap(out[top:bottom, left:right], head, None,
-                                                        cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP,
-                                                        borderMode=cv2.BORDER_REPLICATE)
+                _move(out[top:bottom, left:right], head, m.scratch)
         return out
+
+
+def _move(roi: np.ndarray, head: np.ndarray, scratch: _Scratch) -> None:
+    """Move the ROI (a view into the frame) in place by the relative map `head`. A colour ROI is remapped as
+    BGRA: OpenCV's vectorised bilinear remap serves 4 channels in about half the time of 3 (the same pixels)."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP
+    if roi.ndim == 3 and roi.shape[2] == 3:
+        cv2.cvtColor(roi, cv2.COLOR_BGR2BGRA, dst=scratch.bgra)
+        cv2.remap(scratch.bgra, head, None, flags, dst=scratch.moved, borderMode=cv2.BORDER_REPLICATE)
+        cv2.cvtColor(scratch.moved, cv2.COLOR_BGRA2BGR, dst=roi)
+    else:
+        roi[...] = cv2.remap(roi, head, None, flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _reaches(faces: list[Face], speaking: set) -> list[float]:

@@ -132,10 +132,10 @@ class HeadWarp:
         self.to_grid = np.float32([gw / wid, gh / hgt])
         self.fields = self.basis(nodes + [left, top]).transpose(2, 0, 1, 3).astype(np.float32)  # (5, gh, gw, 2)
 
-    def head_map(self, coef: np.ndarray) -> np.ndarray | None:
+    def head_map(self, coef: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
         """Backward displacement (H, W, 2) over the ROI for a pose, for `cv2.remap(roi, d, None, INTER_LINEAR |
         WARP_RELATIVE_MAP)` on the ROI itself (the motion is 0 at the ROI's edge, so no sample leaves it), or None
-        if it does not move."""
+        if it does not move. `out`: a float32 (H, W, 2) array to write it into."""
         if self.roi[1] <= self.roi[0] or not np.any(np.abs(coef) > 1e-6):
             return None
         top, bottom, left, right = self.roi
@@ -146,7 +146,7 @@ class HeadWarp:
             gy = (x[..., 1] + 0.5) * self.to_grid[1] - 0.5
             x = self.grid_xy - cv2.remap(field, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # relative to each pixel: no absolute-coordinate array to add and convert every frame
-        return cv2.resize(x - self.grid_xy, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(x - self.grid_xy, (right - left, bottom - top), dst=out, interpolation=cv2.INTER_LINEAR)
 
     # ------------------------------------------------------------------ eyes and brows
     def _build_eyes(self) -> None:
