@@ -11,12 +11,13 @@ import pytest
 from test_train import build_dataset, lipdub, metrics
 
 # A deliberately overfitting tiny run: one frontal speaker (16 s to train on, the next 4 s held out), the
-# reference lr 1e-4 with batch 4 for 400 steps. With both speakers (one moving his head a lot) 400 steps stay
+# reference lr 1e-4 with batch 8 for 400 steps. With both speakers (one moving his head a lot) 400 steps stay
 # near chance on held-out windows; with one, the held-out off-sync accuracy was 0.59-0.69 at steps 100-400
-# with batch 8 (mean 0.63, seeds 0 and 1), against 0.5 by chance; batch 4 (half the CI time) follows the same
-# path: 0.553 / 0.560 / 0.635 / 0.636 (seed 0).
+# (mean 0.63, seeds 0 and 1), against 0.5 by chance. Batch 4 (half the CI time) was tried: one run followed the
+# same path (0.553 / 0.560 / 0.635 / 0.636), another dropped to chance at step 200 (0.551 / 0.495 / 0.589 / 0.549):
+# its BatchNorm statistics over 4 samples are too noisy for a test that must not flake.
 
-EXPERT_RUN = ["--batch-size", 4, "--lr", 1e-4, "--max-steps", 400, "--eval-interval", 100, "--eval-steps", 100,
+EXPERT_RUN = ["--batch-size", 8, "--lr", 1e-4, "--max-steps", 400, "--eval-interval", 100, "--eval-steps", 100,
               "--eval-first", "--log-interval", 10, "--checkpoint-interval", 200, "--num-workers", 0,
               "--cache-frames", 5000, "--device", "cpu", "--no-progress"]
 
@@ -37,11 +38,10 @@ def test_expert_loss_falls_and_it_tells_aligned_from_shifted_on_held_out_windows
     assert [e["step"] for e in evals] == [0, 100, 200, 300, 400]
     before, trained = evals[0], evals[1:]
     assert all(e["windows"] == 96 for e in evals)  # every window of the held-out clip, each vs. 95 shifted ones
-    # the training loss (means over 10 steps of batch 4) falls: measured 0.730 over the first 100 steps, 0.699
-    # over the last 100
-    assert np.mean([r["loss"] for r in train[-10:]]) < np.mean([r["loss"] for r in train[:10]]) - 0.02
+    assert np.mean([r["loss"] for r in train[-10:]]) < np.mean([r["loss"] for r in train[:10]]) - 0.05
     accuracy = [e["offsync_acc"] for e in trained]  # chance: 0.5
-    # above chance at every evaluation and clearly so by the end (see the measured figures above)
+    # above chance at every evaluation and clearly so by the end (one speaker, 400 CPU steps: measured
+    # 0.545 / 0.559 / 0.637 / 0.616 with the one training loop)
     assert min(accuracy) > 0.52 and accuracy[-1] > 0.6 and np.mean(accuracy) > before["offsync_acc"] + 0.05
     assert min(e["loss"] for e in trained) < before["loss"]
     summary = json.loads((expert_run / "summary.json").read_text())
