@@ -306,10 +306,19 @@ class MouthWarp:
         ma, mb = ff.ab(mid)
         order = np.argsort(ma)
         a, b = self.pixel_ab
+        # clip((b - seam) / (1 + 0.8 * beyond) + 0.5, 0, 1), in place over the ROI (same float64 arithmetic)
         seam = np.interp(a, ma[order], mb[order])
-        beyond = np.maximum(np.maximum(ma[order][0] - a, a - ma[order][-1]), 0) * ff.half_width
-        band = 1.0 + 0.8 * beyond
-        return np.clip((b - seam) / band + 0.5, 0.0, 1.0).astype(np.float32)
+        band = ma[order][0] - a
+        np.maximum(band, a - ma[order][-1], out=band)
+        np.maximum(band, 0, out=band)
+        band *= ff.half_width  # how far beyond the corners (pixels)
+        band *= 0.8
+        band += 1.0
+        np.subtract(b, seam, out=seam)
+        seam /= band
+        seam += 0.5
+        np.clip(seam, 0.0, 1.0, out=seam)
+        return seam.astype(np.float32)
 
 
 def pose_key(pose: np.ndarray) -> bytes:
