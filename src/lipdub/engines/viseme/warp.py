@@ -243,8 +243,9 @@ class MouthWarp:
         dx = px.astype(np.float64) + (self.origin[0] - self.ff.center[0])
         dy = py.astype(np.float64) + (self.origin[1] - self.ff.center[1])
         u, v, half = self.ff.u, self.ff.v, self.ff.half_width
-        self.pixel_ab = ((dx * (u[0] / half) + dy * (u[1] / half)).astype(np.float32),
-                         (dx * v[0] + dy * v[1]).astype(np.float32))
+        # each sum rounded straight into float32 (as .astype would), without a full-ROI float64 temporary
+        self.pixel_ab = tuple(np.add(dx * cx, dy * cy, out=np.empty((hgt, wid), np.float32), casting="same_kind")
+                              for cx, cy in ((u[0] / half, u[1] / half), (v[0], v[1])))
 
     # ------------------------------------------------------------------ per pose
     def control_targets(self, pose: np.ndarray) -> dict[str, np.ndarray]:
