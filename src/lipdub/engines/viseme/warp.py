@@ -243,8 +243,9 @@ class MouthWarp:
         dx = px.astype(np.float64) + (self.origin[0] - self.ff.center[0])
         dy = py.astype(np.float64) + (self.origin[1] - self.ff.center[1])
         u, v, half = self.ff.u, self.ff.v, self.ff.half_width
-        self.pixel_ab = ((dx * (u[0] / half) + dy * (u[1] / half)).astype(np.float32),
-                         (dx * v[0] + dy * v[1]).astype(np.float32))
+        # each sum rounded straight into float32 (as .astype would), without a full-ROI float64 temporary
+        self.pixel_ab = tuple(np.add(dx * cx, dy * cy, out=np.empty((hgt, wid), np.float32), casting="same_kind")
+                              for cx, cy in ((u[0] / half, u[1] / half), (v[0], v[1])))
 
     # ------------------------------------------------------------------ per pose
     def control_targets(self, pose: np.ndarray) -> dict[str, np.ndarray]:
@@ -306,10 +307,19 @@ class MouthWarp:
         ma, mb = ff.ab(mid)
         order = np.argsort(ma)
         a, b = self.pixel_ab
+        # clip((b - seam) / (1 + 0.8 * beyond) + 0.5, 0, 1), in place over the ROI (same float64 arithmetic)
         seam = np.interp(a, ma[order], mb[order])
-        beyond = np.maximum(np.maximum(ma[order][0] - a, a - ma[order][-1]), 0) * ff.half_width
-        band = 1.0 + 0.8 * beyond
-        return np.clip((b - seam) / band + 0.5, 0.0, 1.0).astype(np.float32)
+        band = ma[order][0] - a
+        np.maximum(band, a - ma[order][-1], out=band)
+        np.maximum(band, 0, out=band)
+        band *= ff.half_width  # how far beyond the corners (pixels)
+        band *= 0.8
+        band += 1.0
+        np.subtract(b, seam, out=seam)
+        seam /= band
+        seam += 0.5
+        np.clip(seam, 0.0, 1.0, out=seam)
+        return seam.astype(np.float32)
 
 
 def pose_key(pose: np.ndarray) -> bytes:
