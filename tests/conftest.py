@@ -14,8 +14,10 @@ os.environ["LIPDUB_HOME"] = _HOME
 os.environ.setdefault("LIPDUB_THREADS", "2")
 
 DATA = Path(__file__).parent / "data"
-# started first, so that under pytest-xdist (two processes, whole files each) the longest file does not end last
-LONGEST_FIRST = ("test_train_expert.py", "test_train.py", "test_animate.py")
+# started first, so that under pytest-xdist (two processes, whole files each) the longest file does not end last.
+# xdist gives the first worker the 1st and the 3rd file at once (a worker gets its next file when it has <= 2 tests
+# left), so the 3rd is a short one: whatever stands there waits behind the 10-minute expert run.
+LONGEST_FIRST = ("test_train_expert.py", "test_train.py", "test_mel.py", "test_animate.py")
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
