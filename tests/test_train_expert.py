@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import build_dataset, lipdub, metrics
+from test_train import _one_thread, build_dataset, lipdub, metrics  # noqa: F401 (_one_thread: autouse fixture)
 
 # A deliberately overfitting tiny run: one frontal speaker (16 s to train on, the next 4 s held out), the
 # reference lr 1e-4 with batch 8 for 400 steps. With both speakers (one moving his head a lot) 400 steps stay
