@@ -234,6 +234,35 @@ def test_acoustics_open_the_jaw_on_open_vowels_and_round_the_lips_on_o_u(lang):
     assert mean(rounding, ROUND_VOWELS) > 0.4 and mean(rounding, OTHER_VOWELS) < 0.1
 
 
+JFK = ("and", "so", "my", "fellow", "americans", "ask", "not")  # what jfk_4.6s.flac says
+
+
+def test_english_speech_told_as_english_gets_the_phones_of_its_words():
+    """`lang` en without a transcript (a real 1961 recording): the phones come from recognised English words,
+    most of the spoken words are found, and the lips close on the M of "my" and "Americans" within 40 ms of
+    where the transcript's own alignment puts them."""
+    from lipdub.audio.align import align
+    from lipdub.audio.words import recognize_words
+
+    audio = load_audio(DATA / "jfk_4.6s.flac", sr=16000)
+    words, phones = recognize_words(audio)
+    assert sum(w in words for w in JFK) >= 4, words
+    assert {"M", "F", "AE"} <= {p for p, _, _ in phones}  # my fellow ask: dictionary phones, timed
+    found = C.cue_track(C.extract_cues(audio, FPS, lang="en"), 100, len(audio) // 160)
+    closed = found[:, C.SHAPE_INDEX["A"]] > 0.5
+    ms = [a for p, a, _ in align(audio, " ".join(JFK), "en").phones if p == "M"]
+    assert len(ms) == 2 and all(closed[int((a - 0.04) * 100): int((a + 0.04) * 100) + 1].any() for a in ms), ms
+
+
+def test_a_language_without_a_transcript_is_refused_unless_english(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["cues", str(DATA / "espeak_nl.flac"), "--lang", "nl", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lang nl" in err[0] and "--text" in err[0]
+    assert main(["cues", str(DATA / "jfk_4.6s.flac"), "--lang", "en-us", "-o", str(out)]) == 0
+    assert {"M", "F"} <= {c["phone"] for c in json.loads(out.read_text())["mouthCues"]}
+
+
 def test_cues_command_takes_a_transcript_and_rejects_bad_ones(tmp_path, capsys):
     _, doc = _espeak_sentence("nl")
     script = tmp_path / "tekst.txt"

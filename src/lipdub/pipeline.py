@@ -70,7 +70,7 @@ class AnimateRequest:
     motion: str = "natural"  # a still's head, eyes and brows: "natural", "lively", "idle" (blinks only), "none"
     seed: int = 0  # the motion's random choices (same seed, same video)
     text: str | None = None  # transcript of the speech (viseme engine: phones aligned instead of recognised)
-    lang: str | None = None  # its language (espeak-ng code: en, nl, de, fr, ...)
+    lang: str | None = None  # its language (espeak-ng code: en, nl, de, fr, ...); "en" alone: phones via English words
 
 
 @dataclass
@@ -262,10 +262,10 @@ def _prepare_speakers(request: AnimateRequest, base_engine, fps: float) -> list[
         start_frame, lead = first_frame(spec.start, fps)
         driven = np.concatenate([np.zeros(lead, np.float32), audio]) if lead else audio
         engine = copy.copy(base_engine)  # shares the network, holds its own prepared audio
-        if spec.text is not None and hasattr(engine, "text"):  # this speaker's own transcript (viseme)
+        if (spec.text is not None or spec.lang is not None) and hasattr(engine, "text"):  # its own (viseme)
             engine.text, engine.lang = spec.text, spec.lang
-        elif len(specs) > 1 and hasattr(engine, "text"):  # --text belongs to one speaker only
-            engine.text = engine.lang = None
+        elif len(specs) > 1 and hasattr(engine, "text"):  # --text belongs to one speaker; --lang en alone to all
+            engine.text = None
         n = int(engine.prepare(driven, fps))
         speakers.append(_Speaker(spec, audio, engine, start_frame, n, lead=lead))
     return speakers

@@ -3,8 +3,9 @@
 Shapes follow Rhubarb Lip Sync's letters so animators can use the exports directly:
 X rest, A closed (P B M), B slightly open (most consonants, EE), C open (EH AE), D wide open (AA),
 E rounded (AO ER), F puckered (UW OW W), G lower lip to upper teeth (F V), H tongue up (L).
-Recognition runs in PocketSphinx's phonetic (allphone) mode, so any language gets usable phones; where it
-fails (noise, music, a decoder error) a fallback reads the shape from loudness and spectrum instead.
+Recognition runs in PocketSphinx's phonetic (allphone) mode, so any language gets usable phones; English speech
+(`lang` en) can go through its recognised words instead (words.py); where recognition fails (noise, music, a
+decoder error) a fallback reads the shape from loudness and spectrum instead.
 """
 
 from __future__ import annotations
@@ -104,11 +105,29 @@ def recognize_phones(wav16k: np.ndarray) -> list[tuple[str, float, float]]:
         dec.process_raw(pcm, full_utt=True)
         dec.end_utt()
         segs = [(s.word, s.start_frame / 100.0, (s.end_frame + 1) / 100.0) for s in dec.seg()]
-    out = []
-    for word, start, end in segs:
-        phone = word if (word in PHONE_SHAPES or word in DIPHTHONGS) else "SIL"
-        out.append((phone, start, end))
-    return out
+    return [(_known(word), start, end) for word, start, end in segs]
+
+
+def _known(phone: str) -> str:
+    """The phone when the shape table knows it, else 'SIL' (silence, noise, fillers)."""
+    return phone if (phone in PHONE_SHAPES or phone in DIPHTHONGS) else "SIL"
+
+
+def english(lang: str | None) -> bool:
+    """Is this language code English (en, en-us, en_GB, ...)?"""
+    return bool(lang) and lang.lower().replace("_", "-").split("-")[0] == "en"
+
+
+def recognize(wav16k: np.ndarray, lang: str | None = None) -> list[tuple[str, float, float]]:
+    """Timed phones of a stretch of speech: through its words when it is English (`lang` en: words.py), else
+    (or where no word was found) from the phonetic decoder."""
+    if english(lang):
+        from lipdub.audio.words import recognize_words
+
+        phones = recognize_words(wav16k)[1]
+        if phones:
+            return [(_known(p), start, end) for p, start, end in phones]
+    return recognize_phones(wav16k)
 
 
 def phones_to_cues(phones: list[tuple[str, float, float]]) -> list[Cue]:
@@ -221,7 +240,8 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
 
     method: 'phones' (PocketSphinx), 'energy' (loudness/spectrum fallback only) or 'auto' (phones, with the
     fallback for speech stretches the recogniser leaves mostly silent). `text`: the transcript, spoken in `lang`
-    (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. Silence found by the
+    (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. `lang` English without a
+    text: phones through the recognised words (slower, closer to the real mouth). Silence found by the
     voice-activity detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
     """
     wav = np.asarray(wav16k, np.float32).reshape(-1)
@@ -239,7 +259,7 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
         for a, b in _runs(speech):  # decode only around speech: silence costs nothing
             lo, hi = max(0, a - 30), min(grid, b + 30)
             try:
-                found = recognize_phones(wav[lo * 160: hi * 160])
+                found = recognize(wav[lo * 160: hi * 160], lang)
             except Exception:  # the decoder failed on this stretch: the fallback covers it
                 found = []
             phones += [(p, s + lo / 100, e + lo / 100) for p, s, e in found]

@@ -6,7 +6,8 @@ Syntax (one `--speaker` per speaking face; keys in any order, `audio` required):
     audio=FILE                                 what it says
     start=SECONDS                              when it starts in the output (3.5, 3.5s, 1:02.5, 0:01:02.5)
     text=WORDS | text-file=FILE                its transcript (viseme engine: phones aligned, not recognised)
-    lang=CODE                                  the transcript's language (nl, en, de, fr, ...; default en)
+    lang=CODE                                  the transcript's language (nl, en, de, fr, ...; default en);
+                                               lang=en alone: English speech, phones from its recognised words
 
 A value may contain commas (a file name): a comma only separates options when `name=` follows it.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub.audio.cues import english
 from lipdub.errors import LipdubError
 from lipdub.media.audio import SAMPLE_RATE
 
@@ -84,8 +86,9 @@ def _transcript(fields: dict[str, str], text: str, check_files: bool) -> str | N
     """The speaker's transcript from text= or text-file= (None without either)."""
     if "text" in fields and "text-file" in fields:
         raise LipdubError(f"--speaker {text!r}: give text= or text-file=, not both")
-    if "lang" in fields and not ({"text", "text-file"} & fields.keys()):
-        raise LipdubError(f"--speaker {text!r}: lang= is the language of a transcript: give text= or text-file=")
+    if "lang" in fields and not ({"text", "text-file"} & fields.keys()) and not english(fields["lang"]):
+        raise LipdubError(f"--speaker {text!r}: lang= without a transcript works for English only (lang=en): "
+                          "give text= or text-file=")
     if "text-file" not in fields:
         return fields.get("text")
     path = Path(fields["text-file"]).expanduser()

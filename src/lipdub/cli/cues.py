@@ -28,15 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_text_arguments(p: argparse.ArgumentParser) -> None:
     """--text / --text-file / --lang: the transcript whose phones are aligned to the speech (animate, cues)."""
-    g = p.add_argument_group("transcript (optional: phones from the text instead of the recogniser)")
+    g = p.add_argument_group("language and transcript (optional: phones from words instead of the recogniser's)")
     g.add_argument("--text", help="what is said, e.g. --text \"Goedemorgen allemaal\"")
     g.add_argument("--text-file", type=Path, metavar="FILE", help="the transcript in a UTF-8 text file")
-    g.add_argument("--lang", help="language of the speech for the transcript: nl, en, de, fr, es, ... "
-                   "(espeak-ng codes; default en)")
+    g.add_argument("--lang", help="language of the speech: nl, en, de, fr, es, ... (espeak-ng codes; default en) "
+                   "for the transcript; --lang en alone: English speech, phones from its recognised words "
+                   "(closer to the real mouth, cue extraction about real time)")
 
 
 def read_text(args: argparse.Namespace) -> str | None:
     """The transcript from --text or --text-file (None when neither is given)."""
+    from lipdub.audio.cues import english
     from lipdub.errors import LipdubError
 
     if args.text is not None and args.text_file is not None:
@@ -50,8 +52,9 @@ def read_text(args: argparse.Namespace) -> str | None:
         text = args.text
     if text is not None and not text.strip():
         raise LipdubError("the transcript is empty" if args.text_file else "--text is empty", args.text_file)
-    if args.lang is not None and text is None:
-        raise LipdubError("--lang is the language of a transcript: give --text or --text-file too")
+    if args.lang is not None and text is None and not english(args.lang):
+        raise LipdubError(f"--lang {args.lang} without a transcript: words are recognised in English only "
+                          "(--lang en); give --text or --text-file for other languages")
     return text
 
 
