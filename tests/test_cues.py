@@ -254,6 +254,15 @@ def test_english_speech_told_as_english_gets_the_phones_of_its_words():
     assert len(ms) == 2 and all(closed[int((a - 0.04) * 100): int((a + 0.04) * 100) + 1].any() for a in ms), ms
 
 
+def test_recognition_reports_its_progress_over_the_speech(dialogue):
+    """What `animate` shows as its "preparing" bar: from 0 to all the speech, in order, silence not counted."""
+    seen: list[tuple[int, int]] = []
+    C.extract_cues(dialogue, FPS, progress=lambda done, total: seen.append((done, total)))
+    done, totals = [d for d, _ in seen], {t for _, t in seen}
+    assert len(totals) == 1 and seen[0][0] == 0 and done[-1] == totals.pop() and done == sorted(done)
+    assert len(seen) >= 3 and 100 * 4 < done[-1] < len(dialogue) // 160  # a few runs; the silent start is left out
+
+
 def test_a_language_without_a_transcript_is_refused_unless_english(tmp_path, capsys):
     out = tmp_path / "c.json"
     assert main(["cues", str(DATA / "espeak_nl.flac"), "--lang", "nl", "-o", str(out)]) == 1

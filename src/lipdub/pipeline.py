@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# progress(stage, done, total): stage is one of "analyzing", "detecting", "generating", "encoding", "done"
+# progress(stage, done, total): stage is one of "preparing" (speech recognised, in 10 ms frames of speech),
+# "detecting", "generating", "encoding", "done"; "preparing" and "detecting" run at the same time
 Progress = Callable[[str, int, int], None]
 
 STILL_FPS = 25.0
@@ -222,6 +223,8 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
         found = pool.submit(_track_faces, request, name, None if still else fps, n_src, faces_progress)
         try:
             base_engine = load_engine(name, checkpoint, request)
+            if hasattr(base_engine, "progress"):  # recognising speech takes a while (--lang en: about real time)
+                base_engine.progress = lambda done, total: report("preparing", done, total)
             speakers = _prepare_speakers(request, base_engine, fps)
         except BaseException:
             stop.set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -235,7 +236,7 @@ def _silence_mask(wav16k: np.ndarray, cues_grid: int) -> np.ndarray:
 
 
 def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "auto", text: str | None = None,
-                 lang: str | None = None) -> list[Cue]:
+                 lang: str | None = None, progress: Callable[[int, int], None] | None = None) -> list[Cue]:
     """Timed mouth cues covering the whole audio.
 
     method: 'phones' (PocketSphinx), 'energy' (loudness/spectrum fallback only) or 'auto' (phones, with the
@@ -243,6 +244,7 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. `lang` English without a
     text: phones through the recognised words (slower, closer to the real mouth). Silence found by the
     voice-activity detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
+    `progress(done, total)`: called after each stretch of speech recognised, in 10 ms frames of speech.
     """
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     duration = len(wav) / SR
@@ -256,13 +258,20 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
 
         phones = align(wav, text, lang or "en").phones
     elif method != "energy":
-        for a, b in _runs(speech):  # decode only around speech: silence costs nothing
+        runs, done = _runs(speech), 0
+        total = sum(b - a for a, b in runs)
+        if progress is not None:
+            progress(0, total)
+        for a, b in runs:  # decode only around speech: silence costs nothing
             lo, hi = max(0, a - 30), min(grid, b + 30)
             try:
                 found = recognize(wav[lo * 160: hi * 160], lang)
             except Exception:  # the decoder failed on this stretch: the fallback covers it
                 found = []
             phones += [(p, s + lo / 100, e + lo / 100) for p, s, e in found]
+            done += b - a
+            if progress is not None:
+                progress(done, total)
     # shape id per 10 ms from the phones, then the fallback where speech has no phones
     labels = np.full(grid, -1, np.int64)
     phone_at = np.full(grid, "", object)

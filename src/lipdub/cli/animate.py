@@ -169,30 +169,31 @@ def _is_video(path: Path) -> bool:
 
 
 class ProgressBar:
-    """One tqdm bar per pipeline stage, with frames/s and ETA."""
+    """One tqdm bar per pipeline stage, with its pace and ETA (stages that run at once get a line each)."""
+
+    UNITS = {"preparing": ("s", 0.01)}  # speech recognised, reported in 10 ms frames; every other stage in frames
 
     def __init__(self, disable: bool = False) -> None:
         self.disable = disable
-        self.stage: str | None = None
-        self.bar = None
+        self.bars: dict[str, object] = {}
 
     def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        for bar in self.bars.values():
+            bar.close()
 
     def update(self, stage: str, done: int, total: int) -> None:
         if stage == "done" or self.disable:
             return
         from tqdm import tqdm
 
-        if stage != self.stage:
-            if self.bar is not None:
-                self.bar.close()
-            self.stage = stage
-            self.bar = tqdm(total=total, desc=stage, unit="frame", file=sys.stderr, dynamic_ncols=True)
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
+        bar = self.bars.get(stage)
+        if bar is None:
+            unit, scale = self.UNITS.get(stage, ("frame", False))
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=scale, file=sys.stderr,
+                                          dynamic_ncols=True, position=len(self.bars), leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()

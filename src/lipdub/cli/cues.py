@@ -59,6 +59,8 @@ def read_text(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from lipdub.audio.cues import SHAPE_NAMES, extract_cues, to_json, to_rhubarb_tsv
     from lipdub.errors import LipdubError
     from lipdub.media import SAMPLE_RATE, atomic_output, load_audio, require_speech
@@ -71,7 +73,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.fps <= 0:
         raise LipdubError(f"--fps must be positive, got {args.fps}")
     audio = require_speech(load_audio(args.audio, sr=SAMPLE_RATE), args.audio)
-    cues = extract_cues(audio, args.fps, method=args.method, text=read_text(args), lang=args.lang)
+    transcript = read_text(args)
+    with tqdm(desc="recognising", unit="s", unit_scale=0.01, file=sys.stderr, disable=None) as bar:  # tty only
+
+        def progress(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        cues = extract_cues(audio, args.fps, method=args.method, text=transcript, lang=args.lang,
+                            progress=progress)
     text = to_json(cues, sound_file=str(args.audio)) if fmt == "json" else to_rhubarb_tsv(cues)
     if args.output is None:
         sys.stdout.write(text)

@@ -41,12 +41,14 @@ class VisemeEngine(Engine):
         self._renderers: OrderedDict[bytes, FaceRenderer] = OrderedDict()
         self._mouths: dict[int, SourceMouth] = {}  # per face track: the best mouth interior seen
         self._max_faces = max_faces
+        self.progress: Callable[[int, int], None] | None = None  # speech recognised (cues.extract_cues' progress)
 
     def prepare(self, audio: np.ndarray, fps: float) -> int:
         """Cues, co-articulated shape weights, loudness and voice activity for every frame of the audio."""
         audio = np.asarray(audio, np.float32).reshape(-1)
         n = int(np.ceil(len(audio) * fps / SR))
-        self.cues = cue_mod.extract_cues(audio, fps, method=self.method, text=self.text, lang=self.lang)
+        self.cues = cue_mod.extract_cues(audio, fps, method=self.method, text=self.text, lang=self.lang,
+                                         progress=self.progress)
         self.weights = cue_mod.cue_track(self.cues, fps, n)
         self._activity = vad.speech_probability(audio, fps)
         acoustics = articulation.analyse(audio)
