@@ -219,3 +219,24 @@ def test_shapes_command_writes_a_labelled_sheet(tmp_path):
     assert min(diffs) > 0.2  # every tile shows a different mouth
     assert main(["shapes", str(DATA / "espeak_en.json"), "-o", str(tmp_path / "x.png")]) == 1
     assert json.loads((DATA / "espeak_en.json").read_text())  # the input was left alone
+
+
+def test_english_told_as_english_closes_the_lips_on_each_m_and_opens_them_on_its_vowels(obama):
+    """`--lang en` alone on a real recording (JFK, "And so, my fellow Americans, ask not"): where the transcript's
+    own alignment puts each M the rendered lips meet, and on the vowels of those words they stand open."""
+    from lipdub.audio.align import align
+
+    audio = load_audio(DATA / "jfk_4.6s.flac", sr=16000)
+    ref = align(audio, "and so my fellow americans ask not", "en").phones
+    ms = [(a + b) / 2 for p, a, b in ref if p == "M"]
+    vowels = [(a + b) / 2 for p, a, b in ref if p in ("AE", "AY", "EH", "AA") and b - a >= 0.06]
+    engine = VisemeEngine(lang="en")
+    engine.prepare(audio, FPS)
+    face = face_of(obama)
+    box = crop_box(face, obama.shape)
+    at = {t: opening(apply_patch(obama, p)) for t, p in zip(ms + vowels, engine.render(
+        [FrameJob(index=int(round(t * FPS)), frame=obama, face=face, box=box) for t in ms + vowels]), strict=True)}
+    closed = opening(apply_patch(obama, FaceRenderer(obama, face.landmarks).render(obama, shape_pose("A"))))
+    assert len(ms) == 2 and len(vowels) >= 4
+    assert max(at[t] for t in ms) < closed + 0.01, (closed, at)
+    assert np.median([at[t] for t in vowels]) > closed + 0.04, (closed, at)
