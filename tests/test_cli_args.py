@@ -122,6 +122,9 @@ def test_a_video_without_sound_notes_the_mix_options(tmp_path):
     assert ignored_options(silent, "wav2lip", still=False, has_audio=True) == []  # with sound they all apply
     replaced = AnimateRequest(media=VIDEO, output=tmp_path / "o.mp4", duck_db=6.0)
     assert ["--duck" in n for n in ignored_options(replaced, "wav2lip", still=False, has_audio=True)] == [True]
+    english = AnimateRequest(media=VIDEO, output=tmp_path / "o.mp4", lang="en")
+    assert ["--lang" in n for n in ignored_options(english, "wav2lip", still=False, has_audio=True)] == [True]
+    assert ignored_options(english, "viseme", still=False, has_audio=True) == []
 
 
 # ------------------------------------------------------------------------------------------ settings

@@ -444,6 +444,8 @@ def ignored_options(request: AnimateRequest, engine: str, still: bool, has_audio
                          "in silence by itself); ignored")
         if request.batch_size is not None:
             notes.append("note: --batch-size applies to the wav2lip engine only; ignored")
+    elif request.text is not None or request.lang is not None:
+        notes.append("note: --text/--lang apply to the viseme engine only (wav2lip hears the sound itself); ignored")
     if still and request.keep_video_length:
         notes.append(f"note: --keep-video-length applies to videos only; {request.media} is a photo; ignored")
     if still or not has_audio:

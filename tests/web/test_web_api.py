@@ -619,6 +619,15 @@ def test_silence_and_motion_reach_the_pipeline(make_client, tmp_path):
     assert (sent["motion"], sent["seed"]) == ("lively", 7)
 
 
+def test_english_speech_reaches_the_pipeline_and_other_languages_are_refused(make_client, tmp_path):
+    client = make_client(runner=web_runners.quick)
+    job = new_job(client, lang="en")
+    wait_job(client, job["id"], ended)
+    assert json.loads((tmp_path / "web" / "jobs" / job["id"] / "request.json").read_text())["lang"] == "en"
+    res = client.post("/api/jobs", json={**job["params"] | {"speakers": []}, "lang": "nl"})
+    assert res.status_code == 422 and "lang" in res.text
+
+
 def test_queued_jobs_know_their_place_and_get_an_eta_once_one_job_ran(make_client, monkeypatch):
     monkeypatch.setenv("WEB_TEST_SLOW_SECONDS", "1")
     client = make_client(runner=web_runners.slow)

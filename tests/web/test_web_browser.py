@@ -224,7 +224,7 @@ def test_api_docs_render_with_the_network_cut_off(make_server, open_page):
     assert outside == []
 
 
-def test_several_speakers_with_start_times(make_server, open_page):
+def test_several_speakers_with_start_times_in_english(make_server, open_page):
     live = make_server(runner=web_runners.quick)
     page = open_page(live.url)
     page.set_input_files("#media-input", str(PHOTO))
@@ -241,11 +241,13 @@ def test_several_speakers_with_start_times(make_server, open_page):
         faces.nth(i).locator(".face-start input").fill(start)
         faces.nth(i).locator(".face-start input").dispatch_event("change")
     expect(page.locator("#face-list input[type=file]:visible")).to_have_count(0)  # no "No file chosen"
+    page.check("#english")  # both speak English
     page.click("#start")
     expect(page.locator("#job-state")).to_have_text("done", timeout=WAIT)
     job = jobs_of(live.url)[0]
     ids = [int(faces.nth(i).get_attribute("data-face-id")) for i in range(2)]
     assert [(s["face_id"], s["start"]) for s in job["params"]["speakers"]] == [(ids[0], 0.0), (ids[1], 1.5)]
+    assert job["params"]["lang"] == "en"
     expect(page.locator("#history tbody tr td[data-label=Speech]")).to_have_text("2 speakers")
 
 

@@ -395,5 +395,5 @@ def make_request(ctx: WebContext, job: Job) -> Any:
         speakers=[] if single else speakers, engine=p["engine"], checkpoint=ctx.settings.resolved_checkpoint(),
         paste=p["paste"], mix="original" if p["keep_original_audio"] else "replace", duck_db=float(p["duck_db"]),
         silence=p.get("silence", "auto"), device=ctx.settings.device,
-        **{k: p[k] for k in ("motion", "seed") if p.get(k) is not None})
+        **{k: p[k] for k in ("motion", "seed", "lang") if p.get(k) is not None})
 

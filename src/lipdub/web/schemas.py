@@ -67,6 +67,9 @@ class JobIn(BaseModel):
     motion: Literal["natural", "none", "lively", "idle"] | None = Field(
         None, description="head motion for a photo (when this server's lipdub has it; see /api/config)")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="makes the motion repeatable")
+    lang: Literal["en"] | None = Field(
+        None, description="'en': the speech is English: the viseme engine takes its phones from the recognised words "
+        "(a mouth closer to a real speaker's; reading the speech then takes about as long as it lasts)")
 
 
 class JobOut(BaseModel):

@@ -281,6 +281,7 @@ async function start() {
     silence: $("silence").value,
   };
   if (!$("motion-box").hidden && $("motion").value) body.motion = $("motion").value;
+  if ($("english").checked) body.lang = "en";
   if ($("multi").checked) body.speakers = speakers().map((s) => ({ audio: s.audio.id, face_id: s.face_id, start: s.start }));
   else { body.audio = state.audio.id; body.face_id = state.chosen; }
   try {
