@@ -3,9 +3,9 @@
 PocketSphinx's English dictionary and trigram language model (both inside its wheel) recognise the words; a
 forced alignment of those words with the same acoustic model then times each of their phones. The words may be
 wrong, but their phones come from real words in a plausible order, which the phonetic decoder (cues.py) does not
-know: on the talking videos of the test data the generated mouth followed the real one clearly better (see
-docs/architecture.md). The price is speed: about real time on one core, where the phonetic decoder is many times
-faster; hence an option for English speech, not the default.
+know (it closes the lips mid-vowel more often); against real speakers' mouths it helped on some and not on others
+(figures in docs/architecture.md). The price is speed: about real time on one core, where the phonetic decoder
+is many times faster; hence an option for English speech, not the default.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def add_text_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-file", type=Path, metavar="FILE", help="the transcript in a UTF-8 text file")
     g.add_argument("--lang", help="language of the speech: nl, en, de, fr, es, ... (espeak-ng codes; default en) "
                    "for the transcript; --lang en alone: English speech, phones from its recognised words "
-                   "(closer to the real mouth, cue extraction about real time)")
+                   "(cue extraction then about real time)")
 
 
 def read_text(args: argparse.Namespace) -> str | None:

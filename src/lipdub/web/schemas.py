@@ -69,7 +69,7 @@ class JobIn(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="makes the motion repeatable")
     lang: Literal["en"] | None = Field(
         None, description="'en': the speech is English: the viseme engine takes its phones from the recognised words "
-        "(a mouth closer to a real speaker's; reading the speech then takes about as long as it lasts)")
+        "(fewer lip closures mid-vowel; reading the speech then takes about as long as it lasts)")
 
 
 class JobOut(BaseModel):
