@@ -3,9 +3,10 @@
 Cases: a 512x512 still + 10 s of speech; a 1280x720 still (the portrait on a 720p canvas) + 10 s; a 1280x720 25 fps
 10 s video; the same video at 60 s (peak memory
 must not grow with length). Each case runs in its own process (so its peak RSS is its own) with its own empty
-LIPDUB_HOME, as a new user has it: face detection is part of the figure (cold cache). The wav2lip engine uses
-a protocol-weight checkpoint (same architecture and cost as the official one) and automatic face detection;
-the viseme engine needs no weights. `--hog` runs every case twice, alone and beside a process that keeps one
+LIPDUB_HOME, as a new user has it: face detection is part of the figure (cold cache; a video's first run analyses
+its faces while it renders, `pipeline._Speculation`, so the video cases measure that overlapped path). The wav2lip
+engine uses a protocol-weight checkpoint (same architecture and cost as the official one) and automatic face
+detection; the viseme engine needs no weights. `--hog` runs every case twice, alone and beside a process that keeps one
 core busy: memory must not depend on the machine's load. `--precision` passes LIPDUB_PRECISION.
 
     python benchmarks/bench_animate.py [--engine wav2lip|viseme|both] [--cases still,still720,10,60] [--hog]

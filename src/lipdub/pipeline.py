@@ -191,11 +191,11 @@ class Plan:
         return self.info.kind == "image"
 
 
-def plan(request: AnimateRequest, report: Progress, overlap: bool = True) -> Plan:
+def plan(request: AnimateRequest, report: Progress, overlap: bool = False) -> Plan:
     """Check the input, load the engine, prepare every speaker, find their faces, decide their strengths and
     (for a photo) its motion. With `overlap`, a video whose faces are not cached yet (and whose face is chosen
     by the default rule, see `_overlaps`) is planned without them: they are analysed while it renders."""
-    from lipdub import media
+    from lipdub import faces, media
     from lipdub.media.threads import one_blas_thread
 
     one_blas_thread()
@@ -222,7 +222,10 @@ def plan(request: AnimateRequest, report: Progress, overlap: bool = True) -> Pla
             raise _Stopped
         report("detecting", done, total)
 
-    analysis = _start_analysis(request, fps, faces_progress) if overlap and _overlaps(request, still, fps) else None
+    analysis = None
+    if overlap and _overlaps(request, still, fps):
+        faces_progress(0, n_src)
+        analysis = faces.BackgroundAnalysis(request.media, fps, ahead=FADE_FRAMES, progress=faces_progress)
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-faces") as pool:
         if analysis is None:
             found = pool.submit(_track_faces, request, name, None if still else fps, n_src, faces_progress)
@@ -294,13 +297,6 @@ def _overlaps(request: AnimateRequest, still: bool, fps: float) -> bool:
     choice = request.speakers[0].face if request.speakers else request.face
     return (not still and request.use_cache and request.box is None and len(request.speakers) <= 1
             and choice == FaceChoice() and not faces.is_cached(request.media, fps))
-
-
-def _start_analysis(request: AnimateRequest, fps: float, progress: Callable[[int, int], None]) -> BackgroundAnalysis:
-    from lipdub import faces
-
-    progress(0, 0)
-    return faces.BackgroundAnalysis(request.media, fps, ahead=FADE_FRAMES, progress=progress)
 
 
 def _track_faces(request: AnimateRequest, engine: str, fps: float | None, n_src: int,
@@ -557,12 +553,12 @@ def _face_at(plan: Plan, sp: _Speaker, src: int):
 def animate(request: AnimateRequest, progress: Progress | None = None) -> AnimateResult:
     """Make the chosen face(s) of `request.media` speak; write `request.output` atomically."""
     report = progress or (lambda stage, done, total: None)
-    p = plan(request, report)
+    p = plan(request, report, overlap=True)
     try:
         _write(p, report)
     except _Mismatch as err:  # the face chosen on the first frames is not the whole video's: the two-pass way
         log.info("%s: rendered again with the whole video's faces (%s differed)", request.media, err)
-        p = plan(request, report, overlap=False)
+        p = plan(request, report)
         _write(p, report)
     report("done", p.n_out, p.n_out)
     return AnimateResult(output=Path(request.output), frames=p.n_out, fps=p.fps, duration=p.n_out / p.fps,
