@@ -11,6 +11,8 @@ core busy: memory must not depend on the machine's load. `--precision` passes LI
 
     python benchmarks/bench_animate.py [--engine wav2lip|viseme|both] [--cases still,still720,10,60] [--hog]
         [--keep DIR]
+
+`--keep DIR` keeps the inputs and outputs there; a later run with the same folder reuses its videos.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def make_inputs(folder: Path) -> dict[str, Path]:
         wav = folder / f"speech{seconds}.wav"
         media.write_audio(wav, np.tile(speech, reps)[: seconds * 16000], 16000)
         out[f"audio{seconds}"] = wav
-        path = folder / f"video720_{seconds}s.mp4"
+        path = out[f"video{seconds}"] = folder / f"video720_{seconds}s.mp4"
+        if path.exists():  # made by an earlier run into the same --keep folder
+            continue
         with media.VideoWriter(path, 25) as writer:
             for i in range(seconds * 25):
                 z = 1.0 + 0.1 * np.sin(i / 50)
@@ -59,7 +63,6 @@ def make_inputs(folder: Path) -> dict[str, Path]:
                 x0 = (1280 - w) // 2
                 frame[(720 - h) // 2:(720 - h) // 2 + h, x0:x0 + w] = small
                 writer.write(frame)
-        out[f"video{seconds}"] = path
     return out
 
 
