@@ -293,7 +293,7 @@ class Tracker:
         none after `stop`), tracks grouped into persons as far as they are known: what a caller may use before
         the video ends. Only frames before `final_upto()` are as `result()` will give them."""
         by_id = {t.id: t for t in self.active + self.ended + self.done}
-        known = (tuple(sorted(by_id)), tuple(len(t.samples) for t in by_id.values()))
+        known = tuple((i, len(by_id[i].samples)) for i in sorted(by_id))
         if self._grouped[0] != known:  # regroup only when a track or a view is added
             self._grouped = (known, group_tracks(list(by_id), lambda t: by_id[t].identity(), self.frames,
                                                  identity.PERSON_THRESHOLD))
