@@ -20,10 +20,19 @@ ABA = DATA / "faces" / "cut_aba.mp4"  # woman (frames 0-24) | man (25-49) | woma
 SPEECH = DATA / "viseme" / "dutch_vl04108.flac"
 
 
-def run(video: Path, out: Path) -> tuple[list[np.ndarray], list[dict]]:
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> Path:
+    """3.2 s of the speech (80 frames): longer than the one-face video (which then plays backward), as long as
+    the others."""
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    media.write_audio(path, media.load_audio(SPEECH)[: int(3.2 * 16000)], 16000)
+    return path
+
+
+def run(video: Path, speech: Path, out: Path) -> tuple[list[np.ndarray], list[dict]]:
     """`animate` (viseme engine) into lossless PNGs; their pixels and the speakers' report."""
     out.mkdir()
-    result = animate(AnimateRequest(media=video, audio=SPEECH, output=out / "%04d.png", engine="viseme"))
+    result = animate(AnimateRequest(media=video, audio=speech, output=out / "%04d.png", engine="viseme"))
     return [np.asarray(Image.open(f).convert("RGB")) for f in sorted(out.glob("*.png"))], result.speakers
 
 
@@ -42,14 +51,15 @@ def changed(frames: list[np.ndarray], video: Path) -> list[int]:
 
 # one talking head; and woman | man | woman, where her second shot is a new track that must join her person
 @pytest.mark.parametrize("video", [TALK, ABA], ids=["one_face", "cuts"])
-def test_cold_run_overlapped_with_the_analysis_equals_the_two_pass_run(lipdub_home, tmp_path, caplog, video):
+def test_cold_run_overlapped_with_the_analysis_equals_the_two_pass_run(lipdub_home, tmp_path, caplog, speech,
+                                                                       video):
     assert not faces.is_cached(video)
     with caplog.at_level(logging.INFO, logger="lipdub.pipeline"):
-        cold, cold_speakers = run(video, tmp_path / "cold")
+        cold, cold_speakers = run(video, speech, tmp_path / "cold")
     assert "faces analysed while rendering" in caplog.text
     assert "rendered again" not in caplog.text  # the speculation held: one render
     assert faces.is_cached(video)  # the analysis was stored as a separate pass stores it
-    warm, warm_speakers = run(video, tmp_path / "warm")  # the two-pass path: faces from the cache, then render
+    warm, warm_speakers = run(video, speech, tmp_path / "warm")  # the two-pass path: faces from the cache, then render
     assert_same(cold, warm)
     assert cold_speakers[0]["face"] == warm_speakers[0]["face"]
     moved = changed(cold, video)
@@ -71,12 +81,12 @@ def man_longest(tmp_path) -> Path:
 
 
 def test_a_wrong_first_guess_is_discarded_and_the_result_is_the_two_pass_one(lipdub_home, tmp_path, man_longest,
-                                                                            caplog):
+                                                                            caplog, speech):
     with caplog.at_level(logging.INFO, logger="lipdub.pipeline"):
-        cold, cold_speakers = run(man_longest, tmp_path / "cold")
+        cold, cold_speakers = run(man_longest, speech, tmp_path / "cold")
     assert "faces analysed while rendering" in caplog.text
     assert "rendered again" in caplog.text  # the woman, chosen on the first frames, was not the whole video's choice
-    warm, warm_speakers = run(man_longest, tmp_path / "warm")
+    warm, warm_speakers = run(man_longest, speech, tmp_path / "warm")
     assert_same(cold, warm)
     assert cold_speakers[0]["face"] == warm_speakers[0]["face"]
     moved = changed(cold, man_longest)

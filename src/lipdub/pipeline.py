@@ -8,6 +8,7 @@ and the compositor into the writer, so memory does not grow with the length of t
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import logging
 import threading
@@ -29,7 +30,7 @@ from lipdub.media.threads import prefetch
 from lipdub.settings import get_settings, resolve_device
 
 if TYPE_CHECKING:
-    from lipdub.faces import BackgroundAnalysis, Face, FaceTracks
+    from lipdub.faces import BackgroundAnalysis, FaceTracks
     from lipdub.media import FrameSource, MediaInfo
 
 log = logging.getLogger(__name__)
@@ -428,16 +429,16 @@ class _Speculation:
 
     Each batch waits until the faces of its frames (and FADE_FRAMES after them, which its strengths depend on)
     are final, and renders with them and the person the rule chooses on the frames seen so far. Once the
-    analysis has ended, the whole video's choice and strengths are checked against every frame rendered before
-    (same strength; same face: box, landmarks, track, score, which are all the engines and the compositor see)
-    and render the rest; a difference raises `_Mismatch`.
+    analysis has ended, the whole video's choice and strengths render the rest, and are checked against every
+    frame rendered before: same strength, same face (box, landmarks, track and score: all the engines and the
+    compositor see of it, kept as a digest); a difference raises `_Mismatch`.
     """
 
     def __init__(self, plan: Plan) -> None:
         self.plan, self.sp = plan, plan.speakers[0]
         self.chosen = False  # a person was chosen on the frames seen
         self.final = False  # the whole video's faces are in use
-        self.used: list[tuple[float, Face | None]] = []  # (strength, face) of each output frame rendered before
+        self.used: list[tuple[float, bytes]] = []  # (strength, face digest) of each output frame rendered before
 
     def frames(self) -> Iterator[np.ndarray]:
         """The output's source frames: the analysis's own decoded frames while the video plays forward, then
@@ -458,7 +459,7 @@ class _Speculation:
             self._settle(done, stop)
         outs = _render_batch(plan, chunk, done)
         if not self.final:
-            self.used += [(float(self.sp.strength[i]), self._face(i)) for i in range(done, stop)]
+            self.used += [(float(self.sp.strength[i]), self._digest(i)) for i in range(done, stop)]
         return outs
 
     def _settle(self, start: int, stop: int) -> None:
@@ -482,8 +483,14 @@ class _Speculation:
         sp.strength[start:stop] = shown * sp.weight[start:stop]
         return None
 
-    def _face(self, i: int) -> Face | None:
-        return _face_at(self.plan, self.sp, int(self.plan.src_of[i])) if self.sp.strength[i] > 0 else None
+    def _digest(self, i: int) -> bytes:
+        """What the engine and the compositor see of the face at output frame i (b"" where none is drawn)."""
+        face = _face_at(self.plan, self.sp, int(self.plan.src_of[i])) if self.sp.strength[i] > 0 else None
+        if face is None:
+            return b""
+        parts = (np.asarray(face.box, np.float32), np.asarray(face.landmarks, np.float32),
+                 np.array([face.score], np.float32), np.array([face.track_id], np.int64))
+        return hashlib.blake2b(b"".join(a.tobytes() for a in parts), digest_size=16).digest()
 
     def finish(self) -> None:
         """The whole video's faces from now on; raises `_Mismatch` if a frame rendered before differs."""
@@ -493,16 +500,9 @@ class _Speculation:
         p.tracks = _find_faces(p.request, p.speakers, p.analysis.result())
         sp.strength = _edit_strength(p, sp)
         self.final = True
-        for i, (strength, face) in enumerate(self.used):
-            if strength != sp.strength[i] or not _same_face(face, self._face(i)):
+        for i, (strength, digest) in enumerate(self.used):
+            if strength != sp.strength[i] or digest != self._digest(i):
                 raise _Mismatch(f"output frame {i}")
-
-
-def _same_face(a: Face | None, b: Face | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return (a.track_id == b.track_id and a.score == b.score and np.array_equal(a.box, b.box)
-            and np.array_equal(a.landmarks, b.landmarks))
 
 
 def _resume(plan: Plan, start: int) -> None:
