@@ -40,6 +40,9 @@ Progress = Callable[[str, int, int], None]
 
 STILL_FPS = 25.0
 FADE_FRAMES = 4  # the generated mouth fades in/out over this many frames around a gap or a silence
+# frames a first run's face analysis may track ahead of the frames a batch needs (a viseme batch): without this
+# slack, analysis and rendering would wait for each other at every batch instead of running side by side
+ANALYSIS_SLACK = 16
 
 
 @dataclass
@@ -226,7 +229,8 @@ def plan(request: AnimateRequest, report: Progress, overlap: bool = False) -> Pl
     analysis = None
     if overlap and _overlaps(request, still, fps):
         faces_progress(0, n_src)
-        analysis = faces.BackgroundAnalysis(request.media, fps, ahead=FADE_FRAMES, progress=faces_progress)
+        analysis = faces.BackgroundAnalysis(request.media, fps, ahead=FADE_FRAMES + ANALYSIS_SLACK,
+                                             progress=faces_progress)
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-faces") as pool:
         if analysis is None:
             found = pool.submit(_track_faces, request, name, None if still else fps, n_src, faces_progress)
