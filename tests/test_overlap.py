@@ -91,3 +91,28 @@ def test_a_wrong_first_guess_is_discarded_and_the_result_is_the_two_pass_one(lip
     assert cold_speakers[0]["face"] == warm_speakers[0]["face"]
     moved = changed(cold, man_longest)
     assert moved and min(moved) >= 25, "only the man (from frame 25 on) is animated"
+
+
+def test_background_analysis_hands_every_frame_and_gives_final_faces_early(lipdub_home):
+    """The frames handed on are the video's decoded frames; the faces `partial` gives while the analysis runs are
+    the whole video's for those frames; the result is `analyze`'s (read back from the cache it wrote)."""
+    assert not faces.is_cached(ABA)
+    analysis = faces.BackgroundAnalysis(ABA, 25.0, ahead=4)
+    early = []
+    try:
+        for k, (handed, decoded) in enumerate(zip(analysis.frames(), media.iter_frames(ABA), strict=True)):
+            assert np.array_equal(handed, decoded)
+            if k % 10 == 9:  # faces of frames up to k, taken while the tracker is only a few frames further
+                early.append((k + 1, analysis.partial(0, k + 1)))
+        whole = analysis.result()
+    finally:
+        analysis.close()
+    assert whole.num_frames == 75 and len(early) == 7
+    for k, part in early:
+        for i in range(k):
+            got, want = part.faces_in(i), whole.faces_in(i)
+            assert [f.track_id for f in got] == [f.track_id for f in want], (k, i)
+            assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(got, want, strict=True)), (k, i)
+    assert faces.is_cached(ABA)
+    cached = faces.analyze(ABA)  # a cache hit: the entry the background analysis stored
+    assert np.array_equal(cached.landmarks, whole.landmarks) and cached.persons == whole.persons
