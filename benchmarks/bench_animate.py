@@ -3,13 +3,16 @@
 Cases: a 512x512 still + 10 s of speech; a 1280x720 still (the portrait on a 720p canvas) + 10 s; a 1280x720 25 fps
 10 s video; the same video at 60 s (peak memory
 must not grow with length). Each case runs in its own process (so its peak RSS is its own) with its own empty
-LIPDUB_HOME, as a new user has it: face detection is part of the figure (cold cache). The wav2lip engine uses
-a protocol-weight checkpoint (same architecture and cost as the official one) and automatic face detection;
-the viseme engine needs no weights. `--hog` runs every case twice, alone and beside a process that keeps one
+LIPDUB_HOME, as a new user has it: face detection is part of the figure (cold cache; a video's first run analyses
+its faces while it renders, `pipeline._Speculation`, so the video cases measure that overlapped path). The wav2lip
+engine uses a protocol-weight checkpoint (same architecture and cost as the official one) and automatic face
+detection; the viseme engine needs no weights. `--hog` runs every case twice, alone and beside a process that keeps one
 core busy: memory must not depend on the machine's load. `--precision` passes LIPDUB_PRECISION.
 
     python benchmarks/bench_animate.py [--engine wav2lip|viseme|both] [--cases still,still720,10,60] [--hog]
         [--keep DIR]
+
+`--keep DIR` keeps the inputs and outputs there; a later run with the same folder reuses its videos.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def make_inputs(folder: Path) -> dict[str, Path]:
         wav = folder / f"speech{seconds}.wav"
         media.write_audio(wav, np.tile(speech, reps)[: seconds * 16000], 16000)
         out[f"audio{seconds}"] = wav
-        path = folder / f"video720_{seconds}s.mp4"
+        path = out[f"video{seconds}"] = folder / f"video720_{seconds}s.mp4"
+        if path.exists():  # made by an earlier run into the same --keep folder
+            continue
         with media.VideoWriter(path, 25) as writer:
             for i in range(seconds * 25):
                 z = 1.0 + 0.1 * np.sin(i / 50)
@@ -58,7 +63,6 @@ def make_inputs(folder: Path) -> dict[str, Path]:
                 x0 = (1280 - w) // 2
                 frame[(720 - h) // 2:(720 - h) // 2 + h, x0:x0 + w] = small
                 writer.write(frame)
-        out[f"video{seconds}"] = path
     return out
 
 

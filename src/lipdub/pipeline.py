@@ -8,6 +8,7 @@ and the compositor into the writer, so memory does not grow with the length of t
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import logging
 import threading
@@ -29,7 +30,7 @@ from lipdub.media.threads import prefetch
 from lipdub.settings import get_settings, resolve_device
 
 if TYPE_CHECKING:
-    from lipdub.faces import FaceTracks
+    from lipdub.faces import BackgroundAnalysis, FaceTracks
     from lipdub.media import FrameSource, MediaInfo
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ Progress = Callable[[str, int, int], None]
 
 STILL_FPS = 25.0
 FADE_FRAMES = 4  # the generated mouth fades in/out over this many frames around a gap or a silence
+# frames a first run's face analysis may track ahead of the frames a batch needs (a viseme batch): without this
+# slack, analysis and rendering would wait for each other at every batch instead of running side by side
+ANALYSIS_SLACK = 16
 
 
 @dataclass
@@ -96,6 +100,7 @@ class _Speaker:
     n_frames: int
     lead: int = 0  # samples of silence before `audio` so that engine frame 0 is output frame start_frame
     track_id: int | None = None
+    weight: np.ndarray | None = None  # (n_out,) its speech's part of the strength (where its face is present)
     strength: np.ndarray | None = None  # (n_out,) how much of the generated mouth each output frame shows
     info: dict = field(default_factory=dict)
 
@@ -181,6 +186,8 @@ class Plan:
     tracks: FaceTracks | None  # None with --box and --paste box on wav2lip (no landmarks needed)
     source: FrameSource | None  # the video's frames (None for a still)
     notes: list[str] = field(default_factory=list)
+    # a cold video's faces, still being analysed (`tracks` and `strength` are then set as frames render)
+    analysis: BackgroundAnalysis | None = None
     still_frame: np.ndarray | None = None  # the photo (None for a video)
     mover: object | None = None  # a photo's motion layer (`motion.Motion`), None when it stays still
 
@@ -189,10 +196,11 @@ class Plan:
         return self.info.kind == "image"
 
 
-def plan(request: AnimateRequest, report: Progress) -> Plan:
+def plan(request: AnimateRequest, report: Progress, overlap: bool = False) -> Plan:
     """Check the input, load the engine, prepare every speaker, find their faces, decide their strengths and
-    (for a photo) its motion."""
-    from lipdub import media
+    (for a photo) its motion. With `overlap`, a video whose faces are not cached yet (and whose face is chosen
+    by the default rule, see `_overlaps`) is planned without them: they are analysed while it renders."""
+    from lipdub import faces, media
     from lipdub.media.threads import one_blas_thread
 
     one_blas_thread()
@@ -219,8 +227,14 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
             raise _Stopped
         report("detecting", done, total)
 
+    analysis = None
+    if overlap and _overlaps(request, still, fps):
+        faces_progress(0, n_src)
+        analysis = faces.BackgroundAnalysis(request.media, fps, ahead=FADE_FRAMES + ANALYSIS_SLACK,
+                                             progress=faces_progress)
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-faces") as pool:
-        found = pool.submit(_track_faces, request, name, None if still else fps, n_src, faces_progress)
+        if analysis is None:
+            found = pool.submit(_track_faces, request, name, None if still else fps, n_src, faces_progress)
         try:
             base_engine = load_engine(name, checkpoint, request)
             if hasattr(base_engine, "progress"):  # recognising speech takes a while (--lang en: about real time)
@@ -228,14 +242,17 @@ def plan(request: AnimateRequest, report: Progress) -> Plan:
             speakers = _prepare_speakers(request, base_engine, fps)
         except BaseException:
             stop.set()
+            if analysis is not None:
+                analysis.close()
             raise
-        tracks = _find_faces(request, speakers, found.result())
+        tracks = None if analysis else _find_faces(request, speakers, found.result())
     speech_end = max(s.end_frame for s in speakers)
     n_out = output_frames(speech_end, None if still else n_src, request.keep_video_length)
     p = Plan(request, info, fps, n_out, source_indices(n_out, n_src), name, base_engine, speakers, tracks, source,
-             notes)
+             notes, analysis=analysis)
     for sp in speakers:
-        sp.strength = _edit_strength(p, sp)
+        sp.weight = _speech_weight(p, sp)
+        sp.strength = np.zeros(n_out, np.float32) if analysis else _edit_strength(p, sp)
     if still:
         p.still_frame = media.read_image(request.media)
         p.mover = _living_still(request, p.still_frame, tracks, speakers, fps, n_out, p.notes)
@@ -278,6 +295,18 @@ class _Stopped(Exception):
     """Raised inside the face tracking to end it early (the plan failed elsewhere)."""
 
 
+def _overlaps(request: AnimateRequest, still: bool, fps: float) -> bool:
+    """Whether the faces are analysed while the video renders: a video's first run (its faces not cached), with
+    one speaker whose face the default rule chooses. A choice by id, pixel or photo, --box and several speakers
+    keep two passes (faces first), as does a run without the cache (a discarded speculation renders again from
+    the cache)."""
+    from lipdub import faces
+
+    choice = request.speakers[0].face if request.speakers else request.face
+    return (not still and request.use_cache and request.box is None and len(request.speakers) <= 1
+            and choice == FaceChoice() and not faces.is_cached(request.media, fps))
+
+
 def _track_faces(request: AnimateRequest, engine: str, fps: float | None, n_src: int,
                  progress: Callable[[int, int], None]) -> FaceTracks | None:
     """Track the faces of the media (None when --box makes landmarks unnecessary)."""
@@ -313,15 +342,34 @@ def _find_faces(request: AnimateRequest, speakers: list[_Speaker], tracks: FaceT
 
 
 def _edit_strength(plan: Plan, sp: _Speaker) -> np.ndarray:
-    """How much of `sp`'s generated mouth each output frame shows: the face's presence fades x speech activity.
-    Adds a note when the face is absent in some of its speaking frames."""
-    request, n_out, fps = plan.request, plan.n_out, plan.fps
-    # the track's own fade around gaps (0 where absent), followed through the output's source frames
-    shown = np.ones(n_out, np.float32) if plan.tracks is None else \
-        plan.tracks.strength(sp.track_id, fade_frames=FADE_FRAMES - 1)[plan.src_of]
-    present = shown > 0
+    """How much of `sp`'s generated mouth each output frame shows: the face's presence fades x speech activity
+    (`sp.weight`). Adds a note when the face is absent in some of its speaking frames."""
+    shown = np.ones(plan.n_out, np.float32) if plan.tracks is None else _shown(plan.tracks, sp, plan.src_of)
+    inside = _inside(sp, plan.n_out)
+    missing = int((~(shown > 0) & inside).sum())
+    if missing:
+        plan.notes.append(f"{sp.info.get('face', 'face')}: absent in {missing} of {int(inside.sum())} speaking "
+                          "frames; those frames pass through unchanged")
+    return shown * sp.weight
+
+
+def _shown(tracks: FaceTracks, sp: _Speaker, src: np.ndarray) -> np.ndarray:
+    """The face's presence at source frames `src`: its track's own fade around gaps, 0 where absent."""
+    return tracks.strength(sp.track_id, fade_frames=FADE_FRAMES - 1)[src]
+
+
+def _inside(sp: _Speaker, n_out: int) -> np.ndarray:
+    """(n_out,) bool: the output frames `sp`'s audio spans."""
     inside = np.zeros(n_out, bool)
     inside[sp.start_frame:min(sp.end_frame, n_out)] = True
+    return inside
+
+
+def _speech_weight(plan: Plan, sp: _Speaker) -> np.ndarray:
+    """(n_out,) float32: how much of `sp`'s generated mouth shows where its face is present: its speech activity
+    (wav2lip resting in silence) or the fades at its audio's edges, 0 outside its audio."""
+    request, n_out, fps = plan.request, plan.n_out, plan.fps
+    inside = _inside(sp, n_out)
     rest = request.silence == "rest" or (request.silence == "auto" and request.paste == "blend")
     if plan.engine == "wav2lip" and not rest:
         weight = inside.astype(np.float32)
@@ -334,11 +382,7 @@ def _edit_strength(plan: Plan, sp: _Speaker) -> np.ndarray:
     else:
         # the viseme engine closes the mouth by itself in silence; fade in/out at its audio's edges
         weight = fade_weights(inside, FADE_FRAMES)
-    missing = int((~present & inside).sum())
-    if missing:
-        plan.notes.append(f"{sp.info.get('face', 'face')}: absent in {missing} of {int(inside.sum())} speaking "
-                          "frames; those frames pass through unchanged")
-    return (shown * weight * inside).astype(np.float32)
+    return (weight * inside).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------- stream
@@ -349,18 +393,27 @@ def stream(plan: Plan, writer, report: Progress, frames: range | None = None) ->
     composite -> `writer`. A range that starts later renders the very frames a whole run would (the engines
     first take up the state a whole run has there). Memory holds one batch, whatever the length of the input."""
     frames = range(plan.n_out) if frames is None else frames
-    batch = max(1, int(getattr(plan.base_engine, "batch_size", 1) or 1))
-    mover = plan.mover
     if frames.start:
         _resume(plan, frames.start)
+
+    def source() -> Iterator[np.ndarray]:
+        return itertools.repeat(plan.still_frame) if plan.still else \
+            plan.source.frames(plan.src_of[frames.start:frames.stop].tolist())
+
+    _write_frames(plan, writer, report, frames, source, _render_batch)
+
+
+def _write_frames(plan: Plan, writer, report: Progress, frames: range, source: Callable[[], Iterator[np.ndarray]],
+                  render: Callable[[Plan, list[np.ndarray], int], list[np.ndarray]]) -> None:
+    """Output frames `frames` from the source frames `source()` gives, by `render(plan, batch, first index)`."""
+    batch = max(1, int(getattr(plan.base_engine, "batch_size", 1) or 1))
+    mover = plan.mover
     report("generating", 0, len(frames))
 
     def rendered() -> Iterator[np.ndarray]:
-        frames_iter = itertools.repeat(plan.still_frame) if plan.still else \
-            plan.source.frames(plan.src_of[frames.start:frames.stop].tolist())
         done = frames.start
-        for chunk in _chunks(frames_iter, batch, len(frames)):
-            yield from _render_batch(plan, chunk, done)
+        for chunk in _chunks(source(), batch, len(frames)):
+            yield from render(plan, chunk, done)
             done += len(chunk)
 
     # the engines render in a thread of their own, one batch ahead, while this one moves and hands frames to the
@@ -371,6 +424,92 @@ def stream(plan: Plan, writer, report: Progress, frames: range | None = None) ->
         writer.write(mover.apply(i, frame) if mover else frame)
         if (i + 1 - frames.start) % batch == 0 or i + 1 == frames.stop:
             report("generating", i + 1 - frames.start, len(frames))
+
+
+class _Mismatch(Exception):
+    """Frames rendered while the faces were analysed differ from what the whole video's faces give."""
+
+
+class _Speculation:
+    """Renders a cold video while its faces are analysed (`plan.analysis`), one speaker, its face chosen by the
+    default rule.
+
+    Each batch waits until the faces of its frames (and FADE_FRAMES after them, which its strengths depend on)
+    are final, and renders with them and the person the rule chooses on the frames seen so far. Once the
+    analysis has ended, the whole video's choice and strengths render the rest, and are checked against every
+    frame rendered before: same strength, same face (box, landmarks, track and score: all the engines and the
+    compositor see of it, kept as a digest); a difference raises `_Mismatch`.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan, self.sp = plan, plan.speakers[0]
+        self.chosen = False  # a person was chosen on the frames seen
+        self.final = False  # the whole video's faces are in use
+        self.used: list[tuple[float, bytes]] = []  # (strength, face digest) of each output frame rendered before
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The output's source frames: the analysis's own decoded frames while the video plays forward, then
+        the source's (a video shorter than the speech plays backward)."""
+        p, handed = self.plan, 0
+        wanted = min(p.n_out, len(p.source))
+        for frame in p.analysis.frames():
+            if handed == wanted:
+                break
+            yield frame
+            handed += 1
+        p.analysis.release()
+        yield from p.source.frames(p.src_of[handed:].tolist())
+
+    def render(self, plan: Plan, chunk: list[np.ndarray], done: int) -> list[np.ndarray]:
+        stop = done + len(chunk)
+        if not self.final:
+            self._settle(done, stop)
+        outs = _render_batch(plan, chunk, done)
+        if not self.final:
+            self.used += [(float(self.sp.strength[i]), self._digest(i)) for i in range(done, stop)]
+        return outs
+
+    def _settle(self, start: int, stop: int) -> None:
+        """Faces and strengths for output frames start..stop-1, from the frames analysed so far."""
+        p, sp = self.plan, self.sp
+        src = p.src_of[start:stop]
+        upto = int(src.max()) + 1 + FADE_FRAMES
+        if not self.chosen:
+            seen = p.analysis.partial(0, upto)
+            if seen is None:
+                return self.finish()
+            if seen.person_ids:
+                from lipdub import faces
+
+                sp.track_id, self.chosen = int(faces.select(seen)), True
+        view = p.analysis.partial(max(0, int(src.min()) - FADE_FRAMES), upto)
+        if view is None:
+            return self.finish()
+        p.tracks = view
+        shown = _shown(view, sp, src) if self.chosen else np.zeros(len(src), np.float32)
+        sp.strength[start:stop] = shown * sp.weight[start:stop]
+        return None
+
+    def _digest(self, i: int) -> bytes:
+        """What the engine and the compositor see of the face at output frame i (b"" where none is drawn)."""
+        face = _face_at(self.plan, self.sp, int(self.plan.src_of[i])) if self.sp.strength[i] > 0 else None
+        if face is None:
+            return b""
+        parts = (np.asarray(face.box, np.float32), np.asarray(face.landmarks, np.float32),
+                 np.array([face.score], np.float32), np.array([face.track_id], np.int64))
+        return hashlib.blake2b(b"".join(a.tobytes() for a in parts), digest_size=16).digest()
+
+    def finish(self) -> None:
+        """The whole video's faces from now on; raises `_Mismatch` if a frame rendered before differs."""
+        if self.final:
+            return
+        p, sp = self.plan, self.sp
+        p.tracks = _find_faces(p.request, p.speakers, p.analysis.result())
+        sp.strength = _edit_strength(p, sp)
+        self.final = True
+        for i, (strength, digest) in enumerate(self.used):
+            if strength != sp.strength[i] or digest != self._digest(i):
+                raise _Mismatch(f"output frame {i}")
 
 
 def _resume(plan: Plan, start: int) -> None:
@@ -420,18 +559,38 @@ def _face_at(plan: Plan, sp: _Speaker, src: int):
 
 def animate(request: AnimateRequest, progress: Progress | None = None) -> AnimateResult:
     """Make the chosen face(s) of `request.media` speak; write `request.output` atomically."""
-    from lipdub import media
-
     report = progress or (lambda stage, done, total: None)
-    p = plan(request, report)
-    audio_out, audio_rate = soundtrack(request, p.info, p.speakers, p.n_out, p.fps, p.still)
-    settings = get_settings()
-    with media.VideoWriter(request.output, p.fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
-                           preset=settings.preset) as writer:
-        stream(p, writer, report)
+    p = plan(request, report, overlap=True)
+    try:
+        _write(p, report)
+    except _Mismatch as err:  # the face chosen on the first frames is not the whole video's: the two-pass way
+        log.info("%s: rendered again with the whole video's faces (%s differed)", request.media, err)
+        p = plan(request, report)
+        _write(p, report)
     report("done", p.n_out, p.n_out)
     return AnimateResult(output=Path(request.output), frames=p.n_out, fps=p.fps, duration=p.n_out / p.fps,
                          engine=p.engine, speakers=[sp.info for sp in p.speakers], notes=p.notes)
+
+
+def _write(p: Plan, report: Progress) -> None:
+    """Render the plan into its output (atomically), the faces analysed meanwhile when they are not yet."""
+    from lipdub import media
+
+    audio_out, audio_rate = soundtrack(p.request, p.info, p.speakers, p.n_out, p.fps, p.still)
+    settings = get_settings()
+    with media.VideoWriter(p.request.output, p.fps, audio=audio_out, audio_rate=audio_rate, crf=settings.crf,
+                           preset=settings.preset) as writer:
+        if p.analysis is None:
+            stream(p, writer, report)
+            return
+        log.info("%s: faces analysed while rendering (first run)", p.request.media)
+        try:
+            p.analysis.mute()
+            speculation = _Speculation(p)
+            _write_frames(p, writer, report, range(p.n_out), speculation.frames, speculation.render)
+            speculation.finish()
+        finally:
+            p.analysis.close()
 
 
 def ignored_options(request: AnimateRequest, engine: str, still: bool, has_audio: bool) -> list[str]:

@@ -10,7 +10,7 @@ Details and measurements: lipdub.faces.detect.
 """
 
 from lipdub.errors import NoFaceError
-from lipdub.faces.analysis import analyze
+from lipdub.faces.analysis import BackgroundAnalysis, analyze, is_cached
 from lipdub.faces.config import FaceSettings
 from lipdub.faces.crop import crop_box
 from lipdub.faces.detect import detect_faces
@@ -18,5 +18,5 @@ from lipdub.faces.select import Selection, select
 from lipdub.faces.tracks import FaceTracks
 from lipdub.faces.types import Face
 
-__all__ = ["Face", "FaceSettings", "FaceTracks", "NoFaceError", "Selection", "analyze", "crop_box",
-           "detect_faces", "select"]
+__all__ = ["BackgroundAnalysis", "Face", "FaceSettings", "FaceTracks", "NoFaceError", "Selection", "analyze",
+           "crop_box", "detect_faces", "is_cached", "select"]

@@ -56,13 +56,14 @@ def cache_key(path: str | os.PathLike[str], settings: FaceSettings, rate: str | 
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _entry(key: str) -> Path:
+def entry(key: str) -> Path:
+    """The file of one entry (it may not exist)."""
     return cache_dir() / f"{key}.npz"
 
 
 def load(key: str) -> FaceTracks | None:
     """The cached tracks, or None on a miss. A corrupt or foreign entry is removed (and so rebuilt)."""
-    path = _entry(key)
+    path = entry(key)
     if not path.is_file():
         return None
     try:
@@ -89,19 +90,19 @@ def store(key: str, tracks: FaceTracks) -> Path | None:
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             tracks.save(f, extra_meta={"key": key})
-        os.replace(tmp, _entry(key))
+        os.replace(tmp, entry(key))
     except OSError as err:
         log.warning("could not write face cache entry in %s (%s)", folder, err)
         if tmp:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         return None
-    _touch(_entry(key))
+    _touch(entry(key))
     try:
-        evict(keep=_entry(key))
+        evict(keep=entry(key))
     except OSError as err:  # includes the lock's timeout: the entry is written, the cache trimmed next time
         log.warning("could not trim the face cache in %s (%s)", folder, err)
-    return _entry(key)
+    return entry(key)
 
 
 def _touch(path: Path) -> None:

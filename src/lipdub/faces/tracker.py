@@ -99,8 +99,10 @@ class Tracker:
         self.shots = ShotDetector(self.fps)
         self.shot_starts: list[int] = [0]
         self.frames: list[list[Face]] = []
+        self._last: dict[int, tuple[int, Face]] = {}  # each track's latest observed face: gaps are bridged from it
         self._next_id = 0
         self._hog_next, self._hog_gap = 0, self.settings.hog_every
+        self._grouped: tuple[object, dict[int, int]] = (None, {})  # persons as of the tracks seen (`partial`)
         self._workers = max(1, min(4, _threads()))
         self._pool: ThreadPoolExecutor | None = None
         self.shape: tuple[int, int] = (0, 0)
@@ -128,8 +130,14 @@ class Tracker:
                 if t.miss > self.settings.max_miss:
                     self._end(t)
         self.frames.append(faces)
+        bridge(self.frames, self.index, self._last, self.settings.fill_gap)
         self.index += 1
-        return faces
+        return list(faces)
+
+    def final_upto(self) -> int:
+        """Frames before this index are final: later steps bridge gaps of at most `fill_gap` frames back, and
+        change nothing earlier (tracks, landmarks and smoothing are causal)."""
+        return max(0, self.index - self.settings.fill_gap)
 
     def _cut(self) -> None:
         """This frame starts a new shot: end every track, and search the frame like a video's first one."""
@@ -280,10 +288,23 @@ class Tracker:
         if self._own_detector:
             self.detector.close()
 
+    def partial(self, start: int, stop: int) -> FaceTracks:
+        """Frames start..stop-1 so far as FaceTracks numbered as the whole video's (frames before `start` empty,
+        none after `stop`), tracks grouped into persons as far as they are known: what a caller may use before
+        the video ends. Only frames before `final_upto()` are as `result()` will give them."""
+        by_id = {t.id: t for t in self.active + self.ended + self.done}
+        known = tuple((i, len(by_id[i].samples)) for i in sorted(by_id))
+        if self._grouped[0] != known:  # regroup only when a track or a view is added
+            self._grouped = (known, group_tracks(list(by_id), lambda t: by_id[t].identity(), self.frames,
+                                                 identity.PERSON_THRESHOLD))
+        frames = [[]] * start + self.frames[start:stop]  # only read
+        return FaceTracks.from_faces(frames, width=self.shape[1], height=self.shape[0], fps=self.fps,
+                                     persons=self._grouped[1],
+                                     shot_starts=np.array([s for s in self.shot_starts if s < stop], np.int32))
+
     def result(self, source: str = "") -> FaceTracks:
         """All frames so far as FaceTracks: short gaps inside tracks interpolated, tracks grouped into persons."""
         tracks = self.active + self.ended + self.done
-        fill_gaps(self.frames, self.settings.fill_gap)
         by_id = {t.id: t for t in tracks}
         persons = group_tracks(list(by_id), lambda t: by_id[t].identity(), self.frames, identity.PERSON_THRESHOLD)
         embeddings = {t.id: t.embedding for t in tracks if t.embedding is not None}
@@ -307,14 +328,21 @@ def thumbnail(frame: np.ndarray, face: Face, side: int = THUMB_SIDE) -> np.ndarr
 def fill_gaps(frames: list[list[Face]], max_gap: int) -> None:
     """Interpolate a track across misses of at most `max_gap` frames (in place, marked `interpolated`)."""
     last: dict[int, tuple[int, Face]] = {}
-    for i, faces in enumerate(frames):
-        for face in list(faces):
-            prev = last.get(face.track_id)
-            if prev is not None and 1 < i - prev[0] <= max_gap + 1:
-                j0, f0 = prev
-                for j in range(j0 + 1, i):
-                    w = (j - j0) / (i - j0)
-                    lm = ((1 - w) * f0.landmarks + w * face.landmarks).astype(np.float32)
-                    frames[j].append(Face(box=box_of(lm), score=f0.score, landmarks=lm, track_id=face.track_id,
-                                          extra={"interpolated": True}))
-            last[face.track_id] = (i, face)
+    for i in range(len(frames)):
+        bridge(frames, i, last, max_gap)
+
+
+def bridge(frames: list[list[Face]], i: int, last: dict[int, tuple[int, Face]], max_gap: int) -> None:
+    """Frame i's faces close their tracks' gaps of at most `max_gap` frames since `last` (their previous faces):
+    the frames between get interpolated faces (marked `interpolated`). `last` is updated. Frame by frame in order,
+    this is `fill_gaps`: only frames after i - max_gap - 1 change."""
+    for face in list(frames[i]):
+        prev = last.get(face.track_id)
+        if prev is not None and 1 < i - prev[0] <= max_gap + 1:
+            j0, f0 = prev
+            for j in range(j0 + 1, i):
+                w = (j - j0) / (i - j0)
+                lm = ((1 - w) * f0.landmarks + w * face.landmarks).astype(np.float32)
+                frames[j].append(Face(box=box_of(lm), score=f0.score, landmarks=lm, track_id=face.track_id,
+                                      extra={"interpolated": True}))
+        last[face.track_id] = (i, face)

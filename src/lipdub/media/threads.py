@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-_END = object()
+END = object()  # the last item a queue carries
 _POLL = 0.05  # seconds a blocked thread waits before it looks whether it should stop
 
 
@@ -25,7 +25,7 @@ class _Failure:
         self.error = error
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+def put_unless(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put `item` into `q`, waiting while it is full; False if `stop` was set first."""
     while not stop.is_set():
         try:
@@ -51,22 +51,22 @@ def prefetch(make: Callable[[], Iterator[T]], depth: int, name: str = "lipdub-de
             items = make()
             try:
                 for item in items:
-                    if not _put(q, item, stop):
+                    if not put_unless(q, item, stop):
                         return
             finally:
                 close = getattr(items, "close", None)
                 if close is not None:
                     close()
-            _put(q, _END, stop)
+            put_unless(q, END, stop)
         except BaseException as err:  # noqa: BLE001 - carried to the caller, who re-raises it
-            _put(q, _Failure(err), stop)
+            put_unless(q, _Failure(err), stop)
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     try:
         while True:
             item = q.get()
-            if item is _END:
+            if item is END:
                 return
             if isinstance(item, _Failure):
                 raise item.error
@@ -99,7 +99,7 @@ class Consumer(Generic[T]):
                 if self._stop.is_set():
                     return
                 continue
-            if item is _END:
+            if item is END:
                 return
             if self._error is None:
                 try:
@@ -117,13 +117,13 @@ class Consumer(Generic[T]):
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
-        if not _put(self._queue, item, self._stop):  # a failed thread keeps emptying the queue: no deadlock
+        if not put_unless(self._queue, item, self._stop):  # a failed thread keeps emptying the queue: no deadlock
             raise RuntimeError("submit after cancel")
 
     def finish(self) -> None:
         """Wait until every submitted item is handled; raise the first error `handle` raised."""
         if self._thread is not None:
-            _put(self._queue, _END, self._stop)
+            put_unless(self._queue, END, self._stop)
             self._thread.join()
             self._thread = None
         self._raise()
