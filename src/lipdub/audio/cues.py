@@ -242,7 +242,7 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     method: 'phones' (PocketSphinx), 'energy' (loudness/spectrum fallback only) or 'auto' (phones, with the
     fallback for speech stretches the recogniser leaves mostly silent). `text`: the transcript, spoken in `lang`
     (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. `lang` English without a
-    text: phones through the recognised words (slower, closer to the real mouth). Silence found by the
+    text: phones through the recognised words (words.py: slower, fewer mid-vowel closures). Silence found by the
     voice-activity detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
     `progress(done, total)`: called after each stretch of speech recognised, in 10 ms frames of speech.
     """
