@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from lipdub.audio.sphinx import decode_utterance, pcm16
 from lipdub.media.audio import SAMPLE_RATE
 
 SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
@@ -98,13 +99,10 @@ def _decoder():
 
 def recognize_phones(wav16k: np.ndarray) -> list[tuple[str, float, float]]:
     """Phones with (start, end) seconds from PocketSphinx's allphone decoder; silence/noise come back as 'SIL'."""
-    pcm = (np.clip(np.asarray(wav16k, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+    pcm = pcm16(wav16k)
     with _decoder_lock:
         dec = _decoder()
-        dec.reinit_feat()  # a fresh cepstral mean: live CMN would carry the last utterance's into this one
-        dec.start_utt()
-        dec.process_raw(pcm, full_utt=True)
-        dec.end_utt()
+        decode_utterance(dec, pcm)
         segs = [(s.word, s.start_frame / 100.0, (s.end_frame + 1) / 100.0) for s in dec.seg()]
     return [(_known(word), start, end) for word, start, end in segs]
 

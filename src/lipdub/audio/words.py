@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from lipdub.audio.sphinx import decode_utterance, pcm16
+
 _lock = threading.Lock()
 
 
@@ -29,34 +31,27 @@ def _decoder():
                                 dict=os.path.join(model, "cmudict-en-us.dict"), loglevel="FATAL")
 
 
-def _decode(dec, pcm: bytes) -> None:  # noqa: ANN001 - a pocketsphinx.Decoder
-    dec.reinit_feat()  # a fresh cepstral mean per utterance (cues.recognize_phones says why)
-    dec.start_utt()
-    dec.process_raw(pcm, full_utt=True)
-    dec.end_utt()
-
-
 def recognize_words(wav16k: np.ndarray) -> tuple[list[str], list[tuple[str, float, float]]]:
     """(words, phones): the recognised English words and their phones (CMU names, 'SIL' between words) with
     (start, end) seconds. Both empty when no word was heard or the words could not be aligned."""
-    pcm = (np.clip(np.asarray(wav16k, np.float32), -1, 1) * 32767).astype(np.int16).tobytes()
+    pcm = pcm16(wav16k)
     with _lock:
         dec = _decoder()
         dec.activate_search("_default")  # the language model (an alignment leaves its own search active)
-        _decode(dec, pcm)
+        decode_utterance(dec, pcm)
         hyp = dec.hyp()
         words = [w for w in (hyp.hypstr.split() if hyp else []) if w.isascii() and w[:1].isalpha()]
         if not words:
             return [], []
         try:
             dec.set_align_text(" ".join(words))  # the words timed on the audio
-            _decode(dec, pcm)
+            decode_utterance(dec, pcm)
             segments = [(s.word, s.start_frame, s.end_frame + 1) for s in dec.seg()]
         except RuntimeError:  # no path through these words: the caller falls back to the phonetic decoder
             return [], []
         try:
             dec.set_alignment()  # their phones timed too
-            _decode(dec, pcm)
+            decode_utterance(dec, pcm)
             phones = [(p.name, p.start, p.start + p.duration) for w in dec.get_alignment() for p in w]
         except RuntimeError:  # happens now and then on the last word: share each word among its phones
             phones = [p for w, a, b in segments for p in _spread(dec.lookup_word(w), a, b)]
