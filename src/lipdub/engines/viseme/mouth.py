@@ -17,6 +17,7 @@ from lipdub.media.image import blend
 
 TEETH_HEIGHT = 0.075  # visible upper incisor height, in units of s
 LOW_TEETH_HEIGHT = 0.04
+PAINT_BLUR = 0.004  # the painted interior's softness (Gaussian std. dev.), in units of s
 
 
 @dataclass
@@ -41,7 +42,8 @@ class MouthColours:
         cheeks[:, 1] = cheeks[:, 1].clip(0, h - 1)
         skin = image[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
         light = float(np.clip(skin.mean() / 160.0, 0.7, 1.0))  # lighting, not skin tone: a mild factor
-        teeth = np.float32([236, 228, 210]) * light
+        tint = 0.75 + 0.25 * skin / max(float(skin.mean()), 1.0)  # the face's light, reflected: warm on warm skin
+        teeth = np.float32([234, 228, 220]) * light * tint
         return cls(lip, np.clip(teeth, 0, 255))
 
 
@@ -175,24 +177,40 @@ def _cavity(o: _Opening, pose: np.ndarray, lip: np.ndarray, th_up: float) -> np.
     return img
 
 
+# Where the upper teeth meet, across the mouth (half mouth widths): the midline, then central incisor (8.5 mm along
+# the arch), lateral (6.5), canine (7.5), premolar; equal steps along the arch project closer together as the arch
+# turns away, so the corner teeth look narrow. Each seam is faint (real teeth at video size show little of them).
+TOOTH_SEAMS = np.sin(np.pi / 2 * np.cumsum([0.0, 8.5, 6.5, 7.5]) / 29.5).astype(np.float32)  # 0, .44, .72, .93
+SEAM_DEPTH = np.float32([0.10, 0.07, 0.05, 0.04])  # how much darker each seam is than the tooth beside it
+
+
+def _tooth_relief(a: np.ndarray, ff: FaceFrame) -> np.ndarray:
+    """Brightness factor across the teeth: each tooth slightly convex (brighter in its middle), soft seams
+    between neighbours, fading toward the corners."""
+    x = np.abs(np.clip(a, -1, 1))
+    width = max(0.7, 0.008 * ff.s) / ff.half_width  # seam width, in half mouth widths
+    relief = np.ones_like(x)
+    for seam, depth in zip(TOOTH_SEAMS, SEAM_DEPTH, strict=True):
+        relief -= depth * np.exp(-(((x - seam) / width) ** 2))
+    return relief
+
+
 def _teeth(img: np.ndarray, o: _Opening, ff: FaceFrame, th_up: float, th_lo: float, shade: np.ndarray) -> None:
-    """Upper (and lower) incisors, in place: bright in the middle, receding into shade toward the corners."""
+    """Upper (and lower) teeth, in place: bright in the middle, receding into shade toward the corners, shaded
+    under the upper lip, with soft seams between them."""
     a, b, top, bottom, gap = o.a, o.b, o.top, o.bottom, o.gap
     a_in = np.clip(np.abs(a), 0, 1)
     fade = np.clip(1.0 - a_in ** 3, 0, 1) * (1.0 - 0.55 * a_in ** 2)
-    # tooth boundaries: about 4 teeth per side, narrowing toward the corners as the arch turns away
-    phase = np.sin(np.clip(a, -1, 1) * np.pi / 2) * 4.0
-    edge_px = np.abs(phase - np.round(phase)) * ff.half_width / 4.0
-    gaps = 1.0 - 0.25 * np.exp(-(edge_px / max(0.6, 0.012 * ff.s)) ** 2)
+    relief = _tooth_relief(a, ff)
     if th_up > 0.3:
         edge = np.clip(top + np.minimum(th_up, 0.75 * gap) * np.clip(1.1 - a_in ** 2, 0, 1) - b + 0.5, 0, 1)
         tooth = (edge * np.clip(fade * 1.4, 0, 1))[..., None]
-        lit = (0.72 + 0.28 * np.clip((b - top) / max(th_up, 1.0), 0, 1) ** 0.6) * gaps * fade  # lip shadow
+        lit = (0.72 + 0.28 * np.clip((b - top) / max(th_up, 1.0), 0, 1) ** 0.6) * relief * fade  # lip shadow
         img += (shade * lit[..., None] - img) * tooth
     if th_lo > 0.3:
         edge = np.clip(b - (bottom - np.minimum(th_lo, 0.4 * gap) * np.clip(1 - a_in ** 2, 0, 1)) + 0.5, 0, 1)
         tooth = (edge * fade)[..., None] * 0.85
-        img += (shade * 0.72 * (gaps * fade)[..., None] - img) * tooth
+        img += (shade * 0.72 * (relief * fade)[..., None] - img) * tooth
 
 
 def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dict[str, np.ndarray],
@@ -208,6 +226,7 @@ def paint_mouth(roi: np.ndarray, origin: np.ndarray, ff: FaceFrame, targets: dic
     th_lo = LOW_TEETH_HEIGHT * ff.s * pose[P["teeth_low"]]
     img = _cavity(o, pose, colours.lip, th_up)
     _teeth(img, o, ff, th_up, th_lo, colours.teeth)
+    img = cv2.GaussianBlur(img, (0, 0), max(0.5, PAINT_BLUR * ff.s))  # no crisper than a camera's mouth
     if source is not None:  # the photo's own mouth interior (real teeth) where it had one
         img = _reuse_interior(img, source, ff, o.a, o.b - o.top, pose)
     # lips cast a soft shadow on the inside of the opening
