@@ -128,8 +128,9 @@ def test_every_portrait_closes_opens_and_leaves_the_rest_untouched(path):
 @pytest.mark.parametrize("name", ["img_eastasian_woman_closed_mouth.jpg",
                                   "img_young_man_glasses_curly_pursed_lips.jpg"])
 def test_painted_teeth_are_one_bright_band_not_a_grille(name):
-    """A closed-mouth photo gets painted teeth when it opens: across the upper teeth (FaceMesh's inner lips on the
-    output) brightness stays within 12 % of its local level, with no dark stripe per tooth; brighter than the lips."""
+    """A closed-mouth photo gets painted teeth when it opens: across the upper teeth (FaceMesh's inner lips on
+    the output) their brightest line stays within 12 % of its local level, no dark stripe per tooth; brighter than
+    the lips."""
     image = read_image(DATA / "portraits" / name)
     renderer = FaceRenderer(image, face_of(image).landmarks)
     for shape in ("C", "D"):
@@ -140,11 +141,12 @@ def test_painted_teeth_are_one_bright_band_not_a_grille(name):
         left, right = lm[78][0], lm[308][0]
         xs = np.arange(int(left + 0.3 * (right - left)), int(left + 0.7 * (right - left)))
         top, bottom = np.interp(xs, *upper.T), np.interp(xs, *lower.T)
-        ys = np.round(top + 0.3 * (bottom - top)).astype(int)  # through the upper teeth, under the lip's shadow
-        row = np.mean([out[ys + d, xs].astype(np.float32).mean(axis=1) for d in (-1, 0, 1)], axis=0)
+        # each column's brightest point in the upper teeth's band (a stripe darkens the whole band)
+        band = [np.round(top + f * (bottom - top)).astype(int) for f in np.linspace(0.15, 0.45, 7)]
+        row = np.max([out[ys, xs].astype(np.float32).mean(axis=1) for ys in band], axis=0)
         k = max(3, int(0.2 * (right - left)) | 1)
         level = np.convolve(np.pad(row, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
-        assert (row / level).min() > 0.88, (shape, np.round(row / level, 2))  # 0.90-0.95; a grille: 0.83-0.87
+        assert (row / level).min() > 0.88, (shape, np.round(row / level, 2))  # 0.93-0.96; a grille: 0.84-0.86
         lips = out[int(lm[0][1]): int(lm[13][1]), int(lm[0][0]) - 2: int(lm[0][0]) + 3].astype(np.float32).mean()
         assert row.mean() > lips, (shape, row.mean(), lips)
 

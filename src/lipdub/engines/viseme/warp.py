@@ -26,6 +26,9 @@ ANCHORS = [1, 2, 4, 5, 98, 327, 94, 97, 326, 164, 167, 393, 50, 280, 117, 346, 1
            147, 376, 205, 425, 36, 266, 93, 323, 234, 454]
 UPPER_SHARE = 0.15  # part of the lip opening made by the upper lip
 OUTER_FOLLOW = (0.6, 0.85)  # how far the outer upper / lower lip contour follows its inner contour
+# nodes across the ROI where the spline is evaluated (then resized): 30 sets a 720p face up ~1/4 faster than 40;
+# rendered poses differ by < 0.25 levels on average, up to 22 on a few lip-edge pixels (sub-pixel shifts)
+GRID_NODES = 30
 GEOM = [P[n] for n in ("jaw", "gap_flat", "gap_round", "lift", "width", "roll", "press")]
 
 
@@ -197,7 +200,7 @@ class MouthWarp:
 
     def _build_fields(self, grid_step: int | None) -> None:
         hgt, wid = self.size
-        step = grid_step or int(max(4, round(max(hgt, wid) / 40)))
+        step = grid_step or int(max(4, round(max(hgt, wid) / GRID_NODES)))
         gw, gh = max(4, int(np.ceil(wid / step))), max(4, int(np.ceil(hgt / step)))
         # node centres as cv2.resize places them, so resizing the coarse displacement is exact interpolation
         xs = (np.arange(gw) + 0.5) * wid / gw - 0.5
