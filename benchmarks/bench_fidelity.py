@@ -6,7 +6,10 @@ For each talking video in the test data, the video's first frame is the photo an
   average); lag: the frame shift in -6..6 where it peaks (positive: lipdub late); wide: the same searched over
   -25..25; open: mean aperture generated / real; lmd: mean distance of the 40 FACEMESH_LIPS points after
   aligning the eyes (translation, rotation, inter-ocular scale), beside `frozen`, the LMD of the first frame's
-  mouth held still; loud: the loudness baseline, per-frame RMS correlated with the real aperture; src: the lag
+  mouth held still; lmd~ and still~: the same with each mouth's average shape taken out, and the real video's
+  average mouth held still (what moving the lips can change, once the photo's pose and resting mouth are set
+  aside: with a correlation under 0.5 any lips moving as far as the real ones stay above still~); loud: the
+  loudness baseline, per-frame RMS correlated with the real aperture; src: the lag
   (-25..25) where loudness best matches the real mouth, a rough reading of the source's own audio/video offset.
   A source counts as off-sync (left out of a second mean) where `src` and `wide` agree within a frame and are
   4 frames or more: two independent audio readings then put the real mouth that far from its sound (loudness
@@ -119,6 +122,10 @@ def figures(gen: Mouth, real: Mouth, against: Mouth | None = None) -> dict[str, 
            "wide": _lag(gen.aperture, real.aperture, SOURCE_LAGS),
            "open": float(np.nanmean(gen.aperture) / np.nanmean(real.aperture)),
            "lmd": _lmd(gen.lips, real.lips), "frozen": _lmd(np.repeat(real.lips[:1], len(real.lips), 0), real.lips)}
+    n = min(len(gen.lips), len(real.lips))
+    gen_shape, real_shape = np.nanmean(gen.lips[:n], 0), np.nanmean(real.lips[:n], 0)
+    out["lmd~"] = _lmd(gen.lips[:n] - gen_shape + real_shape, real.lips[:n])
+    out["still~"] = _lmd(np.repeat(real_shape[None], n, 0), real.lips[:n])
     if against is not None:
         out["back"] = _corr(gen.aperture, against.aperture)
     return out
@@ -254,7 +261,8 @@ def dutch_closures(data: Path) -> None:
 def print_tables(results: dict[str, dict[str, dict[str, float]]]) -> None:
     """Per video and mean figures of each mode, and the means without off-sync sources."""
     for mode in ("forward", "backward"):
-        keys = ["corr", "lag", "wide", "open", "lmd", "frozen"] + (["back"] if mode == "backward" else [])
+        keys = ["corr", "lag", "wide", "open", "lmd", "frozen", "lmd~", "still~"]
+        keys += ["back"] if mode == "backward" else []
         table = {v: r[mode] for v, r in results.items() if mode in r}
         if not table:
             continue
