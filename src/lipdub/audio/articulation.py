@@ -1,9 +1,11 @@
 """How strongly the mouth articulates, read from the acoustics alone (JALI's jaw/lip field, any language).
 
-Per 10 ms frame: loudness of the voiced band (250-2500 Hz) relative to the speech peak, and the first two
-formants from linear prediction (LPC order 10 on 10 kHz audio). The jaw opens with loud voiced sound and
-with F1 (F1 rises as the jaw drops: /a/ ~750 Hz, /i/ /u/ ~300 Hz); the lips round where F2 falls low for the
-speaker (/o/ /u/ lower F2 by lengthening the vocal tract). Neither needs to know the language.
+Per 10 ms frame: loudness of the voiced band (250-2500 Hz) relative to the speech peak, the spectral centroid
+of the first formant's region (200-1500 Hz), and the first two formants from linear prediction (LPC order 10
+on 10 kHz audio). The jaw opens with loud voiced sound and with F1 (F1 rises as the jaw drops: /a/ ~750 Hz,
+/i/ /u/ ~300 Hz), read both ways: the LPC root and the low band's centroid err differently, so their mean
+follows real mouths better than either; the lips round where F2 falls low for the speaker (/o/ /u/ lower F2
+by lengthening the vocal tract). None of it needs to know the language.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
 HOP_S = 0.01
 LPC_SR, LPC_ORDER, LPC_WIN = 10000, 10, 250  # 25 ms analysis windows at 10 kHz
 F1_RANGE = (250.0, 850.0)  # closed to open vowels (adult speakers)
+LOW_BAND = (200.0, 1500.0)  # the F1 region whose centroid is the second reading of the jaw
+CENTROID_RANGE = (350.0, 850.0)  # its centroid from closed to open vowels
 LEAD_S = 0.06  # the jaw moves ahead of the sound it shapes
 JAW_SMOOTH_S = 0.04  # std. dev. of the jaw's easing
 
@@ -29,6 +33,7 @@ class Acoustics:
     loud: np.ndarray  # voiced-band loudness, 0 (35 dB under the peak) .. 1 (the peak)
     f1: np.ndarray  # Hz, 0 where no formant was found
     f2: np.ndarray
+    centroid: np.ndarray  # Hz, spectral centroid of LOW_BAND
 
 
 def analyse(wav16k: np.ndarray) -> Acoustics:
@@ -36,21 +41,25 @@ def analyse(wav16k: np.ndarray) -> Acoustics:
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     n = int(np.ceil(len(wav) / (SR * HOP_S))) + 1
     if len(wav) < 400:
-        return Acoustics(np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32))
-    db = band_db(wav)
+        return Acoustics(*(np.zeros(n, np.float32) for _ in range(4)))
+    db, centroid = bands(wav)
     loud = loudness(db, float(np.percentile(db, 95)))
     f1, f2 = formants(wav, loud > 0.25)  # quiet frames have no formants worth the time
     m = min(len(loud), len(f1))
-    return Acoustics(loud[:m].astype(np.float32), f1[:m], f2[:m])
+    return Acoustics(loud[:m].astype(np.float32), f1[:m], f2[:m], centroid[:m])
 
 
-def band_db(wav16k: np.ndarray) -> np.ndarray:
-    """Voiced-band (250-2500 Hz) energy in dB every 10 ms (25 ms windows centred on each hop)."""
+def bands(wav16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every 10 ms (25 ms windows centred on each hop): voiced-band (250-2500 Hz) energy in dB, and the
+    spectral centroid (Hz) of LOW_BAND."""
     from lipdub.audio.mel import stft_magnitude  # librosa.stft's result without librosa's seconds of import
 
     spec = stft_magnitude(np.asarray(wav16k, np.float32), n_fft=512, hop=160, win=400, pad_mode="constant") ** 2
     freqs = np.fft.rfftfreq(512, 1 / SR)
-    return 10 * np.log10(spec[(freqs >= 250) & (freqs < 2500)].sum(axis=0) + 1e-10)
+    db = 10 * np.log10(spec[(freqs >= 250) & (freqs < 2500)].sum(axis=0) + 1e-10)
+    low = (freqs >= LOW_BAND[0]) & (freqs < LOW_BAND[1])
+    centroid = freqs[low] @ spec[low] / (spec[low].sum(axis=0) + 1e-10)
+    return db, centroid.astype(np.float32)
 
 
 def loudness(db: np.ndarray, peak_db: float) -> np.ndarray:
@@ -101,13 +110,15 @@ def _levinson(r: np.ndarray) -> np.ndarray:
 
 
 def jaw_opening(ac: Acoustics) -> np.ndarray:
-    """Per 10 ms, 0 (closed) .. 1 (wide open): how high F1 is wherever there is voiced sound, smoothed like
-    the slow articulator the jaw is (loudness beyond the voicing gate added nothing on real speakers)."""
+    """Per 10 ms, 0 (closed) .. 1 (wide open): how high F1 is wherever there is voiced sound (the mean of the
+    LPC formant's and the low band centroid's readings), smoothed like the slow articulator the jaw is
+    (loudness beyond the voicing gate added nothing on real speakers)."""
     from lipdub.media.filters import gaussian_filter1d, median_filter
 
     voiced = np.clip((ac.loud - 0.15) / 0.1, 0.0, 1.0)
-    f1 = median_filter(ac.f1, 5)
-    height = np.clip((f1 - F1_RANGE[0]) / (F1_RANGE[1] - F1_RANGE[0]), 0.0, 1.0)
+    readings = [(median_filter(x, 5) - lo) / (hi - lo) for x, (lo, hi) in ((ac.f1, F1_RANGE),
+                                                                           (ac.centroid, CENTROID_RANGE))]
+    height = np.mean(np.clip(readings, 0.0, 1.0), axis=0)
     return gaussian_filter1d(voiced * height, JAW_SMOOTH_S / HOP_S).astype(np.float32)
 
 
@@ -136,4 +147,4 @@ def per_frame(curve: np.ndarray, fps: float, n_frames: int, lead: float = LEAD_S
     return np.clip(np.diff(at) / width, 0.0, 1.0).astype(np.float32)
 
 
-__all__ = ["Acoustics", "analyse", "band_db", "formants", "loudness", "jaw_opening", "lip_rounding", "per_frame"]
+__all__ = ["Acoustics", "analyse", "bands", "formants", "loudness", "jaw_opening", "lip_rounding", "per_frame"]

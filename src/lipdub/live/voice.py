@@ -1,8 +1,8 @@
 """A live voice, heard as it arrives: voice activity, loudness and formants every 10 ms, and per video frame
 how far the mouth opens and how round it is, once a bounded look-ahead of audio is in.
 
-The same measures as the offline path (`audio.articulation`: loudness x F1 for the jaw, low F2 for rounding;
-silero-vad for activity), computed on the newest audio only: each 10 ms hop is measured once, loudness is
+The same measures as the offline path (`audio.articulation`: loudness x F1 (two readings) for the jaw, low F2
+for rounding; silero-vad for activity), computed on the newest audio only: each 10 ms hop is measured once, loudness is
 relative to the speaker's running peak instead of the whole recording's, and the smoothing that offline sees
 both sides of a frame sees at most `SMOOTH_AHEAD` hops ahead. Frame `i` (audio time `i / fps`) is final once
 `need(i)` samples have arrived; the session never holds back more than `lookahead` seconds of audio.
@@ -128,6 +128,7 @@ class LiveVoice:
         self._db = np.zeros(0, np.float32)  # per hop since the start, trimmed to PEAK_HISTORY
         self._f1 = np.zeros(0, np.float32)
         self._f2 = np.zeros(0, np.float32)
+        self._centroid = np.zeros(0, np.float32)
         self._first_hop = 0  # absolute hop number of self._db[0]
         self._hops = 0  # hops measured so far
         self._next_frame = 0
@@ -183,7 +184,8 @@ class LiveVoice:
         self.vad.drop_before(int((self._next_frame / self.fps - HOLD_S) * SR) // VAD_CHUNK - 1)
         extra = self.last_hop(self._next_frame) - PEAK_HISTORY - self._first_hop
         if extra > 0:
-            self._db, self._f1, self._f2 = self._db[extra:], self._f1[extra:], self._f2[extra:]
+            self._db, self._f1, self._f2, self._centroid = (
+                x[extra:] for x in (self._db, self._f1, self._f2, self._centroid))
             self._first_hop += extra
 
     def _measure(self, last: int) -> None:
@@ -193,12 +195,13 @@ class LiveVoice:
             return
         s0 = (first - CONTEXT) * HOP
         seg = self.samples[s0:last * HOP + HALF_WIN + 1]
-        db = articulation.band_db(seg)[CONTEXT:CONTEXT + last - first + 1]
+        db, centroid = (x[CONTEXT:CONTEXT + last - first + 1] for x in articulation.bands(seg))
         f1, f2 = articulation.formants(seg, np.arange(len(seg) // HOP + 2) >= CONTEXT)
         f1, f2 = f1[CONTEXT:CONTEXT + last - first + 1], f2[CONTEXT:CONTEXT + last - first + 1]
         self._db = np.concatenate([self._db, db.astype(np.float32)])
         self._f1 = np.concatenate([self._f1, f1])
         self._f2 = np.concatenate([self._f2, f2])
+        self._centroid = np.concatenate([self._centroid, centroid])
         self._hops = last + 1
 
     def _acoustics(self, upto: int) -> tuple[Acoustics, int]:
@@ -208,7 +211,8 @@ class LiveVoice:
         start = max(0, end - HISTORY)
         peak = float(np.percentile(self._db[max(0, end - PEAK_HISTORY):end], 95))
         loud = articulation.loudness(self._db[start:end], peak).astype(np.float32)
-        return Acoustics(loud, self._f1[start:end], self._f2[start:end]), self._first_hop + start
+        ac = Acoustics(loud, self._f1[start:end], self._f2[start:end], self._centroid[start:end])
+        return ac, self._first_hop + start
 
     def _frame(self, i: int) -> FrameControls:
         ac, h0 = self._acoustics(self.last_hop(i))
@@ -233,5 +237,5 @@ def _warm_up() -> None:
     """Run the analysis once on a little noise, so the first pushed chunk does not pay for the libraries'
     first-call set-up (imports, FFT plans), a second or more on a slow machine."""
     noise = np.random.default_rng(0).normal(0, 0.01, 2000).astype(np.float32)
-    articulation.band_db(noise)
+    articulation.bands(noise)
     articulation.formants(noise)
