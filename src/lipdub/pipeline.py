@@ -26,7 +26,7 @@ from lipdub.engines.base import FrameJob
 from lipdub.errors import LipdubError, NoFaceError
 from lipdub.media.audio import SAMPLE_RATE
 from lipdub.media.fade import fade_weights
-from lipdub.media.threads import prefetch
+from lipdub.media.threads import prefetch, return_freed_memory
 from lipdub.settings import get_settings, resolve_device
 
 if TYPE_CHECKING:
@@ -415,6 +415,7 @@ def _write_frames(plan: Plan, writer, report: Progress, frames: range, source: C
         for chunk in _chunks(source(), batch, len(frames)):
             yield from render(plan, chunk, done)
             done += len(chunk)
+            return_freed_memory()  # the batch's temporaries (the network's activations, frame copies) are freed
 
     # the engines render in a thread of their own, one batch ahead, while this one moves and hands frames to the
     # encoder (a third thread): the cv2/numpy/PyAV work of each releases the GIL, so they share the cores

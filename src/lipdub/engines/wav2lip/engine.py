@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 
@@ -55,6 +56,23 @@ def clip_box(box: Box, shape: tuple[int, ...]) -> Box:
     return clipped
 
 
+def off_the_file(model: torch.nn.Module, dtype: torch.dtype, memory_format: torch.memory_format) -> torch.nn.Module:
+    """`model` in `dtype` and `memory_format`. Its weights come memory-mapped from the checkpoint file (read whole
+    when they were checked); once a conversion copies some of them (channels_last copies every 4-D weight), the
+    rest is copied too, so that no tensor holds the mapping and the file's ~140 MB leave the process: without this
+    they would stay resident beside their converted copy."""
+    before = {t.data_ptr() for t in itertools.chain(model.parameters(), model.buffers())}
+    model = model.to(dtype=dtype, memory_format=memory_format)
+    tensors = list(itertools.chain(model.parameters(), model.buffers()))
+    if all(t.data_ptr() in before for t in tensors):  # nothing copied: the mapping is the one copy
+        return model
+    with torch.no_grad():
+        for t in tensors:
+            if t.data_ptr() in before:
+                t.data = t.data.clone()
+    return model
+
+
 class Wav2LipEngine(Engine):
     """Wav2Lip inference on batches of frames; caches the face encoding while the crop does not change."""
 
@@ -81,7 +99,7 @@ class Wav2LipEngine(Engine):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = load_model(resolve_checkpoint(checkpoint), "wav2lip", self.device)
         assert isinstance(model, Wav2Lip)
-        self.model: Wav2Lip = model.to(dtype=self.dtype, memory_format=self.memory_format)
+        self.model: Wav2Lip = off_the_file(model, self.dtype, self.memory_format)
         self._mel: np.ndarray | None = None
         self._starts: list[int] = []
         self._last_face: np.ndarray | None = None  # 96x96 BGR of the last encoded face

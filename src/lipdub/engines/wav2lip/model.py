@@ -24,6 +24,10 @@ class Conv2dUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_block(x)
+        if not torch.is_grad_enabled():  # inference: the same sums, in the normalised output's own memory
+            if self.residual:
+                out += x
+            return out.relu_()
         if self.residual:
             out = out + x
         return F.relu(out)
@@ -40,7 +44,8 @@ class ConvTranspose2dUnit(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv_block(x))
+        out = self.conv_block(x)
+        return out.relu_() if not torch.is_grad_enabled() else F.relu(out)
 
 
 class LeakyConvUnit(nn.Module):
