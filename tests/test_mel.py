@@ -73,3 +73,28 @@ def test_stereo_is_refused():
 def test_too_short_audio_is_an_error():
     with pytest.raises(ValueError, match="too short"):
         chunk_starts(10, 25)
+
+
+def test_filterbank_and_preemphasis_are_librosa_s_and_scipy_s_to_the_bit():
+    """The mel basis and the one-tap pre-emphasis are computed in numpy (no librosa, numba or scipy.signal in a
+    wav2lip run): they must equal what the reference's libraries give."""
+    import librosa
+    from scipy.signal import lfilter
+
+    from lipdub.audio import mel
+
+    ref = librosa.filters.mel(sr=16000, n_fft=mel.N_FFT, n_mels=mel.NUM_MELS, fmin=mel.FMIN, fmax=mel.FMAX)
+    assert np.array_equal(mel._mel_basis(), ref.astype(np.float32))
+    x = _speech()
+    assert np.array_equal(mel.preemphasis(x), lfilter([1.0, -mel.PREEMPHASIS], [1.0], x))
+
+
+def test_mel_features_load_neither_librosa_nor_scipy_signal():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from lipdub.audio.mel import melspectrogram; "
+            "melspectrogram(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)); "
+            "print(sorted(m for m in ('librosa', 'numba', 'scipy.signal') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

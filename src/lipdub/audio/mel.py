@@ -24,11 +24,33 @@ MEL_FPS = SAMPLE_RATE / HOP  # 80 mel frames per second
 
 @lru_cache(maxsize=1)
 def _mel_basis() -> np.ndarray:
-    """Slaney-scale, area-normalised 80x401 filterbank (librosa's default, as the reference used)."""
-    import librosa
+    """Slaney-scale, area-normalised 80x401 filterbank: librosa.filters.mel's defaults (what the reference used),
+    the same operations in numpy, equal to the bit (tests/test_mel.py); importing librosa for it loaded numba and
+    scipy.signal, ~0.1 GiB resident for the whole run and seconds of start-up."""
+    fft_freqs = np.fft.rfftfreq(n=N_FFT, d=1.0 / SAMPLE_RATE)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), NUM_MELS + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((NUM_MELS, 1 + N_FFT // 2), dtype=np.float32)
+    for i in range(NUM_MELS):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    weights *= (2.0 / (mel_f[2: NUM_MELS + 2] - mel_f[:NUM_MELS]))[:, np.newaxis]
+    return weights
 
-    basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX)
-    return basis.astype(np.float32)
+
+_F_SP, _MIN_LOG_HZ, _LOGSTEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0  # Slaney's scale: linear below 1 kHz, log above
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+
+
+def _hz_to_mel(f: float) -> float:
+    return _MIN_LOG_MEL + np.log(f / _MIN_LOG_HZ) / _LOGSTEP if f >= _MIN_LOG_HZ else f / _F_SP
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    freqs = _F_SP * mels
+    log = mels >= _MIN_LOG_MEL
+    freqs[log] = _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels[log] - _MIN_LOG_MEL))
+    return freqs
 
 
 @lru_cache(maxsize=4)
@@ -51,6 +73,16 @@ def stft_magnitude(y: np.ndarray, n_fft: int = N_FFT, hop: int = HOP, win: int |
     return np.abs(spec).T
 
 
+def preemphasis(wav: np.ndarray) -> np.ndarray:
+    """y[n] = x[n] - PREEMPHASIS * x[n-1] in float64: scipy's `lfilter([1, -k], [1], x)` to the bit, without
+    importing scipy.signal (~70 MB resident and a second of start-up for a one-tap filter)."""
+    x = np.asarray(wav, np.float64)
+    out = np.empty_like(x)
+    out[0] = x[0]
+    np.subtract(x[1:], PREEMPHASIS * x[:-1], out=out[1:])
+    return out
+
+
 def melspectrogram(wav: np.ndarray) -> np.ndarray:
     """Normalised log-mel of 16 kHz mono float audio in [-1, 1]: (80, 1 + len(wav)//200) float32 in [-4, 4]."""
     wav = np.squeeze(np.asarray(wav, dtype=np.float32))
@@ -58,9 +90,7 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
         raise ValueError(f"melspectrogram expects mono audio, got shape {wav.shape}")
     if len(wav) < 2:
         raise ValueError("audio is too short for a mel spectrogram (needs at least 2 samples)")
-    from scipy.signal import lfilter
-
-    emphasised = lfilter([1.0, -PREEMPHASIS], [1.0], wav)  # float64
+    emphasised = preemphasis(wav)
     mel = _mel_basis() @ stft_magnitude(emphasised)  # (80, T) float32
     db = 20.0 * np.log10(np.maximum(1e-5, mel)) - REF_LEVEL_DB
     norm = 2 * MAX_ABS_VALUE * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
