@@ -23,6 +23,7 @@ from lipdub.audio.sphinx import decode_utterance, pcm16
 from lipdub.media.audio import SAMPLE_RATE
 
 SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
+PROGRESS_STEP_S = 0.01  # extract_cues' progress counts speech in 10 ms frames
 SHAPES: tuple[str, ...] = ("X", "A", "B", "C", "D", "E", "F", "G", "H")
 SHAPE_NAMES: dict[str, str] = {
     "X": "rest", "A": "closed (P B M)", "B": "slightly open (K S T, EE)", "C": "open (EH AE)",
@@ -242,7 +243,7 @@ def extract_cues(wav16k: np.ndarray, fps: float | None = None, method: str = "au
     (en, nl, de, fr, ...): its phones are aligned to the audio instead of recognised. `lang` English without a
     text: phones through the recognised words (words.py: slower, fewer mid-vowel closures). Silence found by the
     voice-activity detector is always rest (X). `fps` sets the shortest cue (one frame; 40 ms if None).
-    `progress(done, total)`: called after each stretch of speech recognised, in 10 ms frames of speech.
+    `progress(done, total)`: called after each stretch of speech recognised, in PROGRESS_STEP_S frames of speech.
     """
     wav = np.asarray(wav16k, np.float32).reshape(-1)
     duration = len(wav) / SR

@@ -171,8 +171,6 @@ def _is_video(path: Path) -> bool:
 class ProgressBar:
     """One tqdm bar per pipeline stage, with its pace and ETA (stages that run at once get a line each)."""
 
-    UNITS = {"preparing": ("s", 0.01)}  # speech recognised, reported in 10 ms frames; every other stage in frames
-
     def __init__(self, disable: bool = False) -> None:
         self.disable = disable
         self.bars: dict[str, object] = {}
@@ -191,7 +189,10 @@ class ProgressBar:
 
         bar = self.bars.get(stage)
         if bar is None:
-            unit, scale = self.UNITS.get(stage, ("frame", False))
+            from lipdub.audio.cues import PROGRESS_STEP_S
+
+            # speech recognised is reported in PROGRESS_STEP_S frames of speech, shown in seconds; the rest in frames
+            unit, scale = ("s", PROGRESS_STEP_S) if stage == "preparing" else ("frame", False)
             bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=scale, file=sys.stderr,
                                           dynamic_ncols=True, position=len(self.bars), leave=True)
         bar.total = total

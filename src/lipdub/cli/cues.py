@@ -61,7 +61,7 @@ def read_text(args: argparse.Namespace) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lipdub.audio.cues import SHAPE_NAMES, extract_cues, to_json, to_rhubarb_tsv
+    from lipdub.audio.cues import PROGRESS_STEP_S, SHAPE_NAMES, extract_cues, to_json, to_rhubarb_tsv
     from lipdub.errors import LipdubError
     from lipdub.media import SAMPLE_RATE, atomic_output, load_audio, require_speech
 
@@ -74,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         raise LipdubError(f"--fps must be positive, got {args.fps}")
     audio = require_speech(load_audio(args.audio, sr=SAMPLE_RATE), args.audio)
     transcript = read_text(args)
-    with tqdm(desc="recognising", unit="s", unit_scale=0.01, file=sys.stderr, disable=None) as bar:  # tty only
+    # seconds of speech recognised, on a terminal only
+    with tqdm(desc="recognising", unit="s", unit_scale=PROGRESS_STEP_S, file=sys.stderr, disable=None) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total, bar.n = total, done
