@@ -125,11 +125,9 @@ class LiveVoice:
         self.lookahead = lookahead
         self.samples = _Samples()
         self.vad = StreamingVad()
-        self._db = np.zeros(0, np.float32)  # per hop since the start, trimmed to PEAK_HISTORY
-        self._f1 = np.zeros(0, np.float32)
-        self._f2 = np.zeros(0, np.float32)
-        self._centroid = np.zeros(0, np.float32)
-        self._first_hop = 0  # absolute hop number of self._db[0]
+        # per hop since the start, trimmed to PEAK_HISTORY: band dB, F1, F2, low-band centroid (articulation's)
+        self._measures = np.zeros((0, 4), np.float32)
+        self._first_hop = 0  # absolute hop number of self._measures[0]
         self._hops = 0  # hops measured so far
         self._next_frame = 0
         self._talk_raw: list[float] = []
@@ -184,8 +182,7 @@ class LiveVoice:
         self.vad.drop_before(int((self._next_frame / self.fps - HOLD_S) * SR) // VAD_CHUNK - 1)
         extra = self.last_hop(self._next_frame) - PEAK_HISTORY - self._first_hop
         if extra > 0:
-            self._db, self._f1, self._f2, self._centroid = (
-                x[extra:] for x in (self._db, self._f1, self._f2, self._centroid))
+            self._measures = self._measures[extra:]
             self._first_hop += extra
 
     def _measure(self, last: int) -> None:
@@ -195,13 +192,10 @@ class LiveVoice:
             return
         s0 = (first - CONTEXT) * HOP
         seg = self.samples[s0:last * HOP + HALF_WIN + 1]
-        db, centroid = (x[CONTEXT:CONTEXT + last - first + 1] for x in articulation.bands(seg))
+        db, centroid = articulation.bands(seg)
         f1, f2 = articulation.formants(seg, np.arange(len(seg) // HOP + 2) >= CONTEXT)
-        f1, f2 = f1[CONTEXT:CONTEXT + last - first + 1], f2[CONTEXT:CONTEXT + last - first + 1]
-        self._db = np.concatenate([self._db, db.astype(np.float32)])
-        self._f1 = np.concatenate([self._f1, f1])
-        self._f2 = np.concatenate([self._f2, f2])
-        self._centroid = np.concatenate([self._centroid, centroid])
+        new = np.stack([x[CONTEXT:CONTEXT + last - first + 1] for x in (db, f1, f2, centroid)], axis=1)
+        self._measures = np.concatenate([self._measures, new.astype(np.float32)])
         self._hops = last + 1
 
     def _acoustics(self, upto: int) -> tuple[Acoustics, int]:
@@ -209,9 +203,9 @@ class LiveVoice:
         and the absolute number of their first hop."""
         end = upto + 1 - self._first_hop
         start = max(0, end - HISTORY)
-        peak = float(np.percentile(self._db[max(0, end - PEAK_HISTORY):end], 95))
-        loud = articulation.loudness(self._db[start:end], peak).astype(np.float32)
-        ac = Acoustics(loud, self._f1[start:end], self._f2[start:end], self._centroid[start:end])
+        db, f1, f2, centroid = self._measures[start:end].T
+        peak = float(np.percentile(self._measures[max(0, end - PEAK_HISTORY):end, 0], 95))
+        ac = Acoustics(articulation.loudness(db, peak).astype(np.float32), f1, f2, centroid)
         return ac, self._first_hop + start
 
     def _frame(self, i: int) -> FrameControls:
