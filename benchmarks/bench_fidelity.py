@@ -19,7 +19,7 @@ For each talking video in the test data, the video's first frame is the photo an
   input mouth and must stay low.
 Real curves are cached in a temporary folder for the run only. Run from the repository root:
     PYTHONPATH=$PWD/src python benchmarks/bench_fidelity.py [--videos N] [--seconds S] [--start S] [--mode both]
-        [--lang en]
+        [--lang en] [--motion none]
 Settings chosen on the default run (the first 10 s) should be checked with --start 10 (five videos run longer).
 """
 
@@ -131,11 +131,11 @@ def figures(gen: Mouth, real: Mouth, against: Mouth | None = None) -> dict[str, 
     return out
 
 
-def _animate(media: Path, audio: Path, out: Path, fps: float, lang: str | None = None) -> Mouth:
+def _animate(media: Path, audio: Path, out: Path, fps: float, args: argparse.Namespace) -> Mouth:
     from lipdub.pipeline import AnimateRequest, animate
 
     animate(AnimateRequest(media=media, audio=audio, output=out, engine="viseme", fps=fps, use_cache=False,
-                           lang=lang))
+                           lang=args.lang, motion=args.motion))
     return measure(iter_frames(out))
 
 
@@ -169,14 +169,14 @@ def run_video(path: Path, tmp: Path, args: argparse.Namespace) -> dict[str, dict
     rms = _rms(audio, fps, n)
     rows = {"loud": {"corr": _corr(rms, real.aperture), "src": _lag(rms, real.aperture, SOURCE_LAGS)}}
     if args.mode in ("forward", "both"):
-        gen = _animate(photo, wav, tmp / f"{path.stem}.fwd.mp4", fps, args.lang)
+        gen = _animate(photo, wav, tmp / f"{path.stem}.fwd.mp4", fps, args)
         rows["forward"] = figures(gen, real)
     if args.mode in ("backward", "both"):
         reversed_in = tmp / f"{path.stem}.rev.mp4"
         with VideoWriter(reversed_in, fps) as w:
             for rgb in reversed(frames):
                 w.write(rgb)
-        gen = _animate(reversed_in, wav, tmp / f"{path.stem}.bwd.mp4", fps, args.lang)
+        gen = _animate(reversed_in, wav, tmp / f"{path.stem}.bwd.mp4", fps, args)
         back = Mouth(real.aperture[::-1].copy(), real.lips[::-1].copy())
         rows["backward"] = figures(gen, real, against=back)
     return rows
@@ -293,6 +293,9 @@ def main() -> None:
     ap.add_argument("--mode", choices=["forward", "backward", "both"], default="both")
     ap.add_argument("--max-side", type=int, default=480, help="downscale frames to this longest side first")
     ap.add_argument("--lang", help="the speech's language, as `animate --lang` (en: phones from English words)")
+    ap.add_argument("--motion", choices=["natural", "none"], default="natural",
+                    help="the photo's head motion, as `animate --motion`. FaceMesh's aperture "
+                         "(over face height) moves with head pitch too: `none` measures the lips alone")
     args = ap.parse_args()
     phone_figures()
     dutch_closures(args.data)
@@ -306,8 +309,9 @@ def main() -> None:
             rows = run_video(path, Path(tmp), args)
             if rows:
                 results[path.stem] = rows
+    settings = f"--lang {args.lang} " if args.lang else ""
     print(f"\n{len(results)} videos, {args.seconds or 'all'} s each from {args.start:g} s, "
-          f"{'--lang ' + args.lang if args.lang else 'default settings'}, "
+          f"{settings}--motion {args.motion}, "
           f"{time.perf_counter() - t0:.0f} s "
           "(goal: corr >= 0.40, |lag| <= 1, open 0.85-1.15, lmd clearly below frozen)")
     print_tables(results)
