@@ -227,7 +227,7 @@ def expert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- the generator: L1 falls, the sync weight switches on, resume continues, checkpoints load anywhere
 
-GEN_RUN = ["--batch-size", 2, "--lr", 1e-3, "--eval-steps", 4, "--log-interval", 1, "--num-workers", 0,
+GEN_RUN = ["--batch-size", 2, "--lr", 1e-3, "--eval-steps", 2, "--log-interval", 1, "--num-workers", 0,
            "--cache-frames", 5000, "--device", "cpu", "--no-progress"]
 
 
