@@ -23,14 +23,14 @@ def colour_chart(height: int = 96, width: int = 130) -> np.ndarray:
     """Saturated blocks (primaries, secondaries, greys), grey and colour ramps, a full-saturation hue sweep."""
     chart = np.zeros((height, width, 3), np.uint8)
     for i, colour in enumerate(SATURATED):
-        chart[1:33, i * BLOCK:(i + 1) * BLOCK] = colour
+        chart[2:34, i * BLOCK:(i + 1) * BLOCK] = colour  # bands meet at even and odd rows: chroma siting shows
     ramp = np.linspace(0, 255, width)
-    chart[33:49] = np.stack([ramp, ramp, ramp], -1).round()
-    chart[49:65] = np.stack([ramp, 255 - ramp, ramp / 2], -1).round()
-    hue = np.linspace(0, 179, width)[None].repeat(height - 65, 0)
-    value = np.linspace(255, 40, height - 65)[:, None].repeat(width, 1)
+    chart[34:49] = np.stack([ramp, ramp, ramp], -1).round()
+    chart[49:66] = np.stack([ramp, 255 - ramp, ramp / 2], -1).round()
+    hue = np.linspace(0, 179, width)[None].repeat(height - 66, 0)
+    value = np.linspace(255, 40, height - 66)[:, None].repeat(width, 1)
     hsv = np.stack([hue, np.full_like(hue, 255), value], -1).astype(np.uint8)
-    chart[65:] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    chart[66:] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     return chart
 
 
@@ -75,9 +75,9 @@ def test_colour_chart_comes_back_as_rgb(tmp_path):
             writer.write(chart)
     back = next(iter_frames(out)).astype(int)
     for i, colour in enumerate(SATURATED):  # block interiors, away from the chroma bleed of the edges
-        block = back[5:29, i * BLOCK + 3:(i + 1) * BLOCK - 3].reshape(-1, 3).mean(0)
+        block = back[6:30, i * BLOCK + 3:(i + 1) * BLOCK - 3].reshape(-1, 3).mean(0)
         assert np.abs(block - colour).max() < 6, (colour, block.round())
-    ramps = np.s_[36:46, 4:-4]
+    ramps = np.s_[37:46, 4:-4]
     assert np.abs(back[ramps] - chart[ramps]).mean() < 2.5
     sweep = np.s_[70:, 4:-4]
     assert np.abs(back[sweep] - chart[sweep]).mean() < 4
