@@ -51,10 +51,10 @@ def stored_yuv(path: Path) -> tuple[np.ndarray, av.VideoFrame]:
 def real_frames() -> dict[str, np.ndarray]:
     portrait = read_image(PORTRAIT)
     return {"chart": colour_chart(), "portrait": portrait[40:137, 60:191],  # 131x97: odd, padded by the writer
-            "video": next(iter_frames(VIDEO))}
+            "video": next(iter_frames(VIDEO)), "tiny": colour_chart()[:5, 60:69]}
 
 
-@pytest.mark.parametrize("name", ["chart", "portrait", "video"])
+@pytest.mark.parametrize("name", ["chart", "portrait", "video", "tiny"])
 def test_stored_planes_are_swscales_conversion_within_one_level(tmp_path, name):
     rgb = real_frames()[name]
     out = tmp_path / f"{name}.mp4"

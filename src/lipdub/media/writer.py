@@ -84,6 +84,9 @@ class Yuv420:
         """A new yuv420p frame (tagged BT.709, limited range) of an (H, W, 3) uint8 RGB frame."""
         import cv2  # lazily: reading media needs no OpenCV
 
+        if self.height < 8:  # swscale's chroma rows follow other rules on frames this short: let it convert them
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         frame.colorspace, frame.color_range = BT709, LIMITED
         y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes)
