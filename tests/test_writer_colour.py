@@ -62,8 +62,10 @@ def test_stored_planes_are_swscales_conversion_within_one_level(tmp_path, name):
         writer.write(rgb)
     stored, frame = stored_yuv(out)
     padded = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
-    diff = np.abs(stored.astype(int) - swscale_yuv(padded))
-    assert stored.shape == diff.shape and diff.max() <= 1, f"{name}: {diff.max()} levels off"
+    diff = stored.astype(int) - swscale_yuv(padded)
+    assert stored.shape == diff.shape and np.abs(diff).max() <= 1, f"{name}: {np.abs(diff).max()} levels off"
+    luma, chroma = diff[:len(padded)].mean(), diff[len(padded):].mean()  # no shift: as bright, as saturated
+    assert abs(luma) < 0.03 and abs(chroma) < 0.03, f"{name}: luma {luma:+.2f}, chroma {chroma:+.2f} on average"
     assert (frame.colorspace, frame.color_range) == (1, 1)  # tagged BT.709, limited range
 
 
