@@ -1,5 +1,7 @@
 """Benchmark lipdub.media: 720p H.264 encode and decode speed, backward (ping-pong) access, peak memory.
 
+Encoding: the RGB -> yuv420p conversion (OpenCV in the caller's thread now, swscale before) and the whole
+writer, each against swscale in the encoder thread (the writer before issue 21), runs alternated.
 Run: python benchmarks/bench_media.py [--seconds 10]. Makes its own test video in a temp folder.
 """
 
@@ -11,10 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.media import FrameSource, VideoWriter, iter_frames, load_audio, probe
+from lipdub.media.writer import Yuv420
+from lipdub.settings import get_settings
 
 
 def synthetic_frames(n: int, width: int = 1280, height: int = 720):
@@ -28,6 +33,64 @@ def synthetic_frames(n: int, width: int = 1280, height: int = 720):
         x = (13 * i) % (width - 200)
         frame[260:460, x:x + 200] = (240, 220, 200)
         yield frame
+
+
+def swscale_yuv420(rgb: np.ndarray) -> av.VideoFrame:
+    """The conversion before issue 21: PyAV's copy of the frame, then swscale (BT.709, limited range)."""
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+
+
+class SwscaleWriter(VideoWriter):
+    """The writer before issue 21: the caller queues an RGB frame, the encoder thread converts it with swscale."""
+
+    def _video_frame(self, rgb: np.ndarray) -> av.VideoFrame:
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+    def _write_video(self, index: int, frame: av.VideoFrame) -> None:
+        super()._write_video(index, frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"))
+
+
+def timed(fn, *args) -> tuple[float, float]:
+    """(wall s, CPU s of all threads) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def bench_conversion(frames: list[np.ndarray], n: int, rounds: int = 3) -> None:
+    """CPU per 720p frame of both conversions (alternated; least wall, least CPU) and their largest difference."""
+    opencv = Yuv420(frames[0].shape[1], frames[0].shape[0])
+    ways = {"swscale (before)": swscale_yuv420, "OpenCV Yuv420 (now)": opencv}
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(rounds):
+        for name, convert in ways.items():
+            run = timed(lambda c=convert: [c(frames[i % len(frames)]) for i in range(n)])
+            best[name] = tuple(map(min, best.get(name, run), run))
+    for name, (wall, cpu) in best.items():
+        print(f"RGB -> yuv420p 720p, {name:20s} {1e3 * cpu / n:5.2f} ms CPU/frame  {1e3 * wall / n:5.2f} ms wall")
+    diff = max(np.abs(opencv(f).to_ndarray().astype(int) - swscale_yuv420(f).to_ndarray()).max() for f in frames)
+    print(f"largest difference to swscale over {len(frames)} frames: {diff} level(s)")
+
+
+def bench_writers(path: Path, frames: list[np.ndarray], n: int, audio: np.ndarray, rounds: int = 3) -> None:
+    """The writer (settings' crf and preset, + AAC) before and now, alternated: best fps and CPU per frame."""
+    settings = get_settings()
+
+    def write(kind: type[VideoWriter]) -> None:
+        with kind(path, 25, audio=audio, audio_rate=16000, crf=settings.crf, preset=settings.preset) as writer:
+            for i in range(n):
+                writer.write(frames[i % len(frames)])
+
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(rounds):
+        for kind in (SwscaleWriter, VideoWriter):
+            run = timed(write, kind)
+            best[kind.__name__] = tuple(map(min, best.get(kind.__name__, run), run))
+    for name, (wall, cpu) in best.items():
+        label = "before (swscale)" if name == "SwscaleWriter" else "now (OpenCV)"
+        print(f"write 720p H.264+AAC (crf {settings.crf}, preset {settings.preset}), {label:16s} {n / wall:6.1f} fps"
+              f"  {1e3 * cpu / n:5.1f} ms CPU/frame")
 
 
 def peak_rss_mb() -> float:
@@ -45,14 +108,10 @@ def main() -> None:
         path = Path(tmp) / "bench_720p.mp4"
         audio = (0.2 * np.sin(np.arange(int(args.seconds * 16000)) / 5)).astype(np.float32)
         frames = list(synthetic_frames(min(n, 50)))  # generated up front so only encoding is timed
-        t0 = time.perf_counter()
-        with VideoWriter(path, fps, audio=audio, audio_rate=16000) as writer:
-            for i in range(n):
-                writer.write(frames[i % len(frames)])
-        encode = time.perf_counter() - t0
+        bench_conversion(frames, min(n, 100))
+        bench_writers(path, frames, n, audio)
         info = probe(path)
-        print(f"file: {info.width}x{info.height} {info.num_frames} frames, {path.stat().st_size / 1e6:.1f} MB")
-        print(f"encode 720p H.264+AAC (crf 18, preset fast): {n / encode:6.1f} fps"
+        print(f"file: {info.width}x{info.height} {info.num_frames} frames, {path.stat().st_size / 1e6:.1f} MB"
               f"   (peak RSS so far {peak_rss_mb():.0f} MB, incl. {len(frames)} input frames)")
 
         t0 = time.perf_counter()
