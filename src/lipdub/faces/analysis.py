@@ -190,6 +190,14 @@ class BackgroundAnalysis:
         if self._stop.is_set():
             raise _Stopped
 
+    def keep_ahead(self, ahead: int) -> None:
+        """From now on hand on at most `ahead + fill_gap + 2` frames before the caller takes them (the frames
+        queued beyond it are taken first): the caller learns how far ahead it reads (its batch) once its engine
+        is loaded, and every waiting 720p frame is 2.6 MiB."""
+        with self._queue.not_full:
+            self._queue.maxsize = max(1, ahead + self.settings.fill_gap + 2)
+            self._queue.not_full.notify_all()
+
     def mute(self) -> None:
         """Stop reporting progress (the caller reports its own from now on)."""
         self._progress = None
