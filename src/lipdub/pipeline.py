@@ -533,6 +533,7 @@ def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int) -> list[np.nda
     from lipdub import faces
 
     request = plan.request
+    return_freed_memory()  # what the decode, face and encode threads freed meanwhile: before the network's peak
     outs = list(chunk)
     for sp in plan.speakers:
         jobs, where = [], []
