@@ -87,3 +87,28 @@ def test_freed_heap_pages_return_to_the_system():
                          env={**os.environ, "PYTHONPATH": str(src)})
     before, after = map(int, out.stdout.split())
     assert before - after >= 200, (before, after)  # of the 256 MiB freed
+
+
+def test_a_first_run_s_face_analysis_decodes_no_further_ahead_than_its_renderer_needs(lipdub_home):
+    """While a cold video renders, its analysis hands decoded frames on (2.6 MiB each at 720p): once the engine is
+    loaded, at most its batch (+ the frames the fades and the gap filling look at) may wait, however far the
+    analysis could run ahead."""
+    import time
+
+    from lipdub import faces
+    from lipdub.faces.config import FaceSettings
+
+    video = Path(__file__).parent / "data" / "faces" / "cut_aba.mp4"  # 75 frames
+    analysed: list[int] = []
+    analysis = faces.BackgroundAnalysis(video, 25.0, ahead=20, progress=lambda done, total: analysed.append(done))
+    try:
+        frames = analysis.frames()
+        next(frames)
+        analysis.keep_ahead(2)
+        taken = 1 + sum(1 for _, _ in zip(range(29), frames, strict=False))  # the first 20 ahead go first
+        time.sleep(1.0)  # the analysis runs as far ahead as it may meanwhile
+        waiting = analysed[-1] - taken
+        assert 0 < waiting <= 2 + FaceSettings().fill_gap + 2, waiting
+        assert len(list(frames)) == 75 - taken  # and every frame still comes, in order
+    finally:
+        analysis.close()

@@ -41,8 +41,9 @@ Progress = Callable[[str, int, int], None]
 
 STILL_FPS = 25.0
 FADE_FRAMES = 4  # the generated mouth fades in/out over this many frames around a gap or a silence
-# frames a first run's face analysis may track ahead of the frames a batch needs (a viseme batch): without this
-# slack, analysis and rendering would wait for each other at every batch instead of running side by side
+# frames a first run's face analysis may track ahead of the frames a batch needs until the engine is loaded (a
+# viseme batch); then one batch of the engine: without this slack, analysis and rendering would wait for each other
+# at every batch instead of running side by side, and with more, decoded frames wait in memory for nothing
 ANALYSIS_SLACK = 16
 
 
@@ -239,6 +240,8 @@ def plan(request: AnimateRequest, report: Progress, overlap: bool = False) -> Pl
             base_engine = load_engine(name, checkpoint, request)
             if hasattr(base_engine, "progress"):  # recognising speech takes a while (--lang en: about real time)
                 base_engine.progress = lambda done, total: report("preparing", done, total)
+            if analysis is not None:
+                analysis.keep_ahead(FADE_FRAMES + _batch(base_engine))
             speakers = _prepare_speakers(request, base_engine, fps)
         except BaseException:
             stop.set()
@@ -406,7 +409,7 @@ def stream(plan: Plan, writer, report: Progress, frames: range | None = None) ->
 def _write_frames(plan: Plan, writer, report: Progress, frames: range, source: Callable[[], Iterator[np.ndarray]],
                   render: Callable[[Plan, list[np.ndarray], int], list[np.ndarray]]) -> None:
     """Output frames `frames` from the source frames `source()` gives, by `render(plan, batch, first index)`."""
-    batch = max(1, int(getattr(plan.base_engine, "batch_size", 1) or 1))
+    batch = _batch(plan.base_engine)
     mover = plan.mover
     report("generating", 0, len(frames))
 
@@ -530,6 +533,7 @@ def _render_batch(plan: Plan, chunk: list[np.ndarray], done: int) -> list[np.nda
     from lipdub import faces
 
     request = plan.request
+    return_freed_memory()  # what the decode, face and encode threads freed meanwhile: before the network's peak
     outs = list(chunk)
     for sp in plan.speakers:
         jobs, where = [], []
@@ -650,6 +654,11 @@ def _box_face(box: tuple[int, int, int, int]):
 
     top, bottom, left, right = box
     return Face(box=np.array([left, top, right, bottom], np.float32))
+
+
+def _batch(engine) -> int:
+    """How many frames `engine` renders at a time."""
+    return max(1, int(getattr(engine, "batch_size", 1) or 1))
 
 
 def _chunks(frames: Iterator[np.ndarray], size: int, total: int) -> Iterator[list[np.ndarray]]:

@@ -20,6 +20,9 @@ MIN_LEVEL_DB = -100
 MAX_ABS_VALUE = 4.0
 MEL_STEP = 16  # mel columns per model window
 MEL_FPS = SAMPLE_RATE / HOP  # 80 mel frames per second
+# STFT frames transformed per FFT call (~13 s of audio): its float64 frames and complex spectrum are ~15 bytes per
+# sample at once, so a whole minute in one call held ~70 MB for a moment, a long file proportionally more
+STFT_BLOCK = 1024
 
 
 @lru_cache(maxsize=1)
@@ -68,9 +71,13 @@ def stft_magnitude(y: np.ndarray, n_fft: int = N_FFT, hop: int = HOP, win: int |
     default; pad_mode="constant" is librosa 0.10's), without importing librosa (seconds of start-up)."""
     padded = np.pad(y, n_fft // 2, mode=pad_mode)
     n_frames = 1 + (len(padded) - n_fft) // hop
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft)
-    spec = np.fft.rfft(frames * _hann(win or n_fft, n_fft), axis=1).astype(np.complex64)  # (T, 1 + n_fft // 2)
-    return np.abs(spec).T
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft), a view
+    window = _hann(win or n_fft, n_fft)
+    magnitude = np.empty((n_frames, 1 + n_fft // 2), np.float32)
+    for lo in range(0, n_frames, STFT_BLOCK):  # each frame's spectrum alone: the same numbers in bounded memory
+        spec = np.fft.rfft(frames[lo:lo + STFT_BLOCK] * window, axis=1).astype(np.complex64)
+        magnitude[lo:lo + STFT_BLOCK] = np.abs(spec)
+    return magnitude.T
 
 
 def preemphasis(wav: np.ndarray) -> np.ndarray:

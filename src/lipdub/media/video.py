@@ -136,13 +136,15 @@ def _rgb_frames(pairs: Iterable[tuple[int, av.VideoFrame]]) -> Iterator[tuple[in
             yield k, rgb
 
 
-def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: int = 0) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: int = 0,
+                ahead: int | None = None) -> Iterator[np.ndarray]:
     """RGB frames of a video (or the single frame of a still) at a constant rate, from frame `start` on.
 
     Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t
     (1 ms slack for containers that round timestamps, e.g. 29.97 fps in mkv's 1 ms time base).
     `fps` defaults to the stream's average rate. The file is checked at call time (MediaError); frames are
-    decoded a few ahead of the caller in a background thread (bounded memory; closing the iterator stops it).
+    decoded a few ahead of the caller in a background thread (bounded memory; closing the iterator stops it):
+    `ahead` at most (default `prefetch_depth`).
     """
     info = probe(path)
     if info.kind == "image":
@@ -150,7 +152,7 @@ def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: i
     tl = _video_timeline(path)
     rate = as_rate(fps) if fps else tl.rate
     return prefetch(lambda: (rgb for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start))),
-                    prefetch_depth(info.width or 0, info.height or 0))
+                    ahead or prefetch_depth(info.width or 0, info.height or 0))
 
 
 class _Peek:
