@@ -106,7 +106,11 @@ def test_a_first_run_s_face_analysis_decodes_no_further_ahead_than_its_renderer_
         next(frames)
         analysis.keep_ahead(2)
         taken = 1 + sum(1 for _, _ in zip(range(29), frames, strict=False))  # the first 20 ahead go first
-        time.sleep(1.0)  # the analysis runs as far ahead as it may meanwhile
+        settled, deadline = (-1, 0.0), time.monotonic() + 30  # the analysis runs as far ahead as it may
+        while time.monotonic() < deadline and (analysed[-1] != settled[0] or time.monotonic() < settled[1]):
+            if analysed[-1] != settled[0]:
+                settled = (analysed[-1], time.monotonic() + 1.0)  # still for a second: it waits for the caller
+            time.sleep(0.05)
         waiting = analysed[-1] - taken
         assert 0 < waiting <= 2 + FaceSettings().fill_gap + 2, waiting
         assert len(list(frames)) == 75 - taken  # and every frame still comes, in order
