@@ -134,7 +134,7 @@ def main() -> None:
     print(f"{'engine':8} {'case':27} {'frames':>6} {'wall s':>8} {'CPU s':>7} {'frames/s':>9} {'x real time':>11} "
           f"{'peak RSS GiB':>12}")
     for engine, case, frames, wall, cpu, fps, rtf, rss in rows:
-        print(f"{engine:8} {case:27} {frames:6d} {wall:8.1f} {cpu:7.1f} {fps:9.1f} {rtf:11.2f} {rss:12.2f}")
+        print(f"{engine:8} {case:27} {frames:6d} {wall:8.1f} {cpu:7.1f} {fps:9.1f} {rtf:11.2f} {rss:12.3f}")
     print("(CPU s: user + sys of the whole process, all threads; the steadier figure on a shared machine)")
     print("(cold cache: wall time includes interpreter start, model load, face detection, encoding. Goals: wav2lip "
           ">= 25 frames/s on 720p video, peak RSS <= 1 GiB for 10 s and 60 s, with or without the hog; viseme "
