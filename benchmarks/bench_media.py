@@ -18,7 +18,7 @@ import numpy as np
 from common import cold_home  # benchmarks/common.py (scripts run from benchmarks/)
 
 from lipdub.media import FrameSource, VideoWriter, iter_frames, load_audio, probe
-from lipdub.media.writer import Yuv420
+from lipdub.media.writer import Yuv420, swscale_yuv420
 from lipdub.settings import get_settings
 
 
@@ -33,12 +33,6 @@ def synthetic_frames(n: int, width: int = 1280, height: int = 720):
         x = (13 * i) % (width - 200)
         frame[260:460, x:x + 200] = (240, 220, 200)
         yield frame
-
-
-def swscale_yuv420(rgb: np.ndarray) -> av.VideoFrame:
-    """The conversion before issue 21: PyAV's copy of the frame, then swscale (BT.709, limited range)."""
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-    return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
 
 
 class SwscaleWriter(VideoWriter):

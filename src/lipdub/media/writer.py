@@ -56,6 +56,12 @@ def bt709_limited(kr: float = 0.2126, kb: float = 0.0722) -> np.ndarray:
     return np.array([[*y, 16], [*u, 128], [*v, 128]])
 
 
+def swscale_yuv420(rgb: np.ndarray) -> av.VideoFrame:
+    """An (H, W, 3) uint8 RGB frame -> yuv420p (BT.709, limited range) by swscale: PyAV's copy, then its reformat."""
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+
+
 class Yuv420:
     """RGB frames of one even size -> yuv420p BT.709 limited-range frames, as swscale makes them (+-1 level).
 
@@ -89,8 +95,7 @@ class Yuv420:
         import cv2  # lazily: reading media needs no OpenCV
 
         if self.height < 8:  # swscale's chroma rows follow other rules on frames this short: let it convert them
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+            return swscale_yuv420(rgb)
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         frame.colorspace, frame.color_range = BT709, LIMITED
         y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes)
