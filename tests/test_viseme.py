@@ -71,6 +71,24 @@ def test_mouth_rests_in_silence_opens_in_speech_and_follows_loudness(obama):
     assert r > 0.6, f"opening vs loudness correlation {r:.2f}"
 
 
+def test_lips_part_to_breathe_in_just_before_speech(obama):
+    """Real speakers part their lips to breathe in before a phrase (on the test videos their mouths were often
+    widest there): in the 320 ms before the voice starts the mouth opens, while a second earlier it is shut (the
+    last frame before the voice is left out: the acoustic opening itself already starts there)."""
+    audio = load_audio(DATA / "long_silence_12s.flac", sr=16000)
+    engine = VisemeEngine()
+    engine.prepare(audio, FPS)
+    onset = int(np.argmax(engine.speech_activity() >= 0.5))
+    assert onset > 30  # the recording starts with seconds of silence
+    face = face_of(obama)
+    box = crop_box(face, obama.shape)
+    idx = list(range(onset - 25, onset))
+    op = [opening(apply_patch(obama, p)) for p in engine.render([FrameJob(index=i, frame=obama, face=face, box=box)
+                                                                    for i in idx])]
+    assert max(op[:15]) < 0.01, op[:15]  # 1.0 - 0.4 s before the voice
+    assert max(op[-8:-1]) > 0.025, op[-8:-1]
+
+
 def test_bilabial_cues_close_the_lips_and_vowels_open_them(obama):
     audio = load_audio(DATA / "espeak_en.flac", sr=16000)
     engine = VisemeEngine()
@@ -186,7 +204,7 @@ def test_video_frames_take_the_sound_s_shape_over_the_speaker_s_own_mouth():
     engine = VisemeEngine()
     engine.prepare(load_audio(DATA / "espeak_en.flac", sr=16000), FPS)
     wide = int(np.argmax(engine.weights[:, SHAPE_INDEX["D"]]))
-    rest = 0  # the audio starts silent
+    rest = len(engine.weights) - 1  # the audio ends silent (it starts 80 ms before the first word: a breath)
     own, rested, opened, interiors = [], [], [], []
     for k, frame in enumerate(iter_frames(DATA / "hdtf_woman_1s.mp4")):
         if k % 3:
