@@ -124,6 +124,29 @@ def test_f_and_v_tuck_the_lower_lip_whatever_the_vowels_around_them(obama):
     assert len(fv) >= 8 and max(op) < tucked + 0.01, (op, tucked)
 
 
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_sibilants_bring_the_teeth_together(obama, lang):
+    """At the middle of each s, z, sh, dzh (espeak-ng's own phone events) the mouth is nearly shut next to its
+    open vowels: the jaw rises to make the hiss. English from the audio alone; Dutch with its transcript (the
+    phonetic decoder does not hear espeak-ng's Dutch z)."""
+    audio = load_audio(DATA / f"espeak_{lang}.flac", sr=16000)
+    doc = json.loads((DATA / f"espeak_{lang}.json").read_text())
+    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
+    spans = [(p["phone"].strip("',"), (a + b) / 2) for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
+    engine = VisemeEngine() if lang == "en" else VisemeEngine(text=doc["text"], lang=lang)
+    engine.prepare(audio, FPS)
+    face = face_of(obama)
+    box = crop_box(face, obama.shape)
+
+    def openings(phones: tuple[str, ...]) -> list[float]:
+        jobs = [FrameJob(index=int(round(t * FPS)), frame=obama, face=face, box=box) for p, t in spans if p in phones]
+        return [opening(apply_patch(obama, patch)) for patch in engine.render(jobs)]
+
+    hiss, vowels = openings(("s", "z", "S", "Z", "dZ", "tS")), openings(("a", "A", "V", "E", "a:", "aI", "O:", "0"))
+    assert len(hiss) >= 3 and len(vowels) >= 3
+    assert np.median(hiss) < 0.3 * np.median(vowels), (hiss, vowels)
+
+
 @pytest.mark.parametrize("path", PORTRAITS, ids=[p.stem for p in PORTRAITS])
 def test_every_portrait_closes_opens_and_leaves_the_rest_untouched(path):
     image = read_image(path)

@@ -66,6 +66,7 @@ TWEENS: dict[tuple[str, str], tuple[str, str]] = {
 CLOSE_LEAD_S = 0.04
 VOWEL_LEAD_S = 0.2
 ROUNDED, SHUT = ("E", "F"), ("A", "X")
+SIBILANTS = ("S", "Z", "SH", "ZH", "CH", "JH")  # made with the teeth close together: the jaw rises
 VOWELS = {"AA", "AH", "AE", "EH", "AO", "ER", "UH", "UW", "IY", "IH", *DIPHTHONGS}
 
 
@@ -421,6 +422,21 @@ def cue_track(cues: list[Cue], fps: float, n_frames: int) -> np.ndarray:
     track = np.clip(track, 0, None)
     track /= np.maximum(track.sum(axis=1, keepdims=True), 1e-9)
     return _no_single_frames(track).astype(np.float32)
+
+
+def phone_track(cues: list[Cue], fps: float, n_frames: int, phones: tuple[str, ...]) -> np.ndarray:
+    """Per frame, 0 .. 1: how much the cues of these phones sound at the frame's time (i / fps), eased in and
+    out like the shapes (BLEND_S)."""
+    from lipdub.media.filters import gaussian_filter1d
+
+    step = 0.005
+    n = int(np.ceil(max(n_frames / fps, cues[-1].end if cues else 0.0) / step)) + 1
+    inside = np.zeros(n, np.float32)
+    for c in cues:
+        if c.phone in phones:
+            inside[int(round(c.start / step)): int(round(c.end / step))] = 1.0
+    eased = gaussian_filter1d(inside, BLEND_S / step, mode="nearest")
+    return eased[np.minimum(np.round(np.arange(n_frames) / fps / step).astype(int), n - 1)].astype(np.float32)
 
 
 def _no_single_frames(track: np.ndarray, passes: int = 6) -> np.ndarray:

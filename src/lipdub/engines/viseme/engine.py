@@ -53,6 +53,7 @@ class VisemeEngine(Engine):
         self._activity = vad.speech_probability(audio, fps)
         acoustics = articulation.analyse(audio)
         opening = articulation.per_frame(articulation.jaw_opening(acoustics), fps, n) * _talking(self._activity, fps)
+        opening *= 1.0 - SIBILANT_NARROW * cue_mod.phone_track(self.cues, fps, n, cue_mod.SIBILANTS)
         opening = np.clip(opening + _inhale(self._activity, fps), 0.0, 1.0)
         rounding = articulation.per_frame(articulation.lip_rounding(acoustics), fps, n)
         self.poses = articulate(self.weights, opening, rounding)
@@ -128,6 +129,7 @@ def _talking(activity: np.ndarray, fps: float, longest_pause: float = 1.0) -> np
     return uniform_filter1d(keep, 3, mode="nearest")
 
 
+SIBILANT_NARROW = 0.8  # how much of the acoustic opening a sibilant (S, Z, SH, CH...) takes away: its teeth close
 INHALE_OPEN = 0.3  # how far (0..1 of the acoustic opening) the mouth opens to breathe in before speaking
 INHALE_S = (0.35, 0.1)  # that breath spans 350 ms before the voice starts to 100 ms after it
 INHALE_PAUSE_S = 0.12  # pauses shorter than this hold the last shape (cues.HOLD_PAUSE_S): no breath there
