@@ -19,6 +19,9 @@ from lipdub.faces.types import Face
 from lipdub.media.audio import SAMPLE_RATE
 
 SR = SAMPLE_RATE  # the working rate (one home: lipdub.media.audio)
+SIBILANT_NARROW = 0.8  # how much of the acoustic opening a sibilant (S, Z, SH, CH...) takes away: its teeth close
+INHALE_OPEN = 0.3  # how far (0..1 of the acoustic opening) the mouth opens to breathe in before speaking
+INHALE_S = (0.35, 0.1)  # that breath spans 350 ms before the voice starts to 100 ms after it
 
 
 class VisemeEngine(Engine):
@@ -129,24 +132,19 @@ def _talking(activity: np.ndarray, fps: float, longest_pause: float = 1.0) -> np
     return uniform_filter1d(keep, 3, mode="nearest")
 
 
-SIBILANT_NARROW = 0.8  # how much of the acoustic opening a sibilant (S, Z, SH, CH...) takes away: its teeth close
-INHALE_OPEN = 0.3  # how far (0..1 of the acoustic opening) the mouth opens to breathe in before speaking
-INHALE_S = (0.35, 0.1)  # that breath spans 350 ms before the voice starts to 100 ms after it
-INHALE_PAUSE_S = 0.12  # pauses shorter than this hold the last shape (cues.HOLD_PAUSE_S): no breath there
-
-
 def _inhale(activity: np.ndarray, fps: float) -> np.ndarray:
     """Per frame, 0 .. INHALE_OPEN: the mouth opening before each onset of speech (a Hann bump over INHALE_S
-    around it), where the voice starts the audio or follows a pause. Real speakers part their lips to breathe in
-    and start the jaw toward the first vowel before any sound: on the test videos their mouths were widest in
-    some pauses just before a phrase, which the acoustics cannot show (added to the acoustic opening, it raised
-    the planned opening's correlation with the real mouths 0.361 -> 0.399 on the first 10 s, 0.316 -> 0.370
-    over 10 s stretches; a matching bump after the voice stops lowered it)."""
+    around it), where the voice starts the audio or follows a pause (one under cues.HOLD_PAUSE_S holds the last
+    shape: no breath there). Real speakers part their lips to breathe in and start the jaw toward the first vowel
+    before any sound: on the test videos their mouths were widest in some pauses just before a phrase, which the
+    acoustics cannot show (added to the acoustic opening, it raised the planned opening's correlation with the
+    real mouths 0.361 -> 0.399 on the first 10 s, 0.316 -> 0.370 over 10 s stretches; a matching bump after the
+    voice stops lowered it)."""
     before, after = INHALE_S
     t = np.arange(len(activity)) / fps
     out = np.zeros(len(activity), np.float32)
     for a, b in cue_mod._runs(np.asarray(activity) < 0.5):
-        if b == len(activity) or (a > 0 and (b - a) / fps < INHALE_PAUSE_S):
+        if b == len(activity) or (a > 0 and (b - a) / fps < cue_mod.HOLD_PAUSE_S):
             continue
         x = (t - (b / fps - before)) / (before + after)  # 0 .. 1 across the breath
         inside = (x >= 0) & (x <= 1)
