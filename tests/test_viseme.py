@@ -1,6 +1,7 @@
 """The viseme engine on real portraits and speech, judged by FaceMesh landmarks read back from its output:
-closed in silence, open in speech, following loudness, lips meeting on P/B/M, every portrait, moving faces,
-untouched pixels outside its mask, the still cache, and the `lipdub shapes` contact sheet."""
+closed in silence, parted for a breath just before speech, open in speech, following loudness, lips meeting on
+P/B/M, teeth together on sibilants, every portrait, moving faces, untouched pixels outside its mask, the still
+cache, and the `lipdub shapes` contact sheet."""
 
 from __future__ import annotations
 
