@@ -52,6 +52,24 @@ def run_engine(image: np.ndarray, audio: np.ndarray, step: int = 1) -> tuple[Vis
     return engine, idx, [opening(apply_patch(image, p)) for p in patches]
 
 
+def espeak_sentence(lang: str) -> tuple[np.ndarray, dict, list[tuple[str, float]]]:
+    """espeak-ng's sentence in `lang`: its audio, its JSON (text, phone events) and each phone's middle time."""
+    audio = load_audio(DATA / f"espeak_{lang}.flac", sr=16000)
+    doc = json.loads((DATA / f"espeak_{lang}.json").read_text())
+    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
+    middles = [(p["phone"].strip("',"), (a + b) / 2)
+               for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
+    return audio, doc, middles
+
+
+def openings_at(engine: VisemeEngine, image: np.ndarray, times: list[float]) -> list[float]:
+    """The rendered mouth's opening (FaceMesh) on the still at each of these times."""
+    face = face_of(image)
+    box = crop_box(face, image.shape)
+    jobs = [FrameJob(index=int(round(t * FPS)), frame=image, face=face, box=box) for t in times]
+    return [opening(apply_patch(image, patch)) for patch in engine.render(jobs)]
+
+
 @pytest.fixture(scope="module")
 def obama() -> np.ndarray:
     return read_image(DATA / "portraits" / "img_obama_smile_teeth.jpg")
@@ -110,19 +128,12 @@ def test_f_and_v_tuck_the_lower_lip_whatever_the_vowels_around_them(obama):
     """At each f/v (espeak-ng's own phone events, transcript given) the mouth is the lip-to-teeth shape: no more
     open than that shape alone, however open the neighbouring vowels pull the jaw (real speakers' lip gap is
     at its smallest on F/V)."""
-    audio = load_audio(DATA / "espeak_en.flac", sr=16000)
-    doc = json.loads((DATA / "espeak_en.json").read_text())
-    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
-    fv = [(a + b) / 2 for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)
-          if p["phone"].strip("',") in ("f", "v")]
+    audio, doc, middles = espeak_sentence("en")
     engine = VisemeEngine(text=doc["text"], lang="en")
     engine.prepare(audio, FPS)
-    face = face_of(obama)
-    box = crop_box(face, obama.shape)
-    jobs = [FrameJob(index=int(round(t * FPS)), frame=obama, face=face, box=box) for t in fv]
-    op = [opening(apply_patch(obama, p)) for p in engine.render(jobs)]
-    tucked = opening(apply_patch(obama, FaceRenderer(obama, face.landmarks).render(obama, shape_pose("G"))))
-    assert len(fv) >= 8 and max(op) < tucked + 0.01, (op, tucked)
+    op = openings_at(engine, obama, [t for p, t in middles if p in ("f", "v")])
+    tucked = opening(apply_patch(obama, FaceRenderer(obama, face_of(obama).landmarks).render(obama, shape_pose("G"))))
+    assert len(op) >= 8 and max(op) < tucked + 0.01, (op, tucked)
 
 
 @pytest.mark.parametrize("lang", ["en", "nl"])
@@ -130,22 +141,25 @@ def test_sibilants_bring_the_teeth_together(obama, lang):
     """At the middle of each s, z, sh, dzh (espeak-ng's own phone events) the mouth is nearly shut next to its
     open vowels: the jaw rises to make the hiss. English from the audio alone; Dutch with its transcript (the
     phonetic decoder does not hear espeak-ng's Dutch z)."""
-    audio = load_audio(DATA / f"espeak_{lang}.flac", sr=16000)
-    doc = json.loads((DATA / f"espeak_{lang}.json").read_text())
-    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
-    spans = [(p["phone"].strip("',"), (a + b) / 2) for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
+    audio, doc, middles = espeak_sentence(lang)
     engine = VisemeEngine() if lang == "en" else VisemeEngine(text=doc["text"], lang=lang)
     engine.prepare(audio, FPS)
-    face = face_of(obama)
-    box = crop_box(face, obama.shape)
-
-    def openings(phones: tuple[str, ...]) -> list[float]:
-        jobs = [FrameJob(index=int(round(t * FPS)), frame=obama, face=face, box=box) for p, t in spans if p in phones]
-        return [opening(apply_patch(obama, patch)) for patch in engine.render(jobs)]
-
-    hiss, vowels = openings(("s", "z", "S", "Z", "dZ", "tS")), openings(("a", "A", "V", "E", "a:", "aI", "O:", "0"))
+    hiss = openings_at(engine, obama, [t for p, t in middles if p in ("s", "z", "S", "Z", "dZ", "tS")])
+    vowels = openings_at(engine, obama, [t for p, t in middles if p in ("a", "A", "V", "E", "a:", "aI", "O:", "0")])
     assert len(hiss) >= 3 and len(vowels) >= 3
     assert np.median(hiss) < 0.3 * np.median(vowels), (hiss, vowels)
+
+
+def test_puckered_vowels_leave_a_small_hole(obama):
+    """Dutch with its transcript: at the middle of each u (moeder, boer, zoekt) the lips are pushed forward around a
+    small opening, well under the open vowels' (real speakers' lip gap on /u/ is among their smallest)."""
+    audio, doc, middles = espeak_sentence("nl")
+    engine = VisemeEngine(text=doc["text"], lang="nl")
+    engine.prepare(audio, FPS)
+    puckered = openings_at(engine, obama, [t for p, t in middles if p == "u"])
+    open_vowels = openings_at(engine, obama, [t for p, t in middles if p in ("a", "A", "E", "a:")])
+    assert len(puckered) >= 3 and len(open_vowels) >= 3
+    assert np.median(puckered) < 0.25 * np.median(open_vowels), (puckered, open_vowels)
 
 
 @pytest.mark.parametrize("path", PORTRAITS, ids=[p.stem for p in PORTRAITS])
