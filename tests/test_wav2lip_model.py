@@ -101,6 +101,29 @@ def test_wav2lip_cached_face_features_give_the_same_output(generator):
     torch.testing.assert_close(cached, plain, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_wav2lip_inference_in_place_norm_is_bit_identical(channels_last):
+    """In inference mode each batch norm writes into its convolution's output (less memory at the peak): the same
+    kernel as the modules' own path (taken under no_grad), so the same bits, with non-trivial running statistics."""
+    model = protocol_model("wav2lip")
+    assert not model.training  # eval: the running statistics are used
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.copy_(torch.rand(module.num_features, generator=gen) * 0.2 - 0.1)
+                module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    model = model.to(memory_format=fmt)
+    audio = torch.from_numpy(protocol_input((3, 1, 80, 16), 1000, "mel"))
+    faces = torch.from_numpy(protocol_input((3, 6, 96, 96), 1001, "face")).contiguous(memory_format=fmt)
+    with torch.no_grad():
+        modules = model(audio, faces)
+    with torch.inference_mode():
+        in_place = model(audio, faces)
+    assert torch.equal(in_place, modules)
+
+
 def test_wav2lip_training_layout_matches_golden(generator, golden):
     audio = torch.from_numpy(protocol_input((2, 5, 1, 80, 16), 1002, "mel"))
     faces = torch.from_numpy(protocol_input((2, 6, 5, 96, 96), 1003, "face"))

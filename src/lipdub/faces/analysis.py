@@ -23,6 +23,9 @@ Progress = Callable[[int, int], None]
 # frames the decoder keeps ready for a background analysis: the frames its caller waits for wait in its own queue,
 # so the decoder need only keep the tracker busy (the default, 8 at 720p, held ~16 MiB more for nothing)
 DECODE_AHEAD = 2
+# and decodes on one thread: it keeps far ahead of the tracker (720p: ~7 ms a frame against the tracker's tens), while
+# FFmpeg's frame threads (cores + 1) each hold a frame in flight and a context of their own, ~8 MiB more at 720p
+DECODE_THREADS = 1
 
 
 def analyze(path: str | os.PathLike[str], *, fps: float | None = None, use_cache: bool = True,
@@ -93,9 +96,11 @@ def _analyze_video(path: str | os.PathLike[str], fps: float, total: int, setting
 
 def _track_video(path: str | os.PathLike[str], tracker: Tracker, total: int, progress: Progress | None,
                  guard: contextlib.AbstractContextManager | None = None,
-                 hand: Callable[[np.ndarray], None] | None = None, ahead: int | None = None) -> FaceTracks:
-    """Decode `path` at the tracker's rate (`ahead` frames decoded ahead at most, see `iter_frames`) and track every
-    frame. `guard` (a lock) is held while the tracker changes; `hand(frame)` gets each frame once it is tracked."""
+                 hand: Callable[[np.ndarray], None] | None = None, ahead: int | None = None,
+                 threads: int = 0) -> FaceTracks:
+    """Decode `path` at the tracker's rate (`ahead` frames decoded ahead at most, by `threads` decoder threads, see
+    `iter_frames`) and track every frame. `guard` (a lock) is held while the tracker changes; `hand(frame)` gets each
+    frame once it is tracked."""
     from tqdm import tqdm
 
     from lipdub.media import iter_frames
@@ -103,7 +108,7 @@ def _track_video(path: str | os.PathLike[str], tracker: Tracker, total: int, pro
     guard = guard or contextlib.nullcontext()
     bar = None if progress else tqdm(total=total, desc=f"faces {Path(path).name}", unit="frame", leave=False,
                                      disable=None, mininterval=1.0)
-    frames = iter_frames(path, fps=tracker.fps, ahead=ahead)
+    frames = iter_frames(path, fps=tracker.fps, ahead=ahead, threads=threads)
     try:
         for i, frame in enumerate(frames):
             with guard:
@@ -168,7 +173,7 @@ class BackgroundAnalysis:
                 with self._cond:
                     self._tracker = Tracker(fps, self.settings, detector=shared_detector(self.settings))
                 tracks = _track_video(path, self._tracker, total, self._report, guard=self._cond, hand=self._hand,
-                                      ahead=DECODE_AHEAD)
+                                      ahead=DECODE_AHEAD, threads=DECODE_THREADS)
             cache.store(key, tracks)
             self._tracks = tracks
         except _Stopped:

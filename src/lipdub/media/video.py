@@ -61,10 +61,13 @@ def _decoded(container: av.container.InputContainer, stream: av.VideoStream) -> 
             continue
 
 
-def _open_stream(path: str | os.PathLike[str], tl: Timeline):
+def _open_stream(path: str | os.PathLike[str], tl: Timeline, threads: int = 0):
+    """The input and its video stream, decoded by `threads` threads (0: FFmpeg's choice, cores + 1 frame threads)."""
     container = open_input(path)
     stream = container.streams[tl.stream_index]
     stream.thread_type = "AUTO"
+    if threads:
+        stream.codec_context.thread_count = threads
     return container, stream
 
 
@@ -88,7 +91,7 @@ def _after_seek(container, stream, tl: Timeline, target: Fraction) -> Iterator[a
     return None
 
 
-def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, first: int,
+def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, first: int, threads: int = 0,
                  ) -> Iterator[tuple[int, av.VideoFrame]]:
     """(k, frame shown at output frame k) for k = first .. n-1 of the constant-rate stream.
 
@@ -96,12 +99,12 @@ def _decode_from(path: str | os.PathLike[str], tl: Timeline, fps: Fraction, firs
     the first frame before it exists).
     """
     n = tl.num_frames(fps)
-    container, stream = _open_stream(path, tl)
+    container, stream = _open_stream(path, tl, threads)
     try:
         frames = _after_seek(container, stream, tl, tl.tick(first, fps)) if first > 0 else None
         if frames is None and first > 0:  # seeking failed: decode from the very beginning
             container.close()
-            container, stream = _open_stream(path, tl)
+            container, stream = _open_stream(path, tl, threads)
         if frames is None:
             frames = _decoded(container, stream)
         k, held, last_pts = first, None, None
@@ -137,21 +140,21 @@ def _rgb_frames(pairs: Iterable[tuple[int, av.VideoFrame]]) -> Iterator[tuple[in
 
 
 def iter_frames(path: str | os.PathLike[str], fps: float | None = None, start: int = 0,
-                ahead: int | None = None) -> Iterator[np.ndarray]:
+                ahead: int | None = None, threads: int = 0) -> Iterator[np.ndarray]:
     """RGB frames of a video (or the single frame of a still) at a constant rate, from frame `start` on.
 
     Variable-frame-rate input is resampled by timestamp: the frame at time t is the last one with pts <= t
     (1 ms slack for containers that round timestamps, e.g. 29.97 fps in mkv's 1 ms time base).
     `fps` defaults to the stream's average rate. The file is checked at call time (MediaError); frames are
     decoded a few ahead of the caller in a background thread (bounded memory; closing the iterator stops it):
-    `ahead` at most (default `prefetch_depth`).
+    `ahead` at most (default `prefetch_depth`); `threads` decoder threads (default 0: FFmpeg's choice).
     """
     info = probe(path)
     if info.kind == "image":
         return iter([read_image(path)] if start == 0 else [])
     tl = _video_timeline(path)
     rate = as_rate(fps) if fps else tl.rate
-    return prefetch(lambda: (rgb for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start))),
+    return prefetch(lambda: (rgb for _, rgb in _rgb_frames(_decode_from(path, tl, rate, start, threads))),
                     ahead or prefetch_depth(info.width or 0, info.height or 0))
 
 

@@ -153,7 +153,10 @@ class Wav2LipEngine(Engine):
             parts.append(self.model.encode_face(self._tensor(network_faces(faces[todo]))))
         feats = [torch.cat(level, 0) if len(parts) > 1 else level[0] for level in zip(*parts, strict=True)]
         self._last_face = faces[-1].copy()
-        self._last_feats = [f[-1:] for f in feats]
+        # a copy of the last row: a view would keep the whole batch's features (~9 MB at batch 8) until the next
+        self._last_feats = [f[-1:].clone() for f in feats]
+        if len(feats[0]) == len(faces):  # no two neighbours alike (a moving face): one row per job already
+            return feats
         index = torch.as_tensor(run_of, device=self.device)
         return [f.index_select(0, index) for f in feats]
 

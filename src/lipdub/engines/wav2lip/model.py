@@ -13,6 +13,31 @@ from torch import nn
 Size = int | tuple[int, int]
 
 
+def conv_norm(conv_block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """`conv_block(x)` (a convolution, then a BatchNorm2d in eval mode). In inference mode the normalisation is
+    written into the convolution's output (the same ATen kernel, bit-identical), so one new tensor is alive instead
+    of two: at batch 8 the decoder's 96x96 units hold ~19 MB less at their peak. Elsewhere (training, FX tracing
+    for int8) the modules run as they are."""
+    conv, norm = conv_block
+    if not torch.is_inference_mode_enabled() or norm.training or not isinstance(norm, nn.BatchNorm2d):
+        return conv_block(x)
+    out = conv(x)
+    empty = out.new_empty(0)
+    torch.ops.aten.native_batch_norm.out(out, norm.weight, norm.bias, norm.running_mean, norm.running_var, False,
+                                         0.0, norm.eps, out=out, save_mean=empty, save_invstd=empty.clone())
+    return out
+
+
+def run_units(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`block(x)`, a Sequential's units one by one with `x` rebound after each, so that the block's input is freed
+    as soon as the first unit has used it (a caller's `x = block(x)` keeps it alive to the end of the block)."""
+    if not isinstance(block, nn.Sequential):  # e.g. an int8 block (an FX GraphModule)
+        return block(x)
+    for unit in block:
+        x = unit(x)
+    return x
+
+
 class Conv2dUnit(nn.Module):
     """Conv2d -> BatchNorm2d -> (+ input if residual) -> ReLU; keys conv_block.0/1 = conv/norm."""
 
@@ -23,7 +48,7 @@ class Conv2dUnit(nn.Module):
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv_block(x)
+        out = conv_norm(self.conv_block, x)
         if not torch.is_grad_enabled():  # inference: the same sums, in the normalised output's own memory
             if self.residual:
                 out += x
@@ -44,7 +69,7 @@ class ConvTranspose2dUnit(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv_block(x)
+        out = conv_norm(self.conv_block, x)
         return out.relu_() if not torch.is_grad_enabled() else F.relu(out)
 
 
@@ -127,8 +152,9 @@ class Wav2Lip(nn.Module):
         """Audio embedding (N, 512, 1, 1) + skip features -> face (N, 3, 96, 96) in [0, 1]."""
         x = audio_embedding
         for block, skip in zip(self.face_decoder_blocks, reversed(feats), strict=True):
-            x = torch.cat([block(x), skip], dim=1)  # channels double (or grow by the skip's)
-        return self.output_block(x)
+            x = run_units(block, x)  # the last block's 48x48 input (~12 MB at batch 8) is freed after its first unit
+            x = torch.cat([x, skip], dim=1)  # channels double (or grow by the skip's)
+        return run_units(self.output_block, x)
 
     def forward_frames(self, audio: torch.Tensor, faces: torch.Tensor,
                        feats: list[torch.Tensor] | None = None) -> torch.Tensor:
