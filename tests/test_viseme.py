@@ -52,21 +52,21 @@ def run_engine(image: np.ndarray, audio: np.ndarray, step: int = 1) -> tuple[Vis
     return engine, idx, [opening(apply_patch(image, p)) for p in patches]
 
 
-def espeak_sentence(lang: str) -> tuple[np.ndarray, dict, list[tuple[str, float]]]:
-    """espeak-ng's sentence in `lang`: its audio, its JSON (text, phone events) and each phone's middle time."""
+def espeak_sentence(lang: str) -> tuple[np.ndarray, dict, list[tuple[str, int]]]:
+    """espeak-ng's sentence in `lang`: its audio, its JSON (text, phone events) and each phone's middle frame."""
     audio = load_audio(DATA / f"espeak_{lang}.flac", sr=16000)
     doc = json.loads((DATA / f"espeak_{lang}.json").read_text())
     starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
-    middles = [(p["phone"].strip("',"), (a + b) / 2)
+    middles = [(p["phone"].strip("',"), int(round((a + b) / 2 * FPS)))
                for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
     return audio, doc, middles
 
 
-def openings_at(engine: VisemeEngine, image: np.ndarray, times: list[float]) -> list[float]:
-    """The rendered mouth's opening (FaceMesh) on the still at each of these times."""
+def openings_at(engine: VisemeEngine, image: np.ndarray, frames: list[int]) -> list[float]:
+    """The rendered mouth's opening (FaceMesh) on the still at each of these output frames."""
     face = face_of(image)
     box = crop_box(face, image.shape)
-    jobs = [FrameJob(index=int(round(t * FPS)), frame=image, face=face, box=box) for t in times]
+    jobs = [FrameJob(index=i, frame=image, face=face, box=box) for i in frames]
     return [opening(apply_patch(image, patch)) for patch in engine.render(jobs)]
 
 
@@ -99,11 +99,7 @@ def test_lips_part_to_breathe_in_just_before_speech(obama):
     engine.prepare(audio, FPS)
     onset = int(np.argmax(engine.speech_activity() >= 0.5))
     assert onset > 30  # the recording starts with seconds of silence
-    face = face_of(obama)
-    box = crop_box(face, obama.shape)
-    idx = list(range(onset - 25, onset))
-    op = [opening(apply_patch(obama, p)) for p in engine.render([FrameJob(index=i, frame=obama, face=face, box=box)
-                                                                    for i in idx])]
+    op = openings_at(engine, obama, list(range(onset - 25, onset)))
     assert max(op[:15]) < 0.01, op[:15]  # 1.0 - 0.4 s before the voice
     assert max(op[-8:-1]) > 0.025, op[-8:-1]
 
@@ -116,10 +112,7 @@ def test_bilabial_cues_close_the_lips_and_vowels_open_them(obama):
     closed = [i for i in range(len(w)) if w[i, SHAPE_INDEX["A"]] > 0.6]
     wide = [i for i in range(len(w)) if w[i, SHAPE_INDEX["C"]] + w[i, SHAPE_INDEX["D"]] > 0.6]
     assert len(closed) >= 4 and len(wide) >= 4
-    face = face_of(obama)
-    box = crop_box(face, obama.shape)
-    jobs = [FrameJob(index=i, frame=obama, face=face, box=box) for i in closed + wide]
-    op = [opening(apply_patch(obama, p)) for p in engine.render(jobs)]
+    op = openings_at(engine, obama, closed + wide)
     assert max(op[: len(closed)]) < 0.03
     assert np.median(op[len(closed):]) > 0.07
 
@@ -131,7 +124,7 @@ def test_f_and_v_tuck_the_lower_lip_whatever_the_vowels_around_them(obama):
     audio, doc, middles = espeak_sentence("en")
     engine = VisemeEngine(text=doc["text"], lang="en")
     engine.prepare(audio, FPS)
-    op = openings_at(engine, obama, [t for p, t in middles if p in ("f", "v")])
+    op = openings_at(engine, obama, [i for p, i in middles if p in ("f", "v")])
     tucked = opening(apply_patch(obama, FaceRenderer(obama, face_of(obama).landmarks).render(obama, shape_pose("G"))))
     assert len(op) >= 8 and max(op) < tucked + 0.01, (op, tucked)
 
@@ -144,8 +137,8 @@ def test_sibilants_bring_the_teeth_together(obama, lang):
     audio, doc, middles = espeak_sentence(lang)
     engine = VisemeEngine() if lang == "en" else VisemeEngine(text=doc["text"], lang=lang)
     engine.prepare(audio, FPS)
-    hiss = openings_at(engine, obama, [t for p, t in middles if p in ("s", "z", "S", "Z", "dZ", "tS")])
-    vowels = openings_at(engine, obama, [t for p, t in middles if p in ("a", "A", "V", "E", "a:", "aI", "O:", "0")])
+    hiss = openings_at(engine, obama, [i for p, i in middles if p in ("s", "z", "S", "Z", "dZ", "tS")])
+    vowels = openings_at(engine, obama, [i for p, i in middles if p in ("a", "A", "V", "E", "a:", "aI", "O:", "0")])
     assert len(hiss) >= 3 and len(vowels) >= 3
     assert np.median(hiss) < 0.3 * np.median(vowels), (hiss, vowels)
 
@@ -156,8 +149,8 @@ def test_puckered_vowels_leave_a_small_hole(obama):
     audio, doc, middles = espeak_sentence("nl")
     engine = VisemeEngine(text=doc["text"], lang="nl")
     engine.prepare(audio, FPS)
-    puckered = openings_at(engine, obama, [t for p, t in middles if p == "u"])
-    open_vowels = openings_at(engine, obama, [t for p, t in middles if p in ("a", "A", "E", "a:")])
+    puckered = openings_at(engine, obama, [i for p, i in middles if p == "u"])
+    open_vowels = openings_at(engine, obama, [i for p, i in middles if p in ("a", "A", "E", "a:")])
     assert len(puckered) >= 3 and len(open_vowels) >= 3
     assert np.median(puckered) < 0.25 * np.median(open_vowels), (puckered, open_vowels)
 
