@@ -17,8 +17,14 @@ For each talking video in the test data, the video's first frame is the photo an
 - backward mode: the video's frames played backwards under its forward audio are the input. What the output
   shares with the real forward mouth (corr) came from the audio; `back` is its correlation with the reversed
   input mouth and must stay low.
+- closures: where the engine seals the lips for a recognised P/B/M, how often the real lips are near shut too
+  (within the lowest fifth of their speaking apertures, +-2 frames), beside `chance`, the same for any speaking
+  frame: whether the closures are the speaker's or the recogniser's guesses.
+- planned mode (`--mode planned`): no rendering; the engine's own planned lip gap against the real mouth, per
+  10 s stretch of the span (with `--seconds 0`, whole videos): for trying a setting on more speech than the
+  rendered modes can afford (rendering and FaceMesh on our output lose little: r 0.87-0.98 per video).
 Real curves are cached in a temporary folder for the run only. Run from the repository root:
-    PYTHONPATH=$PWD/src python benchmarks/bench_fidelity.py [--videos N] [--seconds S] [--start S] [--mode both]
+    PYTHONPATH=$PWD/src python benchmarks/bench_fidelity.py [--videos N] [--seconds S] [--start S] [--mode both|planned]
         [--lang en] [--motion none]
 Settings chosen on the default run (the first 10 s) should be checked with --start 10 (five videos run longer).
 """
@@ -43,6 +49,7 @@ LIPS = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 
 LAGS = range(-6, 7)
 SOURCE_LAGS = range(-25, 26)
 ROUND = ("u", "u:", "o:", "O", "oU", "VU")
+STRETCH_S = 10.0  # planned mode: correlation per stretch of this length
 
 
 @dataclass
@@ -114,6 +121,7 @@ def _lmd(gen: np.ndarray, real: np.ndarray) -> float:
 
 def _rms(audio: np.ndarray, fps: float, n: int) -> np.ndarray:
     hop = SR / fps
+    audio = np.pad(audio, (0, max(0, int(n * hop) + 1 - len(audio))))  # a video may outlast its sound
     return np.array([np.sqrt(np.mean(audio[int(i * hop): int((i + 1) * hop)] ** 2) + 1e-12) for i in range(n)])
 
 
@@ -168,6 +176,10 @@ def run_video(path: Path, tmp: Path, args: argparse.Namespace) -> dict[str, dict
         np.savez(cached, aperture=real.aperture, lips=real.lips)
     rms = _rms(audio, fps, n)
     rows = {"loud": {"corr": _corr(rms, real.aperture), "src": _lag(rms, real.aperture, SOURCE_LAGS)}}
+    gap, cues, activity = _plan(audio, fps, n, args)
+    rows["closures"] = _closure_figures(cues, activity, real.aperture, fps)
+    if args.mode == "planned":
+        rows["planned"] = _stretches(gap, real.aperture, fps)
     if args.mode in ("forward", "both"):
         gen = _animate(photo, wav, tmp / f"{path.stem}.fwd.mp4", fps, args)
         rows["forward"] = figures(gen, real)
@@ -180,6 +192,43 @@ def run_video(path: Path, tmp: Path, args: argparse.Namespace) -> dict[str, dict
         back = Mouth(real.aperture[::-1].copy(), real.lips[::-1].copy())
         rows["backward"] = figures(gen, real, against=back)
     return rows
+
+
+def _plan(audio: np.ndarray, fps: float, n: int, args: argparse.Namespace) -> tuple[np.ndarray, list, np.ndarray]:
+    """The viseme engine's plan for this audio: its lip gap per frame, its cues and its voice activity."""
+    from lipdub.engines.viseme import VisemeEngine
+    from lipdub.engines.viseme.shapes import P
+
+    engine = VisemeEngine(lang=args.lang)
+    engine.prepare(audio, fps)
+    gap = engine.poses[:, P["gap_flat"]] + engine.poses[:, P["gap_round"]]
+    activity = np.asarray(engine.speech_activity(), np.float32)
+    return np.pad(gap, (0, max(0, n - len(gap))))[:n], engine.cues, np.pad(activity, (0, max(0, n - len(activity))))[:n]
+
+
+def _stretches(gap: np.ndarray, aperture: np.ndarray, fps: float) -> dict[str, float]:
+    """corr of the planned gap with the real aperture per STRETCH_S stretch (a last one under 2 s is left out)."""
+    step = int(round(STRETCH_S * fps))
+    return {f"s{k}": _corr(gap[a: a + step], aperture[a: a + step])
+            for k, a in enumerate(range(0, len(aperture), step)) if len(aperture) - a >= 2 * fps}
+
+
+def _closure_figures(cues: list, activity: np.ndarray, aperture: np.ndarray, fps: float) -> dict[str, float]:
+    """The share of the engine's P/B/M closures where the real lips are near shut (their lowest fifth while
+    speaking, within +-2 frames), and that share over every speaking frame (chance)."""
+    ap = _smooth(aperture)
+    speaking = np.flatnonzero(activity[: len(ap)] > 0.5)
+    if len(speaking) < 10:
+        return {"n": 0, "closed": float("nan"), "chance": float("nan")}
+    low = np.percentile(ap[speaking], 20)
+
+    def shut(k: int) -> bool:
+        return bool(ap[max(0, k - 2): k + 3].min() <= low)
+
+    at = [int(round((c.start + c.end) / 2 * fps)) for c in cues if c.shape == "A"]
+    hits = [shut(k) for k in at if k < len(ap)]
+    return {"n": len(hits), "closed": float(np.mean(hits)) if hits else float("nan"),
+            "chance": float(np.mean([shut(k) for k in speaking]))}
 
 
 def phone_figures() -> None:
@@ -260,6 +309,23 @@ def dutch_closures(data: Path) -> None:
 
 def print_tables(results: dict[str, dict[str, dict[str, float]]]) -> None:
     """Per video and mean figures of each mode, and the means without off-sync sources."""
+    closures = {v: r["closures"] for v, r in results.items() if r["closures"]["n"]}
+    if closures:
+        print(f"\n{'closures (P/B/M sealed)':<44}{'n':>8}{'closed':>8}{'chance':>8}")
+        for v, row in closures.items():
+            print(f"{v[:44]:<44}{row['n']:8d}{row['closed']:8.3f}{row['chance']:8.3f}")
+        hits = sum(row["n"] * row["closed"] for row in closures.values())
+        n = sum(row["n"] for row in closures.values())
+        print(f"{'all':<44}{n:8d}{hits / n:8.3f}{np.mean([row['chance'] for row in closures.values()]):8.3f}")
+    planned = {v: r["planned"] for v, r in results.items() if r.get("planned")}
+    if planned:
+        print(f"\n{'planned lip gap vs real (per 10 s stretch)':<44}{'first':>8}{'mean':>8}  stretches")
+        for v, row in planned.items():
+            c = list(row.values())
+            print(f"{v[:44]:<44}{c[0]:8.3f}{np.mean(c):8.3f}  " + " ".join(f"{x:.2f}" for x in c))
+        every = [x for row in planned.values() for x in row.values()]
+        print(f"{'mean':<44}{np.mean([list(r.values())[0] for r in planned.values()]):8.3f}"
+              f"{np.mean(every):8.3f}  over {len(every)} stretches")
     for mode in ("forward", "backward"):
         keys = ["corr", "lag", "wide", "open", "lmd", "frozen", "lmd~", "still~"]
         keys += ["back"] if mode == "backward" else []
@@ -290,7 +356,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="only the first S seconds of each (0: all)")
     ap.add_argument("--start", type=float, default=0.0,
                     help="begin S seconds in (e.g. 10: speech the default run never measured, a held-out check)")
-    ap.add_argument("--mode", choices=["forward", "backward", "both"], default="both")
+    ap.add_argument("--mode", choices=["forward", "backward", "both", "planned"], default="both",
+                    help="planned: no rendering, the engine's planned lip gap per 10 s stretch (fast)")
     ap.add_argument("--max-side", type=int, default=480, help="downscale frames to this longest side first")
     ap.add_argument("--lang", help="the speech's language, as `animate --lang` (en: phones from English words)")
     ap.add_argument("--motion", choices=["natural", "none"], default="natural",
@@ -309,9 +376,10 @@ def main() -> None:
             rows = run_video(path, Path(tmp), args)
             if rows:
                 results[path.stem] = rows
-    settings = f"--lang {args.lang} " if args.lang else ""
+    settings = (f"--lang {args.lang} " if args.lang else "") + ("planned" if args.mode == "planned"
+                                                                 else f"--motion {args.motion}")
     print(f"\n{len(results)} videos, {args.seconds or 'all'} s each from {args.start:g} s, "
-          f"{settings}--motion {args.motion}, "
+          f"{settings}, "
           f"{time.perf_counter() - t0:.0f} s "
           "(goal: corr >= 0.40, |lag| <= 1, open 0.85-1.15, lmd clearly below frozen)")
     print_tables(results)
