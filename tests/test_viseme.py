@@ -1,7 +1,7 @@
 """The viseme engine on real portraits and speech, judged by FaceMesh landmarks read back from its output:
-closed in silence, parted for a breath just before speech, open in speech, following loudness, lips meeting on
-P/B/M, teeth together on sibilants, every portrait, moving faces, untouched pixels outside its mask, the still
-cache, and the `lipdub shapes` contact sheet."""
+closed in silence, parted over the teeth for a breath just before speech, open in speech, following loudness,
+lips meeting on P/B/M, teeth together on sibilants, every portrait, moving faces, untouched pixels outside its
+mask, the still cache, and the `lipdub shapes` contact sheet."""
 
 from __future__ import annotations
 
@@ -102,6 +102,34 @@ def test_lips_part_to_breathe_in_just_before_speech(obama):
     op = openings_at(engine, obama, list(range(onset - 25, onset)))
     assert max(op[:15]) < 0.01, op[:15]  # 1.0 - 0.4 s before the voice
     assert max(op[-8:-1]) > 0.025, op[-8:-1]
+
+
+INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]  # FaceMesh
+LOWER_LIP = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78]
+
+
+@pytest.mark.parametrize("name", ["img_obama_smile_teeth.jpg", "img_eastasian_woman_closed_mouth.jpg"])
+def test_a_breath_parts_the_lips_over_the_teeth_not_a_dark_slit(name):
+    """The lips part to breathe over the teeth (the photo's own, or painted on a closed mouth), as in speech: in
+    the frames of the breath before the voice, the gap between FaceMesh's inner lips is about as bright as the
+    lower lip (0.85-1.0; a dark, toothless slit, as the rest shape opened it: 0.40-0.57)."""
+    image = read_image(DATA / "portraits" / name)
+    audio = load_audio(DATA / "long_silence_12s.flac", sr=16000)
+    engine = VisemeEngine()
+    engine.prepare(audio, FPS)
+    onset = int(np.argmax(engine.speech_activity() >= 0.5))
+    face = face_of(image)
+    box = crop_box(face, image.shape)
+    frames = range(onset - 6, onset - 2)  # the breath alone: from 2 frames before the voice the vowel's shape starts
+    for patch in engine.render([FrameJob(index=i, frame=image, face=face, box=box) for i in frames]):
+        out = apply_patch(image, patch)
+        lm = face_of(out).landmarks
+        gray = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gap, lip = (np.zeros(gray.shape, np.uint8) for _ in range(2))
+        cv2.fillPoly(gap, [np.round(lm[INNER_LIPS]).astype(np.int32)], 1)
+        cv2.fillPoly(lip, [np.round(lm[LOWER_LIP]).astype(np.int32)], 1)
+        assert gap.sum() > 50  # the lips are apart
+        assert gray[gap > 0].mean() > 0.7 * gray[lip > 0].mean(), (gray[gap > 0].mean(), gray[lip > 0].mean())
 
 
 def test_bilabial_cues_close_the_lips_and_vowels_open_them(obama):

@@ -57,7 +57,9 @@ class VisemeEngine(Engine):
         acoustics = articulation.analyse(audio)
         opening = articulation.per_frame(articulation.jaw_opening(acoustics), fps, n) * _talking(self._activity, fps)
         opening *= 1.0 - SIBILANT_NARROW * cue_mod.phone_track(self.cues, fps, n, cue_mod.SIBILANTS)
-        opening = np.clip(opening + _inhale(self._activity, fps), 0.0, 1.0)
+        breath = _inhale(self._activity, fps)
+        self.weights = _breathing_shape(self.weights, breath)
+        opening = np.clip(opening + breath, 0.0, 1.0)
         rounding = articulation.per_frame(articulation.lip_rounding(acoustics), fps, n)
         self.poses = articulate(self.weights, opening, rounding)
         return n
@@ -150,6 +152,18 @@ def _inhale(activity: np.ndarray, fps: float) -> np.ndarray:
         inside = (x >= 0) & (x <= 1)
         out[inside] = np.maximum(out[inside], INHALE_OPEN * (0.5 - 0.5 * np.cos(2 * np.pi * x[inside])))
     return out
+
+
+def _breathing_shape(weights: np.ndarray, breath: np.ndarray) -> np.ndarray:
+    """Where the lips part to breathe (`breath`, from _inhale), the rest shape X (lips together, nothing behind
+    them) gives way to the relaxed B (lips apart over the teeth): otherwise the breath opened a dark, toothless
+    slit, and a photo that smiled with its teeth lost them for a moment before each phrase."""
+    w = np.array(weights, np.float32)
+    x, b = cue_mod.SHAPE_INDEX["X"], cue_mod.SHAPE_INDEX["B"]
+    moved = w[:, x] * np.clip(np.asarray(breath, np.float32) / INHALE_OPEN, 0.0, 1.0)
+    w[:, x] -= moved
+    w[:, b] += moved
+    return w
 
 
 def _crc(frame: np.ndarray, roi: tuple[int, int, int, int]) -> int:
