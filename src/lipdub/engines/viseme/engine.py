@@ -57,9 +57,8 @@ class VisemeEngine(Engine):
         acoustics = articulation.analyse(audio)
         opening = articulation.per_frame(articulation.jaw_opening(acoustics), fps, n) * _talking(self._activity, fps)
         opening *= 1.0 - SIBILANT_NARROW * cue_mod.phone_track(self.cues, fps, n, cue_mod.SIBILANTS)
-        breath = _inhale(self._activity, fps)
-        self.weights = _breathing_shape(self.weights, breath)
-        opening = np.clip(opening + breath, 0.0, 1.0)
+        opening = np.clip(opening + _inhale(self._activity, fps), 0.0, 1.0)
+        self.weights = _parted_rest(self.weights, opening)
         rounding = articulation.per_frame(articulation.lip_rounding(acoustics), fps, n)
         self.poses = articulate(self.weights, opening, rounding)
         return n
@@ -154,13 +153,14 @@ def _inhale(activity: np.ndarray, fps: float) -> np.ndarray:
     return out
 
 
-def _breathing_shape(weights: np.ndarray, breath: np.ndarray) -> np.ndarray:
-    """Where the lips part to breathe (`breath`, from _inhale), the rest shape X (lips together, nothing behind
-    them) gives way to the relaxed B (lips apart over the teeth): otherwise the breath opened a dark, toothless
-    slit, and a photo that smiled with its teeth lost them for a moment before each phrase."""
+def _parted_rest(weights: np.ndarray, opening: np.ndarray) -> np.ndarray:
+    """Where the mouth opens while the shapes say rest (X: lips together, nothing behind them), the relaxed B
+    (lips apart over the teeth) takes X's place as far as the lips part, fully from INHALE_OPEN on: the breath
+    before a phrase, or voiced sound the recogniser took for silence, opened a dark, toothless slit, and a photo
+    that smiled with its teeth lost them for a moment before every phrase."""
     w = np.array(weights, np.float32)
     x, b = cue_mod.SHAPE_INDEX["X"], cue_mod.SHAPE_INDEX["B"]
-    moved = w[:, x] * np.clip(np.asarray(breath, np.float32) / INHALE_OPEN, 0.0, 1.0)
+    moved = w[:, x] * np.clip(np.asarray(opening, np.float32) / INHALE_OPEN, 0.0, 1.0)
     w[:, x] -= moved
     w[:, b] += moved
     return w
