@@ -27,6 +27,9 @@ from lipdub.media import iter_frames, load_audio, read_image
 DATA = Path(__file__).parent / "data" / "viseme"
 PORTRAITS = sorted((DATA / "portraits").glob("img_*.jpg"))
 FPS = 25
+INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]  # FaceMesh's lip contours, mouth corner to corner
+INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+OUTER_LOWER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
 
 
 def face_of(image: np.ndarray) -> Face:
@@ -62,12 +65,17 @@ def espeak_sentence(lang: str) -> tuple[np.ndarray, dict, list[tuple[str, int]]]
     return audio, doc, middles
 
 
-def openings_at(engine: VisemeEngine, image: np.ndarray, frames: list[int]) -> list[float]:
-    """The rendered mouth's opening (FaceMesh) on the still at each of these output frames."""
+def rendered_at(engine: VisemeEngine, image: np.ndarray, frames: list[int]) -> list[np.ndarray]:
+    """The still as the engine renders it at each of these output frames."""
     face = face_of(image)
     box = crop_box(face, image.shape)
     jobs = [FrameJob(index=i, frame=image, face=face, box=box) for i in frames]
-    return [opening(apply_patch(image, patch)) for patch in engine.render(jobs)]
+    return [apply_patch(image, patch) for patch in engine.render(jobs)]
+
+
+def openings_at(engine: VisemeEngine, image: np.ndarray, frames: list[int]) -> list[float]:
+    """The rendered mouth's opening (FaceMesh) on the still at each of these output frames."""
+    return [opening(out) for out in rendered_at(engine, image, frames)]
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +112,6 @@ def test_lips_part_to_breathe_in_just_before_speech(obama):
     assert max(op[-8:-1]) > 0.025, op[-8:-1]
 
 
-INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]  # FaceMesh
-LOWER_LIP = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78]
 
 
 @pytest.mark.parametrize("name", ["img_obama_smile_teeth.jpg", "img_eastasian_woman_closed_mouth.jpg"])
@@ -118,16 +124,13 @@ def test_a_breath_parts_the_lips_over_the_teeth_not_a_dark_slit(name):
     engine = VisemeEngine()
     engine.prepare(audio, FPS)
     onset = int(np.argmax(engine.speech_activity() >= 0.5))
-    face = face_of(image)
-    box = crop_box(face, image.shape)
-    frames = range(onset - 6, onset - 2)  # the breath alone: from 2 frames before the voice the vowel's shape starts
-    for patch in engine.render([FrameJob(index=i, frame=image, face=face, box=box) for i in frames]):
-        out = apply_patch(image, patch)
+    breath = list(range(onset - 6, onset - 2))  # the breath alone: 2 frames before the voice the vowel's shape starts
+    for out in rendered_at(engine, image, breath):
         lm = face_of(out).landmarks
         gray = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
         gap, lip = (np.zeros(gray.shape, np.uint8) for _ in range(2))
-        cv2.fillPoly(gap, [np.round(lm[INNER_LIPS]).astype(np.int32)], 1)
-        cv2.fillPoly(lip, [np.round(lm[LOWER_LIP]).astype(np.int32)], 1)
+        cv2.fillPoly(gap, [np.round(lm[INNER_UPPER + INNER_LOWER[::-1]]).astype(np.int32)], 1)
+        cv2.fillPoly(lip, [np.round(lm[OUTER_LOWER + INNER_LOWER[::-1]]).astype(np.int32)], 1)
         assert gap.sum() > 50  # the lips are apart
         assert gray[gap > 0].mean() > 0.7 * gray[lip > 0].mean(), (gray[gap > 0].mean(), gray[lip > 0].mean())
 
@@ -213,8 +216,7 @@ def test_painted_teeth_are_one_bright_band_not_a_grille(name):
     for shape in ("C", "D"):
         out = apply_patch(image, renderer.render(image, shape_pose(shape)))
         lm = face_of(out).landmarks
-        upper = lm[[78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]]  # FaceMesh's inner lip contours
-        lower = lm[[78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]]
+        upper, lower = lm[INNER_UPPER], lm[INNER_LOWER]
         left, right = lm[78][0], lm[308][0]
         xs = np.arange(int(left + 0.3 * (right - left)), int(left + 0.7 * (right - left)))
         top, bottom = np.interp(xs, *upper.T), np.interp(xs, *lower.T)
