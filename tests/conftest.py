@@ -12,6 +12,12 @@ import pytest
 _HOME = tempfile.mkdtemp(prefix="lipdub-test-home-")
 os.environ["LIPDUB_HOME"] = _HOME
 os.environ.setdefault("LIPDUB_THREADS", "2")
+# OpenMP threads (torch, MKL, oneDNN) waiting for work sleep instead of spinning. Set before anything imports torch
+# (libgomp reads it once), and inherited by the CLI runs in subprocesses. The two pytest workers share 2 cores, so a
+# test's 2 torch threads mostly have one core: spinning, one thread burns the core the other needs. Measured beside a
+# 1-thread job (Wav2Lip inference, batch 8): 2 threads 3.1-4.9 s spinning, 1.2-1.6 s sleeping (1 thread: 1.3-2.1 s);
+# test_wav2lip_engine.py + test_wav2lip_model.py beside it: 71.5 / 45.3 / 43.6 s spinning, 44.1 / 38.3 / 41.8 s asleep.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DATA = Path(__file__).parent / "data"
 # started first, so that under pytest-xdist (two processes, whole files each) the longest file does not end last.

@@ -42,7 +42,8 @@ def test_expert_loss_falls_and_it_tells_aligned_from_shifted_on_held_out_windows
     accuracy = [e["offsync_acc"] for e in trained]  # chance: 0.5
     # above chance at every evaluation and clearly so by the end. The figures repeat from one CI run to the next
     # but differ between set-ups: measured 0.545 / 0.559 / 0.637 / 0.616 (an earlier session) and 0.514 / 0.570 /
-    # 0.607 / 0.672 (CI, twice) at steps 100-400
+    # 0.607 / 0.672 (CI, twice) at steps 100-400; with Adam's fused CPU kernel 0.558 / 0.646 / 0.622 / 0.659 (the
+    # whole suite, twice: with and without a third job on the machine)
     assert min(accuracy) > 0.5 and np.mean(accuracy[-2:]) > 0.58 and accuracy[-1] > 0.57
     assert np.mean(accuracy) > before["offsync_acc"] + 0.05
     assert min(e["loss"] for e in trained) < before["loss"]

@@ -21,7 +21,7 @@ from lipdub.train import ddp
 from lipdub.train.config import ExpertConfig
 from lipdub.train.dataset import ExpertDataset
 from lipdub.train.evaluate import _Sums, sync_stats, window_embeddings
-from lipdub.train.loop import Precision, Task, fit, init_weights, place, step_optimizer
+from lipdub.train.loop import Precision, Task, adam, fit, init_weights, place, step_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ExpertTask(Task):
         self.train_set = ExpertDataset(data, "train", **kw)
         self.val_set = ExpertDataset(data, "val", **kw) if cfg.val else None
         self.model = place(SyncNet(), d, cfg)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.optimizer = adam(self.model.parameters(), cfg.lr, cfg.betas, d.device)
         if cfg.init is not None:
             init_weights(self.model, cfg.init, "syncnet")
 

@@ -24,7 +24,7 @@ from lipdub.train.config import GeneratorConfig
 from lipdub.train.dataset import LipSyncDataset, generator_inputs
 from lipdub.train.expert import bce, sync_prob
 from lipdub.train.logging import RunLogger, sample_grid
-from lipdub.train.loop import Precision, Task, eval_loader, fit, init_weights, place, step_optimizer
+from lipdub.train.loop import Precision, Task, adam, eval_loader, fit, init_weights, place, step_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,13 @@ class GeneratorTask(Task):
         self.val = eval_loader(self.val_set, cfg, d) if self.val_set is not None else None
         self.expert = place(load_expert(cfg.expert, d.device), d, cfg)
         self.model = place(Wav2Lip(), d, cfg)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.optimizer = adam(self.model.parameters(), cfg.lr, cfg.betas, d.device)
         if cfg.init is not None:
             init_weights(self.model, cfg.init, "wav2lip")
         self.disc = self.disc_opt = None
         if cfg.gan:
             self.disc = place(Wav2LipDiscQual(), d, cfg)
-            self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=cfg.disc_betas)
+            self.disc_opt = adam(self.disc.parameters(), cfg.disc_lr, cfg.disc_betas, d.device)
             if cfg.disc_init is not None:
                 init_weights(self.disc, cfg.disc_init, "disc_qual")
         self.sw, self.dw = cfg.sync_weight_start, cfg.perceptual_weight

@@ -26,7 +26,7 @@ import signal
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,19 @@ def place(model: torch.nn.Module, d: Dist, cfg: TrainConfig) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
 
+def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float], device: torch.device
+         ) -> torch.optim.Adam:
+    """Adam; on CPU its fused kernel (torch >= 2.4), one pass over each tensor instead of one per operation: for
+    the expert's 16 M weights 88 -> 27 ms a step on one thread (a batch-8 step is ~1.5 s), the same update up to
+    float rounding (6e-8 apart after 8 steps)."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True if _fused_adam(device) else None)
+
+
+def _fused_adam(device: torch.device) -> bool:
+    """Whether `adam` fuses on `device`: on CPU when this torch has the kernel; elsewhere torch's default."""
+    return device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+
+
 def step_optimizer(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -193,7 +206,10 @@ def resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer 
         if not ckpt.get("optimizer"):
             raise CheckpointError("has no optimizer state to resume from (use --init to start from its weights)",
                                   path)
+        fused = [group.get("fused") for group in optimizer.param_groups]
         optimizer.load_state_dict(ckpt["optimizer"])
+        for group, flag in zip(optimizer.param_groups, fused, strict=True):
+            group["fused"] = flag  # this machine's choice (see adam), not the one of the machine that saved it
     return int(ckpt.get("global_step") or 0), int(ckpt.get("global_epoch") or 0), dict(ckpt.get("lipdub") or {})
 
 
