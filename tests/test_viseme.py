@@ -83,6 +83,14 @@ def obama() -> np.ndarray:
     return read_image(DATA / "portraits" / "img_obama_smile_teeth.jpg")
 
 
+@pytest.fixture(scope="module")
+def before_speech() -> tuple[VisemeEngine, int]:
+    """The engine prepared on seconds of silence, then speech; and the first frame of the voice."""
+    engine = VisemeEngine()
+    engine.prepare(load_audio(DATA / "long_silence_12s.flac", sr=16000), FPS)
+    return engine, int(np.argmax(engine.speech_activity() >= 0.5))
+
+
 def test_mouth_rests_in_silence_opens_in_speech_and_follows_loudness(obama):
     audio = load_audio(DATA / "long_silence_12s.flac", sr=16000)
     engine, idx, op = run_engine(obama, audio, step=2)
@@ -98,32 +106,24 @@ def test_mouth_rests_in_silence_opens_in_speech_and_follows_loudness(obama):
     assert r > 0.6, f"opening vs loudness correlation {r:.2f}"
 
 
-def test_lips_part_to_breathe_in_just_before_speech(obama):
+def test_lips_part_to_breathe_in_just_before_speech(obama, before_speech):
     """Real speakers part their lips to breathe in before a phrase (on the test videos their mouths were often
     widest there): in the 320 ms before the voice starts the mouth opens, while a second earlier it is shut (the
     last frame before the voice is left out: the acoustic opening itself already starts there)."""
-    audio = load_audio(DATA / "long_silence_12s.flac", sr=16000)
-    engine = VisemeEngine()
-    engine.prepare(audio, FPS)
-    onset = int(np.argmax(engine.speech_activity() >= 0.5))
+    engine, onset = before_speech
     assert onset > 30  # the recording starts with seconds of silence
     op = openings_at(engine, obama, list(range(onset - 25, onset)))
     assert max(op[:15]) < 0.01, op[:15]  # 1.0 - 0.4 s before the voice
     assert max(op[-8:-1]) > 0.025, op[-8:-1]
 
 
-
-
 @pytest.mark.parametrize("name", ["img_obama_smile_teeth.jpg", "img_eastasian_woman_closed_mouth.jpg"])
-def test_a_breath_parts_the_lips_over_the_teeth_not_a_dark_slit(name):
+def test_a_breath_parts_the_lips_over_the_teeth_not_a_dark_slit(name, before_speech):
     """The lips part to breathe over the teeth (the photo's own, or painted on a closed mouth), as in speech: in
     the frames of the breath before the voice, the gap between FaceMesh's inner lips is about as bright as the
     lower lip (0.85-1.0; a dark, toothless slit, as the rest shape opened it: 0.40-0.57)."""
     image = read_image(DATA / "portraits" / name)
-    audio = load_audio(DATA / "long_silence_12s.flac", sr=16000)
-    engine = VisemeEngine()
-    engine.prepare(audio, FPS)
-    onset = int(np.argmax(engine.speech_activity() >= 0.5))
+    engine, onset = before_speech
     breath = list(range(onset - 6, onset - 2))  # the breath alone: 2 frames before the voice the vowel's shape starts
     for out in rendered_at(engine, image, breath):
         lm = face_of(out).landmarks
