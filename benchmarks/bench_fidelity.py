@@ -203,7 +203,12 @@ def _plan(audio: np.ndarray, fps: float, n: int, args: argparse.Namespace) -> tu
     engine.prepare(audio, fps)
     gap = engine.poses[:, P["gap_flat"]] + engine.poses[:, P["gap_round"]]
     activity = np.asarray(engine.speech_activity(), np.float32)
-    return np.pad(gap, (0, max(0, n - len(gap))))[:n], engine.cues, np.pad(activity, (0, max(0, n - len(activity))))[:n]
+    return _frames(gap, n), engine.cues, _frames(activity, n)
+
+
+def _frames(x: np.ndarray, n: int) -> np.ndarray:
+    """`x` cut or zero-padded to the video's n frames."""
+    return np.pad(x, (0, max(0, n - len(x))))[:n]
 
 
 def _stretches(gap: np.ndarray, aperture: np.ndarray, fps: float) -> dict[str, float]:
