@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     for sp in result.speakers:
         if sp:
-            print(f"speaker: face {sp['face']} of {sp['faces_seen']} ({sp['chosen']}) <- {sp['audio']}",
+            print(f"speaker: {sp['chosen']} <- {sp['audio']}",  # "chose face 3 of 4: ..." (ids as `lipdub faces`)
                   file=sys.stderr)
     print(f"wrote {result.output} ({result.frames} frames, {result.duration:.2f} s at {result.fps:g} fps)")
     return 0
