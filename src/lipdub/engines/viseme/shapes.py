@@ -56,7 +56,7 @@ def pose(weights: np.ndarray, loudness: float | np.ndarray = 0.6) -> np.ndarray:
     return p
 
 
-OPEN_MAX = 0.104  # lip opening (units of s) at full acoustic opening, calibrated on real speakers
+OPEN_MAX = 0.114  # lip opening (units of s) at full acoustic opening, calibrated on real speakers (bench_fidelity)
 JAW_SHARE = 0.8  # chin drop per unit of lip opening
 ROUND_WIDTH = -0.2  # width change of fully rounded lips
 PUCKER_NARROW = 0.6  # how much of the opening puckered lips (F: UW, W) close: a small round hole
