@@ -59,20 +59,23 @@ def pose(weights: np.ndarray, loudness: float | np.ndarray = 0.6) -> np.ndarray:
 OPEN_MAX = 0.114  # lip opening (units of s) at full acoustic opening, calibrated on real speakers (bench_fidelity)
 JAW_SHARE = 0.8  # chin drop per unit of lip opening
 ROUND_WIDTH = -0.2  # width change of fully rounded lips
-PUCKER_NARROW = 0.6  # how much of the opening puckered lips (F: UW, W) close: a small round hole
+PUCKER_NARROW = 0.7  # how much of the opening puckered lips (F: UW, W) close: a small round hole
+SEAL = (0.4, 0.8)  # a closure's (P, B, M) weight where its lips begin to seal, and where they are sealed
 
 
 def articulate(weights: np.ndarray, opening: np.ndarray, rounding: np.ndarray) -> np.ndarray:
     """Poses whose opening follows the acoustics (JALI): per frame `opening` and `rounding` in [0, 1] set how
     wide and how round the mouth is; the shape weights say which lips and teeth show. A closure (P, B, M)
-    seals the lips from 50 % weight on; so does F/V, whose lower lip tucks up under the upper teeth (on real
-    speakers a 0.8 seal for F/V left the gap open where theirs had closed); puckered lips (UW, W) leave a small
-    hole, PUCKER_NARROW of the opening closed."""
+    seals the lips near the top of its weight (SEAL), so they stay shut about as long as real speakers' do (2-3
+    frames at 25 fps; sealed from 50 % weight they stayed shut 4-5). F/V seals from 50 % weight on: the lower
+    lip tucks up under the upper teeth (on real speakers a 0.8 seal for F/V left the gap open where theirs had
+    closed). Puckered lips (UW, W) leave a small hole, PUCKER_NARROW of the opening closed."""
     w = np.asarray(weights, np.float32)
     opening, rounding = np.asarray(opening, np.float32), np.asarray(rounding, np.float32)
     p = w @ TABLE
-    closing = w[..., SHAPES.index("A")]
-    shut = np.clip(2.0 * (closing + w[..., SHAPES.index("G")]), 0.0, 1.0)
+    closing, tuck = w[..., SHAPES.index("A")], w[..., SHAPES.index("G")]
+    seal = np.clip((closing - SEAL[0]) / (SEAL[1] - SEAL[0]), 0.0, 1.0)
+    shut = np.maximum(seal, np.clip(2.0 * tuck, 0.0, 1.0))
     size = OPEN_MAX * opening * (1.0 - shut) * (1.0 - PUCKER_NARROW * w[..., SHAPES.index("F")])
     table_open = p[..., P["gap_flat"]] + p[..., P["gap_round"]]
     r = np.clip(p[..., P["gap_round"]] / np.maximum(table_open, 1e-6) + rounding, 0.0, 1.0)
