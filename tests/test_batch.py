@@ -120,8 +120,11 @@ def test_ctrl_c_leaves_finished_jobs_and_no_partial_output_and_the_next_run_resu
                                                 "output": "long.mp4"}])
     shutil.copy(long_speech, jobs.parent / "long.wav")
     out = tmp_path / "out"
+    # Ctrl+C's SIGINT at its default, as a terminal gives it: a parent that ignores SIGINT (a background job of a
+    # non-interactive shell, nohup) hands the ignoring on through exec, and Python never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "lipdub", "batch", str(jobs), "-o", str(out), "-j", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     states = out / ".lipdub-batch"
     deadline = time.monotonic() + 600
     while not (states.is_dir() and any(not p.name.startswith(".") for p in states.iterdir())):  # job 1 finished
