@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 DATA = Path(__file__).parent / "data"
 # started first, so that under pytest-xdist (two processes, whole files each) the longest file does not end last.
 # xdist gives the first worker the 1st and the 3rd file at once (a worker gets its next file when it has <= 2 tests
-# left), so the 3rd is a short one: whatever stands there waits behind the 10-minute expert run.
+# left), so the 3rd is a short one: whatever stands there waits behind the 8-minute expert run.
 LONGEST_FIRST = ("test_train_expert.py", "test_train.py", "test_mel.py", "test_animate.py")
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
