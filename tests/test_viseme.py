@@ -55,14 +55,17 @@ def run_engine(image: np.ndarray, audio: np.ndarray, step: int = 1) -> tuple[Vis
     return engine, idx, [opening(apply_patch(image, p)) for p in patches]
 
 
+def espeak_spans(audio: np.ndarray, doc: dict) -> list[tuple[str, float, float]]:
+    """espeak-ng's phone events as (phone, start, end) seconds: each lasts until the next one, the last to the end."""
+    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
+    return [(p["phone"].strip("',"), a, b) for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
+
+
 def espeak_sentence(lang: str) -> tuple[np.ndarray, dict, list[tuple[str, int]]]:
     """espeak-ng's sentence in `lang`: its audio, its JSON (text, phone events) and each phone's middle frame."""
     audio = load_audio(DATA / f"espeak_{lang}.flac", sr=16000)
     doc = json.loads((DATA / f"espeak_{lang}.json").read_text())
-    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
-    middles = [(p["phone"].strip("',"), int(round((a + b) / 2 * FPS)))
-               for p, a, b in zip(doc["phones"], starts, starts[1:], strict=False)]
-    return audio, doc, middles
+    return audio, doc, [(p, int(round((a + b) / 2 * FPS))) for p, a, b in espeak_spans(audio, doc)]
 
 
 def shape_opening(image: np.ndarray, shape: str) -> float:
@@ -159,27 +162,27 @@ def test_a_closure_seals_the_lips_then_lets_them_go_into_the_next_sound(obama, l
     and they stay shut at most 2 frames (median) longer than the consonant sounds. Real speakers' lips were shut 2-3
     frames at a time on the test videos; sealed from half the closure's weight on, ours stayed shut 2.6-2.8 frames
     longer than the consonant here (median 1.5-1.7 now)."""
-    audio, doc, _ = espeak_sentence(lang)
-    phones = [p["phone"].strip("',") for p in doc["phones"]]
-    starts = [p["start"] for p in doc["phones"]] + [len(audio) / 16000]
+    audio, doc, middles = espeak_sentence(lang)
+    spans = espeak_spans(audio, doc)
     engine = VisemeEngine(text=doc["text"], lang=lang)
     engine.prepare(audio, FPS)
     closed = shape_opening(obama, "A")
     shut_for, sounds_for = [], []
-    for k in range(1, len(phones) - 1):
-        around = (phones[k - 1], phones[k + 1])
-        if phones[k] not in ("p", "b", "m") or any(p.startswith("_") or p in ("p", "b", "m") for p in around):
+    for k in range(1, len(spans) - 1):
+        phone, start, end = spans[k]
+        around = (spans[k - 1][0], spans[k + 1][0])
+        if phone not in ("p", "b", "m") or any(p.startswith("_") or p in ("p", "b", "m") for p in around):
             continue
-        middle = int(round((starts[k] + starts[k + 1]) / 2 * FPS))
+        middle = middles[k][1]
         shut = np.array(openings_at(engine, obama, list(range(middle - 4, middle + 5)))) < closed + 0.004
-        assert shut[2:7].any(), (phones[k - 1:k + 2], starts[k])  # sealed within 2 frames of its middle
+        assert shut[2:7].any(), (around, phone, start)  # sealed within 2 frames of its middle
         first = last = 2 + int(np.argmax(shut[2:7]))
         while first > 0 and shut[first - 1]:
             first -= 1
         while last < 8 and shut[last + 1]:
             last += 1
         shut_for.append(last - first + 1)
-        sounds_for.append((starts[k + 1] - starts[k]) * FPS)
+        sounds_for.append((end - start) * FPS)
     assert len(shut_for) >= 8
     assert np.median(np.subtract(shut_for, sounds_for)) <= 2.0, (shut_for, np.round(sounds_for, 1))
 
